@@ -1,0 +1,48 @@
+# airflow-feedback-loop: every target installs what it needs (uv + uv.lock) on a machine with Python and make.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+BOOTSTRAP := .local/bootstrap
+UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
+RUN := $(UV) run --locked --no-sync
+PYTEST_ARGS ?=
+
+.PHONY: help install test demo up down lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BOOTSTRAP)/bin/uv:
+	@echo "installing uv $(UV_VERSION) into $(BOOTSTRAP) ..."
+	@python3 -m venv $(BOOTSTRAP)
+	@$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## create .venv from uv.lock
+	@$(UV) sync --locked --quiet
+
+test: install ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
+	@$(RUN) pytest $(PYTEST_ARGS)
+
+demo: install ## run the loop on the bundled digits data set
+	@$(RUN) python -m feedback_loop.demo
+
+up: install ## start PostgreSQL + Airflow for interactive use (see README)
+	@$(RUN) python -m feedback_loop.stack up
+
+down: install ## stop everything `make up` or `make demo` started
+	@$(RUN) python -m feedback_loop.stack down
+
+lint: install ## ruff check + ruff format --check
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+format: install ## apply ruff format and safe fixes
+	@$(RUN) ruff check --fix .
+	@$(RUN) ruff format .
+
+bench: install ## run the benchmarks and print figures and ratios
+	@$(RUN) python -m bench
+
+clean: down ## remove local state (.local/, demo-output/)
+	@rm -rf .local demo-output

@@ -1,0 +1,67 @@
+"""`feedback-loop` command line: argparse front end; each command group lives in feedback_loop.commands.
+
+Errors the package raises on purpose become one line on stderr and a non-zero exit code; argparse's own
+usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from feedback_loop import __version__
+from feedback_loop.errors import FeedbackLoopError
+
+# Each module exposes register(subparsers); order is the order shown in --help.
+COMMAND_MODULES = (
+    "feedback_loop.commands.db",
+    "feedback_loop.commands.model",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="feedback-loop",
+        description="Close the human feedback loop around production ML models (Airflow 3 + PostgreSQL).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens, step by step")
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except FeedbackLoopError as exc:
+        print(f"feedback-loop: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("feedback-loop: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.stdout.flush()
+
+
+def actor() -> str:
+    """Who is acting, for audit trails: the OS user unless FEEDBACK_LOOP_ACTOR says otherwise."""
+    import getpass
+
+    return os.environ.get("FEEDBACK_LOOP_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

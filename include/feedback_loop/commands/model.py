@@ -1,0 +1,198 @@
+"""`feedback-loop model ...`: list, register, promote, roll back and audit model versions."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from feedback_loop import baseline, config, db, registry
+from feedback_loop.cli import actor
+from feedback_loop.commands.output import emit_json, progress, table
+from feedback_loop.errors import InvalidInputError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    parser = groups.add_parser("model", help="model registry", description="Model registry commands.")
+    commands = parser.add_subparsers(dest="command", metavar="ACTION", required=True)
+
+    listing = commands.add_parser("list", help="list versions, metrics and which one is champion")
+    listing.add_argument("--model", help="model name (default: every registered model)")
+    listing.add_argument("--json", action="store_true", help="print the result as JSON")
+    listing.set_defaults(handler=run_list)
+
+    reg = commands.add_parser(
+        "register",
+        help="register a version: train on the configured base data, or take a skops file",
+        description="Register a new version. --train fits the configured estimator on the model's base "
+        "training data; --artifact takes an existing .skops file (checked for untrusted types).",
+    )
+    reg.add_argument("--model", required=True, help="model name from the config file")
+    source = reg.add_mutually_exclusive_group(required=True)
+    source.add_argument("--train", action="store_true", help="train on the configured base training data")
+    source.add_argument("--artifact", type=Path, help="path of a scikit-learn model saved with skops")
+    reg.add_argument("--promote", action="store_true", help="make the new version champion right away")
+    reg.add_argument("--reason", default="", help="why, for the audit trail")
+    reg.add_argument("--json", action="store_true", help="print the result as JSON")
+    reg.set_defaults(handler=run_register)
+
+    promote = commands.add_parser("promote", help="make a version the champion (audited)")
+    promote.add_argument("--model", required=True, help="model name")
+    promote.add_argument("--version", required=True, type=_positive_int, help="version number to promote")
+    promote.add_argument("--reason", default="", help="why, for the audit trail")
+    promote.add_argument("--json", action="store_true", help="print the result as JSON")
+    promote.set_defaults(handler=run_promote)
+
+    rollback = commands.add_parser("rollback", help="move the champion back (default: the previous one)")
+    rollback.add_argument("--model", required=True, help="model name")
+    rollback.add_argument(
+        "--to-version", type=_positive_int, help="version to restore (default: previous champion)"
+    )
+    rollback.add_argument("--reason", default="", help="why, for the audit trail")
+    rollback.add_argument("--json", action="store_true", help="print the result as JSON")
+    rollback.set_defaults(handler=run_rollback)
+
+    history = commands.add_parser("history", help="who held the champion alias, when, and why")
+    history.add_argument("--model", required=True, help="model name")
+    history.add_argument("--json", action="store_true", help="print the result as JSON")
+    history.set_defaults(handler=run_history)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with db.connect() as conn:
+        names = [args.model] if args.model else registry.model_names(conn)
+        rows = []
+        for name in names:
+            champion = registry.current_version(conn, name)
+            for version in registry.list_versions(conn, name):
+                rows.append({**version.summary(), "champion": version.version == champion})
+    if args.json:
+        emit_json(rows)
+    elif not rows:
+        print("no model versions registered yet")
+    else:
+        for row in rows:
+            row["champion"] = "*" if row["champion"] else ""
+        print(
+            table(
+                rows,
+                [
+                    "model_name",
+                    "version",
+                    "champion",
+                    "status",
+                    "accuracy",
+                    "train_rows",
+                    "created_by",
+                    "created_at",
+                ],
+            )
+        )
+    return 0
+
+
+def run_register(args: argparse.Namespace) -> int:
+    settings = config.load()
+    model = settings.model(args.model)
+    with db.connect() as conn:
+        if args.train:
+            progress(f"training {model.name} on its base data ({model.estimator}) ...")
+            version = baseline.train_and_register(
+                conn, model, created_by=actor(), promote=args.promote, reason=args.reason
+            )
+        else:
+            version = _register_artifact(conn, model.name, args.artifact, args.reason)
+            if args.promote:
+                registry.promote(conn, model.name, version.version, actor=actor(), reason=args.reason)
+    summary = version.summary()
+    if args.json:
+        emit_json({**summary, "promoted": bool(args.promote)})
+    else:
+        accuracy = f", holdout accuracy {summary['accuracy']:.3f}" if summary["accuracy"] is not None else ""
+        promoted = " and promoted it to champion" if args.promote else ""
+        print(f"registered {model.name} v{version.version}{accuracy}{promoted}")
+    return 0
+
+
+def _register_artifact(conn, model_name: str, path: Path, reason: str) -> registry.ModelVersion:
+    if not path.is_file():
+        raise InvalidInputError(f"--artifact {path}: file not found")
+    import hashlib
+
+    probe = registry.ModelVersion(
+        model_name=model_name,
+        version=0,
+        artifact_uri=path.resolve().as_uri(),
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        format="skops",
+        status="registered",
+        classes=[],
+        feature_columns=[],
+        metrics={},
+        data_snapshot={},
+        reference_profile={},
+        parent_version=None,
+        created_by=actor(),
+        note="",
+        created_at=None,  # type: ignore[arg-type]
+    )
+    estimator = registry.load_artifact(probe)
+    if not hasattr(estimator, "predict_proba"):
+        raise InvalidInputError(
+            f"--artifact {path}: the estimator has no predict_proba; a classifier is needed"
+        )
+    return registry.register(
+        conn,
+        model_name,
+        estimator,
+        created_by=actor(),
+        note=reason or f"imported from {path.name}",
+        data_snapshot={"source": f"artifact:{path.name}"},
+    )
+
+
+def run_promote(args: argparse.Namespace) -> int:
+    with db.connect() as conn:
+        event = registry.promote(conn, args.model, args.version, actor=actor(), reason=args.reason)
+    if args.json:
+        emit_json(asdict(event))
+    else:
+        print(f"{args.model}: champion is now v{event.version} (was v{event.previous_version})")
+    return 0
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    with db.connect() as conn:
+        event = registry.rollback(
+            conn, args.model, actor=actor(), reason=args.reason, to_version=args.to_version
+        )
+    if args.json:
+        emit_json(asdict(event))
+    else:
+        print(f"{args.model}: rolled back champion from v{event.previous_version} to v{event.version}")
+    return 0
+
+
+def run_history(args: argparse.Namespace) -> int:
+    with db.connect() as conn:
+        events = registry.alias_history(conn, args.model)
+        if not events:
+            registry.list_versions(conn, args.model)  # raises for an unknown model
+    rows = [asdict(e) for e in events]
+    if args.json:
+        emit_json(rows)
+    elif not rows:
+        print(f"{args.model} has never had a champion")
+    else:
+        print(table(rows, ["id", "action", "version", "previous_version", "actor", "reason", "created_at"]))
+    return 0

@@ -1,0 +1,369 @@
+"""Model registry in PostgreSQL: versions with metrics and data snapshots, skops artifacts checked by
+sha256, and an append-only alias history where promotion and rollback are single transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from feedback_loop import paths
+from feedback_loop.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+# Types skops does not trust by default that our pipelines legitimately contain. Anything else found in
+# an artifact is refused: we never trust whatever list the file itself presents.
+TRUSTED_EXTRA_TYPES = frozenset({"numpy.dtype"})
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_name: str
+    version: int
+    artifact_uri: str
+    sha256: str
+    format: str
+    status: str
+    classes: list[str]
+    feature_columns: list[str]
+    metrics: dict[str, Any]
+    data_snapshot: dict[str, Any]
+    reference_profile: dict[str, Any]
+    parent_version: int | None
+    created_by: str
+    note: str
+    created_at: datetime
+
+    @property
+    def artifact_path(self) -> Path:
+        return Path(unquote(urlsplit(self.artifact_uri).path))
+
+    def summary(self) -> dict[str, Any]:
+        """The fields people list and compare (no reference profile)."""
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "status": self.status,
+            "accuracy": self.metrics.get("accuracy"),
+            "train_rows": self.metrics.get("train_rows"),
+            "sha256": self.sha256,
+            "artifact_uri": self.artifact_uri,
+            "parent_version": self.parent_version,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    id: int
+    model_name: str
+    alias: str
+    version: int
+    previous_version: int | None
+    action: str
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+VERSION_COLUMNS = (
+    "model_name, version, artifact_uri, sha256, format, status, classes, feature_columns, metrics, "
+    "data_snapshot, reference_profile, parent_version, created_by, note, created_at"
+)
+
+
+def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
+    """Transaction-scoped lock per model and purpose, held until commit or rollback."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{scope}:{model_name}",))
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(estimator: Any, model_name: str, version: int, directory: Path | None = None) -> Path:
+    """Serialise with skops to <artifact dir>/<model>/v<version>.skops, atomically (temp file + rename)."""
+    import skops.io as sio
+
+    target_dir = (directory or paths.artifact_dir()) / model_name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"v{version}.skops"
+    fd, tmp = tempfile.mkstemp(dir=target_dir, suffix=".tmp")
+    os.close(fd)
+    try:
+        sio.dump(estimator, tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def register(
+    conn: psycopg.Connection,
+    model_name: str,
+    estimator: Any,
+    *,
+    created_by: str,
+    metrics: dict[str, Any] | None = None,
+    data_snapshot: dict[str, Any] | None = None,
+    reference_profile: dict[str, Any] | None = None,
+    classes: list[str] | None = None,
+    feature_columns: list[str] | None = None,
+    parent_version: int | None = None,
+    status: str = "registered",
+    note: str = "",
+    artifact_root: Path | None = None,
+) -> ModelVersion:
+    """Allocate the next version number, write the artifact and record it, in one transaction."""
+    with conn.transaction():
+        _lock(conn, "register", model_name)
+        row = conn.execute(
+            "SELECT coalesce(max(version), 0) + 1 AS next FROM model_versions WHERE model_name = %s",
+            (model_name,),
+        ).fetchone()
+        version = int(row["next"])
+        path = write_artifact(estimator, model_name, version, artifact_root)
+        classes = classes if classes is not None else [str(c) for c in getattr(estimator, "classes_", [])]
+        if feature_columns is None:
+            feature_columns = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
+        conn.execute(
+            """
+            INSERT INTO model_versions (model_name, version, artifact_uri, sha256, format, status, classes,
+                feature_columns, metrics, data_snapshot, reference_profile, parent_version, created_by, note)
+            VALUES (%s, %s, %s, %s, 'skops', %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            """,
+            (
+                model_name,
+                version,
+                path.resolve().as_uri(),
+                sha256_file(path),
+                status,
+                Jsonb(classes),
+                Jsonb(feature_columns),
+                Jsonb(metrics or {}),
+                Jsonb(data_snapshot or {}),
+                Jsonb(reference_profile or {}),
+                parent_version,
+                created_by,
+                note,
+            ),
+        )
+    log.info("registered %s v%s (%s) at %s", model_name, version, status, path)
+    return get_version(conn, model_name, version)
+
+
+def _version_from_row(row: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**{**row, "sha256": row["sha256"].strip()})
+
+
+def get_version(conn: psycopg.Connection, model_name: str, version: int) -> ModelVersion:
+    row = conn.execute(
+        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_name = %s AND version = %s",  # noqa: S608
+        (model_name, version),
+    ).fetchone()
+    if row is None:
+        _require_model(conn, model_name)
+        raise NotFoundError(f"model {model_name!r} has no version {version}")
+    return _version_from_row(row)
+
+
+def _require_model(conn: psycopg.Connection, model_name: str) -> None:
+    found = conn.execute(
+        "SELECT 1 FROM model_versions WHERE model_name = %s LIMIT 1", (model_name,)
+    ).fetchone()
+    if found is None:
+        raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
+
+
+def list_versions(conn: psycopg.Connection, model_name: str) -> list[ModelVersion]:
+    rows = conn.execute(
+        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_name = %s ORDER BY version",  # noqa: S608
+        (model_name,),
+    ).fetchall()
+    if not rows:
+        raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
+    return [_version_from_row(r) for r in rows]
+
+
+def model_names(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute("SELECT DISTINCT model_name FROM model_versions ORDER BY model_name").fetchall()
+    return [r["model_name"] for r in rows]
+
+
+def current_version(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> int | None:
+    row = conn.execute(
+        "SELECT version FROM model_alias_events WHERE model_name = %s AND alias = %s ORDER BY id DESC LIMIT 1",
+        (model_name, alias),
+    ).fetchone()
+    return None if row is None else int(row["version"])
+
+
+def champion(conn: psycopg.Connection, model_name: str) -> ModelVersion:
+    version = current_version(conn, model_name)
+    if version is None:
+        _require_model(conn, model_name)
+        raise NotFoundError(f"model {model_name!r} has no champion yet; promote a version first")
+    return get_version(conn, model_name, version)
+
+
+def alias_history(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> list[AliasEvent]:
+    rows = conn.execute(
+        """
+        SELECT id, model_name, alias, version, previous_version, action, actor, reason, created_at
+        FROM model_alias_events WHERE model_name = %s AND alias = %s ORDER BY id
+        """,
+        (model_name, alias),
+    ).fetchall()
+    return [AliasEvent(**r) for r in rows]
+
+
+def _move_alias(
+    conn: psycopg.Connection,
+    model_name: str,
+    version: int,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    alias: str,
+    expected_current: int | None = None,
+) -> AliasEvent:
+    target = get_version(conn, model_name, version)
+    if target.status == "rejected":
+        raise InvalidInputError(f"{model_name} v{version} was rejected by the gate and cannot serve")
+    if not target.artifact_path.is_file():
+        raise IntegrityError(f"{model_name} v{version}: artifact {target.artifact_path} is missing")
+    current = current_version(conn, model_name, alias)
+    if expected_current is not None and current != expected_current:
+        raise ConflictError(
+            f"{model_name} {alias} is v{current}, not v{expected_current}; someone moved it meanwhile"
+        )
+    if current == version:
+        raise ConflictError(f"{model_name} v{version} is already {alias}")
+    row = conn.execute(
+        """
+        INSERT INTO model_alias_events (model_name, alias, version, previous_version, action, actor, reason)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        RETURNING id, model_name, alias, version, previous_version, action, actor, reason, created_at
+        """,
+        (model_name, alias, version, current, action, actor, reason),
+    ).fetchone()
+    log.info("%s: %s %s v%s -> v%s by %s (%s)", model_name, action, alias, current, version, actor, reason)
+    return AliasEvent(**row)
+
+
+def promote(
+    conn: psycopg.Connection,
+    model_name: str,
+    version: int,
+    *,
+    actor: str,
+    reason: str = "",
+    alias: str = CHAMPION,
+    expected_current: int | None = None,
+) -> AliasEvent:
+    """Make `version` the holder of `alias`; one transaction, serialised per model."""
+    with conn.transaction():
+        _lock(conn, f"alias:{alias}", model_name)
+        return _move_alias(
+            conn,
+            model_name,
+            version,
+            action="promote",
+            actor=actor,
+            reason=reason,
+            alias=alias,
+            expected_current=expected_current,
+        )
+
+
+def previous_holder(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> int | None:
+    """The version the current holder replaced when it was last promoted: rolling back walks back along
+    the promotion lineage (v3 -> v2 -> v1), it does not toggle between the last two holders."""
+    history = alias_history(conn, model_name, alias)
+    if not history:
+        return None
+    current = history[-1].version
+    for event in reversed(history):
+        if event.action == "promote" and event.version == current:
+            return event.previous_version
+    return None
+
+
+def rollback(
+    conn: psycopg.Connection,
+    model_name: str,
+    *,
+    actor: str,
+    reason: str = "",
+    to_version: int | None = None,
+    alias: str = CHAMPION,
+) -> AliasEvent:
+    """Move `alias` back to `to_version` (default: the previous holder); audited like a promotion."""
+    with conn.transaction():
+        _lock(conn, f"alias:{alias}", model_name)
+        current = current_version(conn, model_name, alias)
+        if current is None:
+            _require_model(conn, model_name)
+            raise InvalidInputError(f"model {model_name!r} has no {alias} to roll back from")
+        target = to_version if to_version is not None else previous_holder(conn, model_name, alias)
+        if target is None:
+            raise InvalidInputError(
+                f"model {model_name!r}: {alias} v{current} did not replace an earlier version; "
+                "nothing earlier to roll back to"
+            )
+        return _move_alias(
+            conn, model_name, target, action="rollback", actor=actor, reason=reason, alias=alias
+        )
+
+
+def load_artifact(version: ModelVersion) -> Any:
+    """Load the estimator after verifying its sha256 and that it holds only trusted types."""
+    import skops.io as sio
+
+    path = version.artifact_path
+    if not path.is_file():
+        raise IntegrityError(f"{version.model_name} v{version.version}: artifact {path} is missing")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != version.sha256:
+        raise IntegrityError(
+            f"{version.model_name} v{version.version}: artifact checksum mismatch "
+            f"(recorded {version.sha256[:12]}…, file {actual[:12]}…); refusing to load {path}"
+        )
+    try:
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a valid artifact
+        raise IntegrityError(
+            f"{version.model_name} v{version.version}: not a readable skops file: {exc}"
+        ) from exc
+    unexpected = sorted(untrusted - TRUSTED_EXTRA_TYPES)
+    if unexpected:
+        raise IntegrityError(
+            f"{version.model_name} v{version.version}: artifact contains untrusted types {unexpected}; "
+            "refusing to load"
+        )
+    return sio.loads(data, trusted=sorted(untrusted))
+
+
+def load(conn: psycopg.Connection, model_name: str, version: int | None = None) -> tuple[Any, ModelVersion]:
+    """The estimator and its registry entry: `version`, or the current champion."""
+    entry = get_version(conn, model_name, version) if version is not None else champion(conn, model_name)
+    return load_artifact(entry), entry

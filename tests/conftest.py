@@ -1,0 +1,94 @@
+"""Test session set-up: an isolated Airflow home and a fresh PostgreSQL database, dropped afterwards.
+
+The database server follows the product's own resolution order (FEEDBACK_LOOP_DB_URL, else
+127.0.0.1:5432, else a throwaway server); FEEDBACK_LOOP_DB_URL=embedded forces the throwaway server.
+Airflow settings must be in the environment before anything imports airflow, hence module level.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="fl-test-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-secret-" + uuid.uuid4().hex,
+        "FEEDBACK_LOOP_CONFIG": str(ROOT / "config" / "feedback_loop.yaml"),
+    }
+)
+_STATE_DIR = Path(tempfile.mkdtemp(prefix="fl-test-state-"))
+os.environ["FEEDBACK_LOOP_STATE_DIR"] = str(_STATE_DIR)
+os.environ["FEEDBACK_LOOP_ARTIFACT_DIR"] = str(_STATE_DIR / "models")
+sys.path.insert(0, str(ROOT))
+
+from feedback_loop import db, embedded_postgres, migrations  # noqa: E402
+
+
+def _server_for_tests() -> tuple[str, Path | None]:
+    """(server URL, embedded data dir to stop afterwards or None)."""
+    configured = os.environ.get(db.ENV_URL, "").strip()
+    if configured and configured != db.EMBEDDED:
+        return db.normalise(configured), None
+    if not configured and db.server_answers(db.LOCAL_SERVER):
+        return db.LOCAL_SERVER, None
+    data_dir = Path(tempfile.mkdtemp(prefix="fl-test-pg-"))
+    server = embedded_postgres.start(data_dir)
+    return server.url, data_dir
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    url, embedded_dir = _server_for_tests()
+    yield url
+    if embedded_dir is not None:
+        embedded_postgres.stop(embedded_dir, delete=True)
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session; every process the tests start uses it too."""
+    name = f"fl_test_{uuid.uuid4().hex[:10]}"
+    url = db.ensure_database(pg_server, name)
+    migrations.upgrade(url)
+    os.environ[db.ENV_URL] = url
+    os.environ["AIRFLOW_CONN_FEEDBACK_DB"] = url
+    db.reset_resolution()
+    yield url
+    db.reset_resolution()
+    db.drop_database(pg_server, name)
+
+
+TABLES = (
+    "model_alias_events, eval_cases, feedback, review_items, feedback_rollups, training_runs, "
+    "inference_requests, notifications, predictions, model_versions"
+)
+
+
+@pytest.fixture
+def conn(db_url: str):
+    """A connection to an emptied database (tables truncated before the test)."""
+    with db.connect(db_url) as connection:
+        connection.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        connection.commit()
+        yield connection
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+    shutil.rmtree(_STATE_DIR, ignore_errors=True)

@@ -1,0 +1,52 @@
+"""Run model_rollback through Airflow's real dag.test() against the real feedback database."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedback_loop import registry
+
+from ..integration.helpers import register_toy
+
+
+@pytest.fixture
+def three_promotions(conn):
+    for _ in range(3):
+        register_toy(conn, model_name="digits")
+    for version in (1, 2, 3):
+        registry.promote(conn, "digits", version, actor="test")
+    conn.commit()
+
+
+def run(dagbag, **params):
+    dag = dagbag.dags["model_rollback"]
+    return dag.test(run_conf=params)
+
+
+def test_rollback_dag_restores_previous_champion_in_the_audit_trail(
+    airflow_db, dagbag, conn, three_promotions
+):
+    dag_run = run(dagbag, model_name="digits", reason="v3 hurts the 7s")
+    assert dag_run.state == "success"
+    history = registry.alias_history(conn, "digits")
+    assert (history[-1].action, history[-1].version, history[-1].previous_version) == ("rollback", 2, 3)
+    assert history[-1].reason == "v3 hurts the 7s"
+    assert history[-1].actor.startswith("airflow")
+    estimator, entry = registry.load(conn, "digits")
+    assert entry.version == 2
+
+
+def test_rollback_dag_to_explicit_version(airflow_db, dagbag, conn, three_promotions):
+    dag_run = run(dagbag, model_name="digits", target_version=1, reason="back to the baseline")
+    assert dag_run.state == "success"
+    assert registry.champion(conn, "digits").version == 1
+
+
+def test_rollback_dag_fails_cleanly_without_an_earlier_version(airflow_db, dagbag, conn):
+    register_toy(conn, model_name="digits")
+    registry.promote(conn, "digits", 1, actor="test")
+    conn.commit()
+    dag_run = run(dagbag, model_name="digits", reason="nothing to go back to")
+    assert dag_run.state == "failed"
+    assert registry.champion(conn, "digits").version == 1
+    assert len(registry.alias_history(conn, "digits")) == 1

@@ -1,0 +1,80 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from feedback_loop import store
+from feedback_loop.errors import ConflictError, NotFoundError
+
+from .helpers import make_predictions, register_toy
+
+
+@pytest.fixture
+def traces(conn):
+    register_toy(conn)
+    conn.commit()
+    return make_predictions(conn, "toy", 1, 5)
+
+
+def test_log_predictions_in_bulk_round_trips_json(conn, traces):
+    assert len(traces) == 5
+    row = store.get_prediction(conn, traces[3])
+    assert row["input"] == {"f0": 3, "f1": -3}
+    assert row["probabilities"]["a"] == pytest.approx(0.9)
+    assert row["slice"] == {"region": "north"}
+    assert row["model_version"] == 1
+
+
+def test_prediction_for_unregistered_version_is_refused(conn):
+    register_toy(conn)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        make_predictions(conn, "toy", 99, 1)
+
+
+def test_feedback_with_key_is_idempotent_and_conflicts_on_other_body(conn, traces):
+    item = store.FeedbackIn(trace_id=traces[0], kind="rating", rating=2, comment="wrong digit", user_id="u1")
+    first = store.record_feedback(conn, item, idempotency_key="k-1")
+    again = store.record_feedback(conn, item, idempotency_key="k-1")
+    assert first.created and not again.created
+    assert again.row["id"] == first.row["id"]
+    assert first.row["is_negative"] is True
+    count = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"]
+    assert count == 1
+    with pytest.raises(ConflictError, match="different body"):
+        store.record_feedback(
+            conn, store.FeedbackIn(trace_id=traces[0], kind="rating", rating=5), idempotency_key="k-1"
+        )
+
+
+def test_feedback_for_unknown_trace_is_not_found(conn, traces):
+    with pytest.raises(NotFoundError, match="unknown trace_id"):
+        store.record_feedback(conn, store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"))
+
+
+def test_database_constraints_reject_inconsistent_feedback(conn, traces):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        store.record_feedback(conn, store.FeedbackIn(trace_id=traces[0], kind="rating", rating=9))
+
+
+def test_read_feedback_for_an_interval(conn, traces):
+    for i, trace in enumerate(traces):
+        store.record_feedback(conn, store.FeedbackIn(trace_id=trace, kind="thumbs_up", user_id=f"u{i}"))
+    conn.execute("UPDATE feedback SET created_at = created_at - interval '2 hours' WHERE user_id = 'u0'")
+    now = datetime.now(UTC)
+    recent = store.read_feedback(conn, now - timedelta(hours=1), now + timedelta(minutes=1), "toy")
+    assert sorted(r["user_id"] for r in recent) == ["u1", "u2", "u3", "u4"]
+    assert store.read_feedback(conn, now - timedelta(hours=1), now, "other") == []
+
+
+def test_queue_review_items_is_idempotent_per_trace_and_reason(conn, traces):
+    requests = [
+        store.ReviewRequest(trace_id=t, reason="low_confidence", priority=1 - i / 10)
+        for i, t in enumerate(traces[:3])
+    ]
+    created = store.queue_review_items(conn, requests, assigned_reviewers=["alice"])
+    assert len(created) == 3
+    assert store.queue_review_items(conn, requests) == []
+    queued = store.review_items(conn, "toy", "queued")
+    assert [str(r["trace_id"]) for r in queued] == [str(t) for t in traces[:3]]
+    assert queued[0]["assigned_reviewers"] == ["alice"]
