@@ -27,7 +27,7 @@ test: install ## run the whole test suite (starts its own PostgreSQL if none ans
 demo: install ## run the loop on the bundled digits data set
 	@$(RUN) python -m feedback_loop.demo
 
-up: install ## start PostgreSQL + Airflow for interactive use (see README)
+up: install ## start PostgreSQL + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
 	@$(RUN) python -m feedback_loop.stack up
 
 down: install ## stop everything `make up` or `make demo` started
