@@ -19,7 +19,7 @@ $(BOOTSTRAP)/bin/uv:
 	@$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## create .venv from uv.lock
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --all-extras --quiet
 
 test: install ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
 	@$(RUN) pytest $(PYTEST_ARGS)
