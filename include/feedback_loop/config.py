@@ -133,6 +133,15 @@ class AlertConfig(Strict):
     accuracy_drop: Annotated[float, Field(ge=0, le=1)] = 0.1
     psi: Annotated[float, Field(gt=0)] = 0.2
     backlog_age_hours: Annotated[float, Field(gt=0)] = 48
+    # Rates only alert once they rest on this many rows, so one thumbs-down in a quiet hour pages nobody.
+    min_signals: Annotated[int, Field(ge=1)] = 20
+    min_labelled: Annotated[int, Field(ge=1)] = 20
+    min_drift_rows: Annotated[int, Field(ge=1)] = 100
+
+
+class AggregationConfig(Strict):
+    drift_max_rows: Annotated[int, Field(ge=100)] = 50_000
+    dashboard_days: Annotated[int, Field(ge=1, le=366)] = 14
 
 
 class Settings(Strict):
@@ -141,6 +150,7 @@ class Settings(Strict):
     triage: TriageConfig = TriageConfig()
     notify: NotifyConfig = NotifyConfig()
     alerts: AlertConfig = AlertConfig()
+    aggregation: AggregationConfig = AggregationConfig()
 
     @model_validator(mode="after")
     def unique_names(self) -> Settings:
