@@ -80,11 +80,14 @@ def event_stream(
     seed: int = 1,
     shift: dict[str, float] | None = None,
     estimator: Any = None,
+    start: datetime = T0,
+    happy: bool = False,
 ) -> list[Event]:
     """Predictions with feedback of every kind, review items answered hours later or never, in time order.
 
     With `estimator`, labels and confidences are the model's own (so confidence matches its reference
-    profile); otherwise a cheap stand-in.
+    profile); otherwise a cheap stand-in. `happy` users mostly approve and reviewers mostly confirm, so
+    no alert but drift fires.
     """
     import numpy as np
 
@@ -92,7 +95,7 @@ def event_stream(
     shift = shift or {}
     events: list[Event] = []
     for hour in range(hours):
-        base = T0 + hour * HOUR
+        base = start + hour * HOUR
         for version in versions:
             for _ in range(per_hour):
                 at = base + timedelta(seconds=int(rng.integers(0, 3000)))
@@ -117,6 +120,8 @@ def event_stream(
                     )
                 )
                 roll = rng.random()
+                if happy:  # push the draw into the thumbs-up band most of the time
+                    roll = roll * 0.15 if rng.random() < 0.9 else roll
                 later = at + timedelta(seconds=int(rng.integers(1, 500)))
                 common = {"trace_id": trace, "model_name": model_name, "model_version": version}
                 if roll < 0.15:
@@ -139,7 +144,8 @@ def event_stream(
                     events.append(Event(at, "review", {**common, "key": key}))
                     if rng.random() < 0.8:
                         answered = at + timedelta(seconds=int(rng.integers(60, 4 * 3600)))
-                        truth = label if rng.random() < 0.7 else ("a" if label == "b" else "b")
+                        right = 0.97 if happy else 0.7
+                        truth = label if rng.random() < right else ("a" if label == "b" else "b")
                         kind = "thumbs_up" if truth == label else "correction"
                         events.append(
                             Event(answered, "answer", {**common, "key": key, "label": truth, "kind": kind})

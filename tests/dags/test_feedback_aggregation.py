@@ -1,0 +1,110 @@
+"""Run feedback_aggregation through Airflow's real dag.test() against the real feedback database."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedback_loop import aggregation, config, registry
+
+from ..integration.aggregation_data import (
+    HOUR,
+    T0,
+    Replayer,
+    event_stream,
+    register_profiled,
+    rollup_values,
+    settings_for,
+)
+
+MODEL = "digits"  # the model of the bundled config the DAG maps over
+SLICE = "writer_group"
+
+
+@pytest.fixture
+def digits_with_drifted_hour(conn):
+    """digits v1 with a reference profile; hour T0 normal, hour T0+1h with feature f1 shifted."""
+    register_profiled(conn, settings_for(MODEL, SLICE), MODEL, SLICE)
+    conn.commit()
+    estimator, _ = registry.load(conn, MODEL, 1)
+    calm = event_stream(
+        MODEL, [1], hours=1, slice_column=SLICE, per_hour=300, estimator=estimator, happy=True
+    )
+    drifted = event_stream(
+        MODEL,
+        [1],
+        hours=1,
+        slice_column=SLICE,
+        per_hour=300,
+        estimator=estimator,
+        shift={"f1": 1.5},
+        seed=7,
+        start=T0 + HOUR,
+        happy=True,
+    )
+    events = sorted([*calm, *drifted], key=lambda e: (e.at, e.kind, str(e.data.get("trace_id"))))
+    Replayer(conn).until(events, T0 + 2 * HOUR)
+
+
+def retraining_events() -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.uri == "feedback_loop://retraining_needed")
+            .order_by(AssetEvent.id)
+        ).all()
+        return [dict(r.extra) for r in rows]
+
+
+def run_interval(dagbag, start):
+    """A run whose data interval is [start, start + 1h). dag.test() creates a manual run, and a manual
+    run covers the last complete interval before its logical date, hence start + 1h."""
+    dag = dagbag.dags["feedback_aggregation"]
+    return dag.test(logical_date=start + HOUR)
+
+
+def test_dag_rolls_up_its_data_interval_and_reruns_identically(
+    airflow_db, dagbag, conn, digits_with_drifted_hour
+):
+    settings = config.load()
+    first = run_interval(dagbag, T0)
+    assert first.state == "success"
+    assert (first.data_interval_start, first.data_interval_end) == (T0, T0 + HOUR)
+    via_dag = rollup_values(conn, MODEL)
+    assert len(via_dag) == 1
+    assert [t.state for t in first.get_task_instances() if t.task_id == "check_alerts"] == ["skipped"]
+
+    for _ in range(2):
+        assert run_interval(dagbag, T0).state == "success"
+        assert rollup_values(conn, MODEL) == via_dag
+
+    conn.execute("DELETE FROM feedback_rollups")
+    conn.commit()
+    aggregation.aggregate_interval(conn, settings.model(MODEL), settings, T0, T0 + HOUR)
+    assert rollup_values(conn, MODEL) == via_dag
+
+
+def test_injected_drift_emits_retraining_needed_with_the_reason(
+    airflow_db, dagbag, conn, digits_with_drifted_hour
+):
+    before = len(retraining_events())
+    dag_run = run_interval(dagbag, T0 + HOUR)
+    assert dag_run.state == "success"
+    (rollup,) = aggregation.read_rollups(conn, MODEL, T0 + HOUR, T0 + 2 * HOUR)
+    assert rollup["drift"]["features"]["f1"]["psi"] > config.load().alerts.psi
+
+    events = retraining_events()[before:]
+    assert len(events) == 1
+    extra = events[0]
+    assert extra["model_name"] == MODEL
+    assert extra["interval_start"] == (T0 + HOUR).isoformat()
+    assert "'f1' drifted" in extra["reason"]
+    assert [a["metric"] for a in extra["alerts"] if a["kind"] == "drift"] == ["drift.f1.psi"]
+    notified = conn.execute("SELECT topic FROM notifications").fetchall()
+    assert [n["topic"] for n in notified] == [
+        f"retraining_needed:{MODEL}:{extra['interval_start']}/{extra['interval_end']}"
+    ]
