@@ -1,0 +1,154 @@
+"""
+### feedback_inference
+
+Scores pending inference requests with a model's **champion**, logs every prediction (trace id, model
+version, confidence, class probabilities, slice attributes) and sends the least confident ones to human
+review in the Airflow UI (**Browse → Required Actions**).
+
+1. `score_requests` takes up to *Batch size* pending rows of `inference_requests` (apps insert them, or
+   `feedback-loop predict --model NAME --input FILE.csv`), verifies the champion artifact's checksum, scores
+   and logs the predictions, and queues those below the confidence threshold in `review_items`.
+   Queued items older than `review_queue_max_age_hours` expire.
+2. `route_reviews` branches: `open_reviews` when review items are waiting and the budget is above zero,
+   else `no_review`.
+3. `open_reviews` picks up to *Review budget* queued items, lowest confidence first (the rest stay queued
+   for later runs), and `review` asks one human-in-the-loop question per item: the input as a table, the
+   prediction, its confidence and the top alternatives; options are the candidate labels by probability,
+   *None of these* (type the corrected label) and *Skip*. Reviewers are notified through the webhook.
+4. Each answer is written to `feedback` (source `review`, the reviewer's id, latency since the review
+   opened) and closes its review item. An unanswered review expires after `review_timeout_minutes`.
+5. `close_round` puts back in the queue any item whose review task failed before recording an answer.
+
+Needs: Airflow connection `feedback_db` (PostgreSQL), or `FEEDBACK_LOOP_DB_URL`; `FEEDBACK_LOOP_CONFIG`
+for the models (defaults to the bundled example); a champion registered for the model; optionally
+`FEEDBACK_LOOP_WEBHOOK_URL` for reviewer notifications and `[api] base_url` for links to the review tasks.
+"""
+
+from __future__ import annotations
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+from feedback_loop import config
+from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, FEEDBACK, PREDICTIONS, TAGS, model_param
+from feedback_loop.adapters.airflow_hitl import ReviewNotifier, ReviewOperator, review_params
+
+_MODELS = config.load().models
+_CONFIGURED = ", ".join(
+    f"{m.name}: threshold {m.confidence_threshold}, budget {m.review_budget}" for m in _MODELS
+)
+
+
+@dag(
+    # Scheduled runs score the default (first) model; other models are triggered with their name.
+    schedule=_MODELS[0].schedules.inference,
+    catchup=False,
+    # Runs wait for humans; a later run may score new requests meanwhile (rows are locked per run).
+    max_active_runs=4,
+    default_args=DEFAULT_ARGS,
+    tags=[*TAGS, "inference", "review"],
+    doc_md=__doc__,
+    params={
+        "model_name": model_param("The model whose pending requests are scored."),
+        "confidence_threshold": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            maximum=1,
+            title="Confidence threshold",
+            description=f"Predictions below this go to human review. Empty = the model's configured value "
+            f"({_CONFIGURED}).",
+        ),
+        "review_budget": Param(
+            None,
+            type=["null", "integer"],
+            minimum=0,
+            maximum=500,
+            title="Review budget",
+            description="At most this many review tasks in this run (lowest confidence first); the rest "
+            "stay queued. Empty = the model's configured value.",
+        ),
+        "batch_size": Param(
+            1000,
+            type="integer",
+            minimum=1,
+            maximum=100_000,
+            title="Batch size",
+            description="How many pending requests to score in this run (oldest first).",
+        ),
+    },
+)
+def feedback_inference():
+    @task(outlets=[PREDICTIONS])
+    def score_requests() -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from feedback_loop import db, inference
+        from feedback_loop.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+
+        context = get_current_context()
+        params = context["params"]
+        model = config.load().model(params["model_name"])
+        threshold = params["confidence_threshold"] or model.confidence_threshold
+        budget = params["review_budget"] if params["review_budget"] is not None else model.review_budget
+        try:
+            with db.connect() as conn:
+                result = inference.score_batch(
+                    conn,
+                    model,
+                    threshold=threshold,
+                    batch_size=params["batch_size"],
+                    run_id=context["run_id"],
+                )
+        except (IntegrityError, InvalidInputError, NotFoundError, ConfigError) as exc:
+            # Retrying cannot fix a tampered artifact, a missing champion or a bad parameter.
+            raise AirflowFailException(str(exc)) from exc
+        summary = result.to_dict()
+        del summary["trace_ids"]  # can be thousands; they are in `predictions` under this run id
+        return {**summary, "review_budget": budget}
+
+    @task.branch
+    def route_reviews(batch: dict) -> str:
+        if batch["review_budget"] > 0 and batch["queued_total"] > 0:
+            return "open_reviews"
+        return "no_review"
+
+    @task
+    def open_reviews(batch: dict) -> list[dict]:
+        from feedback_loop import db, inference
+        from feedback_loop.adapters.airflow_hitl import review_task_kwargs
+
+        context = get_current_context()
+        model = config.load().model(batch["model_name"])
+        ref = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "task_id": "review"}
+        with db.connect() as conn:
+            tasks = inference.open_reviews(
+                conn, model, budget=batch["review_budget"], hitl_ref=ref, threshold=batch["threshold"]
+            )
+        return review_task_kwargs(model, tasks)
+
+    @task(trigger_rule=TriggerRule.NONE_SKIPPED, outlets=[FEEDBACK])
+    def close_round() -> dict:
+        from feedback_loop import db, inference
+
+        context = get_current_context()
+        with db.connect() as conn:
+            requeued = inference.requeue_unfinished(conn, context["dag"].dag_id, context["run_id"])
+        if requeued:
+            print(f"review item(s) {requeued} got no recorded answer; they are queued again for a later run")
+        return {"requeued": requeued}
+
+    batch = score_requests()
+    route = route_reviews(batch)
+    opened = open_reviews(batch)
+    reviews = ReviewOperator.partial(
+        task_id="review",
+        params=review_params(),
+        notifiers=[ReviewNotifier()],
+        map_index_template="review item {{ task.review_item_id }}",
+    ).expand_kwargs(opened)
+    route >> [opened, EmptyOperator(task_id="no_review")]
+    reviews >> close_round()
+
+
+feedback_inference()

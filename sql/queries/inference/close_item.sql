@@ -1,0 +1,6 @@
+-- Close one review item; only an open item changes, so a repeated answer is a no-op.
+UPDATE review_items
+SET status = %(status)s,
+    answered_at = CASE WHEN %(status)s::text = 'answered' THEN %(answered_at)s::timestamptz END
+WHERE id = %(id)s AND status = 'open'
+RETURNING id, status

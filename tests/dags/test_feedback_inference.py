@@ -1,0 +1,316 @@
+"""Run feedback_inference with Airflow's real dag.test() against the real feedback database, and answer
+its review tasks through Airflow's real REST API (in-process, from a helper thread).
+
+Under dag.test() a review task waits until someone answers it, so every test starts a `Reviewer` thread:
+it answers what it is told to, and answers anything else with "Skip" so a broken run can never hang the
+suite (the pytest-timeout marks are the last line of defence).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from feedback_loop import inference, registry, review
+
+from ..integration.helpers import register_toy
+
+DAG_ID = "feedback_inference"
+PENDING = {"response_received": "false", "state": "awaiting_input"}
+
+
+def api_client():
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    return TestClient(create_app(apps="core"))
+
+
+def bearer(username: str) -> dict[str, str]:
+    """A real JWT for an Airflow user, as POST /auth/token would issue it."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=username, role="admin"))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def hitl_details(client, run_id: str = "~", **query: str) -> dict[str, Any]:
+    response = client.get(
+        f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='~')}/hitlDetails", params=query
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# decide(detail) -> (username, chosen option, params_input) for a review task
+Decision = Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]
+
+
+class Reviewer(threading.Thread):
+    """Waits for `expected` pending review tasks, then answers each with PATCH .../hitlDetails."""
+
+    def __init__(self, expected: int, decide: Decision | None = None, *, timeout_instead: bool = False):
+        super().__init__(daemon=True)
+        self.expected = expected
+        self.decide = decide
+        self.timeout_instead = timeout_instead
+        self.pending: list[dict[str, Any]] = []
+        self.responses: list[tuple[int, dict[str, Any]]] = []
+        self.unexpected = 0
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        client = None
+        try:
+            client = api_client()
+            self.pending = self._wait_for_pending(client)
+            if self.timeout_instead:
+                self._let_them_time_out()
+                return
+            for detail in self.pending:
+                user, option, params = self.decide(detail)
+                self._answer(client, detail, user, option, params)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test, never swallowed
+            self.error = exc
+        finally:
+            if client is not None:
+                self._answer_leftovers(client)
+
+    def _wait_for_pending(self, client, deadline: float = 120) -> list[dict[str, Any]]:
+        if not self.expected:
+            return []
+        end = time.monotonic() + deadline
+        while time.monotonic() < end and not self.stop.is_set():
+            details = hitl_details(client, **PENDING)["hitl_details"]
+            if self.expected and len(details) >= self.expected:
+                time.sleep(0.5)  # let any extra (wrong) task show up before we count
+                return hitl_details(client, **PENDING)["hitl_details"]
+            time.sleep(0.2)
+        raise AssertionError(f"expected {self.expected} pending review tasks, saw {len(details)}")
+
+    def _answer(self, client, detail: dict[str, Any], user: str, option: str, params: dict[str, Any]) -> None:
+        ti = detail["task_instance"]
+        url = (
+            f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(ti['dag_run_id'], safe='')}/taskInstances/"
+            f"{ti['task_id']}/{ti['map_index']}/hitlDetails"
+        )
+        response = client.patch(
+            url, json={"chosen_options": [option], "params_input": params}, headers=bearer(user)
+        )
+        self.responses.append((response.status_code, response.json()))
+
+    def _let_them_time_out(self) -> None:
+        """Move each task's response deadline to now and run the scheduler's real timeout sweep."""
+        from airflow.jobs.job import Job
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils import timezone
+        from airflow.utils.session import create_session
+        from sqlalchemy import update
+
+        ids = [uuid.UUID(d["task_instance"]["id"]) for d in self.pending]
+        with create_session() as session:
+            session.execute(
+                update(TaskInstance)
+                .where(TaskInstance.id.in_(ids))
+                .values(trigger_timeout=timezone.utcnow() - timedelta(seconds=1))
+            )
+        SchedulerJobRunner(job=Job(), executors=[]).check_awaiting_input_timeouts()
+
+    def _answer_leftovers(self, client) -> None:
+        """Anything still waiting (a test that went wrong) is skipped so dag.test() always returns."""
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not self.stop.is_set():
+            for detail in hitl_details(client, **PENDING)["hitl_details"]:
+                self.unexpected += 1
+                self._answer(client, detail, "cleanup", review.SKIP, {})
+            time.sleep(0.3)
+
+
+def run_dag(dagbag, reviewer: Reviewer, **conf):
+    reviewer.start()
+    try:
+        return dagbag.dags[DAG_ID].test(run_conf={"model_name": "digits", **conf})
+    finally:
+        reviewer.stop.set()
+        reviewer.join(timeout=30)
+
+
+def enqueue(conn, f0_values: list[float]) -> None:
+    rows = [({"f0": f0, "f1": 0.0, "writer_group": "abc"[i % 3]}, {}) for i, f0 in enumerate(f0_values)]
+    inference.enqueue_requests(conn, "digits", rows)
+    conn.commit()
+
+
+def expected_confidences(conn, f0_values: list[float]) -> list[float]:
+    import pandas as pd
+
+    estimator, _ = registry.load(conn, "digits")
+    frame = pd.DataFrame({"f0": f0_values, "f1": [0.0] * len(f0_values)})
+    return [float(p.max()) for p in estimator.predict_proba(frame)]
+
+
+@pytest.fixture
+def champion(conn):
+    version = register_toy(conn, model_name="digits")
+    registry.promote(conn, "digits", version.version, actor="test")
+    conn.commit()
+    return version
+
+
+def task_states(dag_run) -> dict[tuple[str, int], str]:
+    return {(ti.task_id, ti.map_index): ti.state for ti in dag_run.get_task_instances()}
+
+
+MIXED_BATCH = [-3.0, 2.5, 3.0, 0.02, -0.05, 0.1, -0.2, 0.3, -2.8, 0.01]
+
+
+@pytest.mark.timeout(300)
+def test_low_confidence_predictions_are_reviewed_through_the_rest_api(airflow_db, dagbag, conn, champion):
+    confidences = expected_confidences(conn, MIXED_BATCH)
+    below = sorted(c for c in confidences if c < 0.8)
+    budget = 3
+    assert len(below) > budget, "the batch must leave some items queued"
+    enqueue(conn, MIXED_BATCH)
+
+    def decide(detail: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        predicted, alternative = detail["options"][0], detail["options"][1]
+        map_index = detail["task_instance"]["map_index"]
+        if map_index == 0:
+            return "alice", predicted, {"corrected_label": None, "comment": None}
+        if map_index == 1:
+            return "bob", alternative, {"corrected_label": None, "comment": "clearly the other one"}
+        return "alice", review.NONE_OF_THESE, {"corrected_label": "c", "comment": "new class"}
+
+    reviewer = Reviewer(expected=budget, decide=decide)
+    dag_run = run_dag(dagbag, reviewer, review_budget=budget)
+    assert reviewer.error is None, reviewer.error
+    assert reviewer.unexpected == 0
+    assert dag_run.state == "success"
+
+    # Exactly `budget` mapped review tasks were listed as pending (what Required Actions shows).
+    assert sorted(d["task_instance"]["map_index"] for d in reviewer.pending) == [0, 1, 2]
+    assert all(d["task_instance"]["task_id"] == "review" for d in reviewer.pending)
+    assert [status for status, _ in reviewer.responses] == [200, 200, 200]
+    states = task_states(dag_run)
+    assert sorted(k for k in states if k[0] == "review") == [("review", 0), ("review", 1), ("review", 2)]
+    assert states[("no_review", -1)] == "skipped"
+    assert states[("close_round", -1)] == "success"
+
+    # Every request is scored and every prediction logged with its run, probabilities and slice.
+    predictions = conn.execute(
+        "SELECT trace_id, confidence, probabilities, slice, model_version, source_run_id FROM predictions"
+    ).fetchall()
+    assert len(predictions) == len(MIXED_BATCH)
+    assert {p["source_run_id"] for p in predictions} == {dag_run.run_id}
+    assert {p["model_version"] for p in predictions} == {champion.version}
+    assert all(set(p["probabilities"]) == {"a", "b"} and "writer_group" in p["slice"] for p in predictions)
+    assert sorted(p["confidence"] for p in predictions) == pytest.approx(sorted(confidences))
+    requests = conn.execute("SELECT status, trace_id FROM inference_requests").fetchall()
+    assert {r["status"] for r in requests} == {"scored"}
+    assert {r["trace_id"] for r in requests} == {p["trace_id"] for p in predictions}
+
+    # The three least confident were reviewed, in order; the others below the threshold stay queued.
+    items = conn.execute(
+        """
+        SELECT ri.id, ri.status, ri.answered_at, ri.hitl_ref, p.confidence, p.output_label
+        FROM review_items ri JOIN predictions p USING (trace_id) ORDER BY p.confidence, ri.id
+        """
+    ).fetchall()
+    assert len(items) == len(below)
+    assert [i["status"] for i in items] == ["answered"] * budget + ["queued"] * (len(below) - budget)
+    assert [i["hitl_ref"]["map_index"] for i in items[:budget]] == [0, 1, 2]
+    assert all(i["hitl_ref"]["run_id"] == dag_run.run_id for i in items[:budget])
+    assert all(i["answered_at"] is not None for i in items[:budget])
+
+    feedback = conn.execute(
+        "SELECT review_item_id, kind, label, user_id, source, comment, latency_seconds FROM feedback "
+        "ORDER BY review_item_id"
+    ).fetchall()
+    by_item = {f["review_item_id"]: f for f in feedback}
+    assert len(feedback) == budget
+    first, second, third = (by_item[i["id"]] for i in items[:budget])
+    assert (first["kind"], first["label"], first["user_id"]) == (
+        "thumbs_up",
+        items[0]["output_label"],
+        "alice",
+    )
+    other = {"a": "b", "b": "a"}[items[1]["output_label"]]
+    assert (second["kind"], second["label"], second["user_id"]) == ("correction", other, "bob")
+    assert second["comment"] == "clearly the other one"
+    assert (third["kind"], third["label"], third["user_id"], third["comment"]) == (
+        "correction",
+        "c",
+        "alice",
+        "new class",
+    )
+    assert all(f["source"] == "review" and f["latency_seconds"] is not None for f in feedback)
+    assert all(f["latency_seconds"] >= 0 for f in feedback)
+
+    # The REST API lists the run's mapped review tasks with the reviewers who answered them.
+    listed = hitl_details(api_client(), run_id=dag_run.run_id)
+    assert listed["total_entries"] == budget
+    assert sorted(d["responded_by_user"]["id"] for d in listed["hitl_details"]) == ["alice", "alice", "bob"]
+
+
+@pytest.mark.timeout(180)
+def test_confident_batch_runs_the_skip_branch_and_creates_no_review_task(airflow_db, dagbag, conn, champion):
+    batch = [-3.0, 3.0, 2.8, -2.6]
+    assert min(expected_confidences(conn, batch)) >= 0.8
+    enqueue(conn, batch)
+    reviewer = Reviewer(expected=0)
+    dag_run = run_dag(dagbag, reviewer)
+    assert reviewer.error is None, reviewer.error
+    assert reviewer.unexpected == 0
+    assert dag_run.state == "success"
+    states = task_states(dag_run)
+    assert states[("no_review", -1)] == "success"
+    assert states[("open_reviews", -1)] == "skipped"
+    assert all(state == "skipped" for (task_id, _), state in states.items() if task_id == "review")
+    assert hitl_details(api_client(), run_id=dag_run.run_id)["total_entries"] == 0
+    assert conn.execute("SELECT count(*) AS n FROM predictions").fetchone()["n"] == len(batch)
+    assert conn.execute("SELECT count(*) AS n FROM review_items").fetchone()["n"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_unanswered_review_expires_through_the_scheduler_timeout(airflow_db, dagbag, conn, champion):
+    enqueue(conn, [0.02, 3.0])
+    reviewer = Reviewer(expected=1, timeout_instead=True)
+    dag_run = run_dag(dagbag, reviewer)
+    assert reviewer.error is None, reviewer.error
+    assert reviewer.unexpected == 0
+    assert dag_run.state == "success"
+    item = conn.execute("SELECT status, answered_at FROM review_items").fetchone()
+    assert (item["status"], item["answered_at"]) == ("expired", None)
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 0
+    detail = hitl_details(api_client(), run_id=dag_run.run_id)["hitl_details"][0]
+    assert detail["chosen_options"] == [review.DEFAULT_OPTION]
+    assert detail["responded_by_user"] is None
+
+
+@pytest.mark.timeout(180)
+def test_tampered_champion_fails_the_run_and_logs_nothing(airflow_db, dagbag, conn, champion):
+    enqueue(conn, [0.02, 3.0])
+    with champion.artifact_path.open("ab") as handle:
+        handle.write(b"tampered")
+    reviewer = Reviewer(expected=0)
+    dag_run = run_dag(dagbag, reviewer)
+    assert reviewer.unexpected == 0
+    assert dag_run.state == "failed"
+    states = task_states(dag_run)
+    assert states[("score_requests", -1)] == "failed"
+    score_ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "score_requests")
+    assert score_ti.try_number == 1, "an integrity failure must not be retried"
+    assert conn.execute("SELECT count(*) AS n FROM predictions").fetchone()["n"] == 0
+    assert {r["status"] for r in conn.execute("SELECT status FROM inference_requests").fetchall()} == {
+        "pending"
+    }
