@@ -115,6 +115,8 @@ class ApiConfig(Strict):
     max_comment_length: Annotated[int, Field(gt=0)] = 4_000
     low_rating_requires_comment: bool = False
     low_rating_comment_min_length: Annotated[int, Field(ge=0)] = 10
+    # 10,000 items of a few hundred bytes fit easily; larger bodies are refused with 413 before parsing.
+    max_body_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
 
 
 class TriageConfig(Strict):

@@ -1,0 +1,57 @@
+"""Airflow adapter: the feedback API's access checks, done by Airflow's own security code.
+
+The feedback API accepts exactly the tokens Airflow's REST API accepts (`POST /auth/token`), verified by
+the configured auth manager through `airflow.api_fastapi.core_api.security`:
+- reads (GET) need `requires_access_asset("GET")`: who may read assets may read feedback;
+- writes (POST) need `requires_access_asset("POST")`: each accepted write is an update of the
+  `feedback_loop://feedback` asset, so the permission to create asset events is the one that fits.
+  With the simple auth manager that is role op or admin; a viewer or user gets 403.
+Asset checks need no lookup in Airflow's metadata DB (DAG checks would, for the DAG's team), so a write
+costs one token check and the revoked-token lookup Airflow always does.
+
+Those dependencies find the auth manager through `airflow.api_fastapi.app.get_auth_manager()` (the
+process-wide instance), not through `request.app.state`, so they work unchanged inside the plugin's
+mounted sub-app. The standalone server (`feedback-loop api serve`) initialises the same auth manager
+without mounting Airflow's routes; it must share the API server's `[api_auth]` settings
+(AIRFLOW__API_AUTH__JWT_SECRET or the JWT key files) and its metadata DB (revoked tokens).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from feedback_loop.api.app import Access, create_app
+
+log = logging.getLogger(__name__)
+
+
+def airflow_access() -> Access:
+    from airflow.api_fastapi.core_api.security import requires_access_asset
+
+    return Access(read=requires_access_asset("GET"), write=requires_access_asset("POST"))
+
+
+def create_plugin_app() -> FastAPI:
+    """The app the plugin mounts at /feedback-api; Airflow's API server initialises the auth manager."""
+    return create_app(airflow_access())
+
+
+def create_standalone_app() -> FastAPI:
+    """The app `feedback-loop api serve` runs: initialises Airflow's auth manager in this process first."""
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.configuration import conf
+
+    manager = init_auth_manager()
+    if not (
+        conf.get("api_auth", "jwt_secret", fallback="")
+        or conf.get("api_auth", "jwt_private_key_path", fallback="")
+        or conf.get("api_auth", "trusted_jwks_url", fallback="")
+    ):
+        log.warning(
+            "no [api_auth] jwt_secret, jwt_private_key_path or trusted_jwks_url is configured: tokens from "
+            "the Airflow API server will be refused; set AIRFLOW__API_AUTH__JWT_SECRET to its secret"
+        )
+    log.info("feedback API verifies Airflow tokens with %s", type(manager).__name__)
+    return create_app(airflow_access())

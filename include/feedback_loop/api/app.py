@@ -1,0 +1,202 @@
+"""Builds the FastAPI app of the feedback API from the route table, with readable errors.
+
+Every error body has one shape: {"detail": [{"field": "...", "reason": "..."}]}, including FastAPI's
+request validation errors, which are rewritten here so a client reads "rating: must be between 1 and 5"
+rather than pydantic's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from feedback_loop import __version__, config
+from feedback_loop.api.problems import ApiProblem
+from feedback_loop.api.routes import ROUTES
+from feedback_loop.api.schemas import ProblemOut
+from feedback_loop.api.service import FeedbackService
+from feedback_loop.errors import DatabaseUnavailableError
+
+DESCRIPTION = """Human feedback on logged predictions: validated, de-duplicated, PII-masked and triaged.
+
+Authenticate with an Airflow token (`POST /auth/token` on the Airflow API server) sent as
+`Authorization: Bearer <token>`. Reads need permission to read assets, writes permission to create asset
+events (in Airflow's simple auth manager: role viewer reads, role op or admin writes).
+Retries are safe with an `Idempotency-Key` header or a `client_event_id` in the body.
+"""
+
+
+@dataclass(frozen=True)
+class Access:
+    """FastAPI dependencies that authorise a request (they raise 401/403 themselves)."""
+
+    read: Callable[..., Any]
+    write: Callable[..., Any]
+
+
+class BodySizeLimit:
+    """Refuses request bodies over the configured size with 413 before they are read into memory."""
+
+    def __init__(self, app: Any, limit: Callable[[], int]) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit()
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            response = JSONResponse(_too_large(limit), status_code=413)
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    # FastAPI passes HTTPException raised while reading the body through unchanged.
+                    raise HTTPException(413, detail=_too_large(limit)["detail"])
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {
+        "detail": [{"field": "body", "reason": f"request body is larger than the limit of {limit} bytes"}]
+    }
+
+
+def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    """('body', 'items', 3, 'rating') -> 'items[3].rating'; ('header', 'Idempotency-Key') -> 'Idempotency-Key'."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie") and len(parts) > 1:
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"
+
+
+def reason(error: dict[str, Any]) -> str:
+    kind, ctx = error.get("type", ""), error.get("ctx") or {}
+    simple = {
+        "missing": "is required",
+        "extra_forbidden": "is not a known field",
+        "int_type": "must be an integer",
+        "int_parsing": "must be an integer",
+        "int_from_float": "must be an integer",
+        "string_type": "must be a string",
+        "uuid_parsing": "must be a UUID such as 7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11",
+        "uuid_type": "must be a UUID such as 7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11",
+        "model_attributes_type": "must be a JSON object",
+        "dict_type": "must be a JSON object",
+        "model_type": "must be a JSON object",
+        "list_type": "must be a JSON array",
+        "bool_type": "must be true or false",
+        "float_type": "must be a number",
+        "float_parsing": "must be a number",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected')}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} character(s) long"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "json_invalid":
+        position = error.get("loc", ("body", "?"))[-1]
+        return f"is not valid JSON ({ctx.get('error', 'parse error')} at character {position})"
+    return str(error.get("msg", "is invalid"))
+
+
+def readable_errors(errors: list[dict[str, Any]], limit: int = 20) -> list[dict[str, str]]:
+    return [
+        {
+            "field": "body" if e.get("type") == "json_invalid" else field_name(e.get("loc", ())),
+            "reason": reason(e),
+        }
+        for e in errors[:limit]
+    ]
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"detail": readable_errors(list(exc.errors()))}, status_code=422)
+
+
+async def _api_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _database_unavailable(_request: Request, exc: DatabaseUnavailableError) -> JSONResponse:
+    return JSONResponse({"detail": [{"field": "database", "reason": str(exc)}]}, status_code=503)
+
+
+def create_app(
+    access: Access, *, settings: config.Settings | None = None, service: FeedbackService | None = None
+) -> FastAPI:
+    """The feedback API. Opens no database connection and reads no config until the first request."""
+    feedback_service = service or FeedbackService(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        feedback_service.open()
+        yield
+        feedback_service.close()
+
+    app = FastAPI(
+        title="Feedback API",
+        description=DESCRIPTION,
+        version=__version__,
+        lifespan=lifespan,
+    )
+    app.state.feedback_service = feedback_service
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ApiProblem, _api_problem)
+    app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
+    app.add_middleware(BodySizeLimit, limit=lambda: feedback_service.settings.api.max_body_bytes)
+    error_doc = {
+        401: {"description": "no token or an expired token"},
+        403: {"description": "the token's user may not do this (or the token is invalid)"},
+        404: {"model": ProblemOut, "description": "unknown trace_id, feedback id or model"},
+        409: {"model": ProblemOut, "description": "idempotency key reused with a different body"},
+        413: {"model": ProblemOut, "description": "request body over the configured limit"},
+        422: {
+            "model": ProblemOut,
+            "description": "invalid input; each problem names the field and the reason",
+        },
+        503: {"model": ProblemOut, "description": "the feedback database cannot be reached"},
+    }
+    for spec in ROUTES:
+        dependencies = [] if spec.access is None else [Depends(getattr(access, spec.access))]
+        codes = (*spec.errors, 503) + ((401, 403) if spec.access else ())
+        app.add_api_route(
+            spec.path,
+            spec.endpoint,
+            methods=[spec.method],
+            status_code=spec.status_code,
+            response_model=spec.response_model,
+            summary=spec.summary,
+            dependencies=dependencies,
+            responses={code: error_doc[code] for code in sorted(codes)},
+        )
+    return app

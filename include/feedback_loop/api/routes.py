@@ -1,0 +1,144 @@
+"""The routes of the feedback API, as one table; handlers only translate HTTP to service calls."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import Header, Path, Request, Response
+
+from feedback_loop.api import schemas
+from feedback_loop.api.service import FeedbackService
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=schemas.KEY_MAX_LENGTH,
+        description="makes a retry safe: the same key returns the first result and stores nothing new",
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def service(request: Request) -> FeedbackService:
+    return request.app.state.feedback_service
+
+
+def post_feedback(
+    request: Request, response: Response, body: schemas.FeedbackBody, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    result = service(request).submit(body, idempotency_key)
+    if not result.created:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+    return result.row
+
+
+def post_feedback_batch(
+    request: Request, response: Response, body: schemas.BatchBody, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    outcome = service(request).submit_batch(body.items, idempotency_key)
+    if outcome["created"] == 0:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+    return outcome
+
+
+def get_feedback(request: Request, feedback_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
+    return service(request).feedback(feedback_id)
+
+
+def get_prediction(request: Request, trace_id: uuid.UUID) -> dict[str, Any]:
+    return service(request).prediction(trace_id)
+
+
+def get_model_versions(
+    request: Request, name: Annotated[str, Path(min_length=1, max_length=100)]
+) -> list[dict[str, Any]]:
+    return service(request).versions(name)
+
+
+def get_health(request: Request, response: Response) -> dict[str, str]:
+    health = service(request).health()
+    if health["status"] != "ok":
+        response.status_code = 503
+    return health
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    access: Literal["read", "write"] | None  # None: no token needed
+    status_code: int
+    response_model: Any
+    summary: str
+    errors: tuple[int, ...] = field(default=())
+
+
+ROUTES: tuple[RouteSpec, ...] = (
+    RouteSpec(
+        "POST",
+        "/feedback",
+        post_feedback,
+        "write",
+        201,
+        schemas.FeedbackOut,
+        "Submit one feedback event (201 stored; 200 when the idempotency key was seen with the same body)",
+        (404, 409, 413, 422),
+    ),
+    RouteSpec(
+        "POST",
+        "/feedback/batch",
+        post_feedback_batch,
+        "write",
+        201,
+        schemas.BatchOut,
+        "Submit many feedback events in one transaction: all are stored or none",
+        (404, 409, 413, 422),
+    ),
+    RouteSpec(
+        "GET",
+        "/feedback/{feedback_id}",
+        get_feedback,
+        "read",
+        200,
+        schemas.FeedbackOut,
+        "One stored feedback event",
+        (404, 422),
+    ),
+    RouteSpec(
+        "GET",
+        "/predictions/{trace_id}",
+        get_prediction,
+        "read",
+        200,
+        schemas.PredictionOut,
+        "A logged prediction with the feedback received for it",
+        (404, 422),
+    ),
+    RouteSpec(
+        "GET",
+        "/models/{name}/versions",
+        get_model_versions,
+        "read",
+        200,
+        list[schemas.ModelVersionOut],
+        "Registered versions of a model and which one is champion",
+        (404,),
+    ),
+    RouteSpec(
+        "GET",
+        "/healthz",
+        get_health,
+        None,
+        200,
+        schemas.Health,
+        "Liveness and database reachability (no token needed)",
+    ),
+)
