@@ -1,0 +1,21 @@
+"""Airflow adapter: the dashboard app behind Airflow's own access check.
+
+Every route needs a user allowed to see the Airflow UI (`requires_access_view(AccessView.WEBSITE)`,
+the viewer role with the simple auth manager). The user comes from `Authorization: Bearer <JWT>` or,
+inside the Airflow UI, from the `_token` cookie the UI keeps: the same resolution `GetUserDep` does for
+/api/v2. The check finds the auth manager through `get_auth_manager()` (process-wide), so it works inside
+the mounted plugin app.
+"""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+
+from feedback_loop import dashboard
+
+
+def create_plugin_app() -> FastAPI:
+    from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
+    from airflow.api_fastapi.core_api.security import requires_access_view
+
+    return dashboard.create_app([Depends(requires_access_view(AccessView.WEBSITE))])

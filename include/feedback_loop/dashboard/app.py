@@ -1,0 +1,66 @@
+"""Routes of the dashboard app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.responses import HTMLResponse
+
+from feedback_loop import config, db, registry
+from feedback_loop.dashboard import data, page
+
+Model = Annotated[str | None, Query(description="model name; default: the first configured model")]
+Days = Annotated[int | None, Query(ge=1, le=366, description="window length in days (default from config)")]
+
+
+def _models(conn) -> list[str]:
+    configured = [m.name for m in config.load().models]
+    return configured + [name for name in registry.model_names(conn) if name not in configured]
+
+
+def _view(
+    model: str | None, days: int | None
+) -> tuple[data.ModelView | None, list[str], int, config.Settings]:
+    settings = config.load()
+    days = days or settings.aggregation.dashboard_days
+    with db.connect() as conn:
+        models = _models(conn)
+        if model is not None and model not in models:
+            raise HTTPException(404, f"unknown model {model!r}; known models: {', '.join(models) or 'none'}")
+        chosen = model or (models[0] if models else None)
+        view = data.load(conn, chosen, days) if chosen else None
+    return view, models, days, settings
+
+
+def router() -> APIRouter:
+    routes = APIRouter()
+
+    @routes.get("/", response_class=HTMLResponse, summary="Dashboard page")
+    def dashboard(model: Model = None, days: Days = None) -> HTMLResponse:
+        view, models, days, settings = _view(model, days)
+        return HTMLResponse(page.render(view, models, days, settings.alerts))
+
+    @routes.get("/api/rollups", summary="The rollups behind the page, as JSON")
+    def rollups(model: Model = None, days: Days = None) -> dict[str, Any]:
+        view, models, days, _ = _view(model, days)
+        if view is None:
+            return {"models": models, "model_name": None, "rollups": [], "alias_history": []}
+        return {
+            "models": models,
+            "model_name": view.model_name,
+            "since": view.since,
+            "until": view.until,
+            "rollups": view.rows,
+            "alias_history": [e.__dict__ for e in view.aliases],
+        }
+
+    return routes
+
+
+def create_app(dependencies: Sequence[Any] = ()) -> FastAPI:
+    """The dashboard app; `dependencies` guard every route (the plugin passes Airflow's access check)."""
+    app = FastAPI(title="Feedback dashboard", docs_url=None, redoc_url=None)
+    app.include_router(router(), dependencies=list(dependencies))
+    return app
