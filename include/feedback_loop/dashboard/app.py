@@ -30,7 +30,7 @@ def _view(
         if model is not None and model not in models:
             raise HTTPException(404, f"unknown model {model!r}; known models: {', '.join(models) or 'none'}")
         chosen = model or (models[0] if models else None)
-        view = data.load(conn, chosen, days) if chosen else None
+        view = data.load(conn, chosen, days, settings.alerts.min_drift_rows) if chosen else None
     return view, models, days, settings
 
 

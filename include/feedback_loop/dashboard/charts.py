@@ -20,15 +20,14 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def _nice_max(value: float) -> float:
+def _axis(value: float) -> tuple[float, float]:
+    """(top, step) of a y axis with at most five round ticks (1, 2 or 5 times a power of ten)."""
     if value <= 0:
-        return 1.0
-    exponent = math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        candidate = step * 10**exponent
-        if candidate >= value:
-            return candidate
-    return 10 ** (exponent + 1)
+        return 1.0, 0.25
+    raw = value / 4
+    exponent = math.floor(math.log10(raw))
+    step = next(m * 10**exponent for m in (1, 2, 5, 10) if m * 10**exponent >= raw)
+    return step * math.ceil(value / step - 1e-9), step
 
 
 def _segments(points: Sequence[Point]) -> list[list[tuple[datetime, float]]]:
@@ -68,7 +67,10 @@ def line_chart(
         )
         parts.append("</svg>")
         return "".join(parts)
-    top = y_max if y_max is not None else _nice_max(max(values + ([threshold] if threshold else [])))
+    if y_max is not None:
+        top, step = y_max, y_max / 4
+    else:
+        top, step = _axis(max(values + ([threshold] if threshold else [])))
     t0, t1 = min(times), max(times)
     span = (t1 - t0).total_seconds() or 1.0
 
@@ -78,8 +80,8 @@ def line_chart(
     def y(value: float) -> float:
         return TOP + plot_h * (1 - min(max(value / top, 0.0), 1.05))
 
-    for i in range(5):
-        value = top * i / 4
+    for i in range(round(top / step) + 1):
+        value = step * i
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" class="grid"/>'
             f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" class="tick">'
@@ -88,8 +90,9 @@ def line_chart(
     ticks = 5 if t1 > t0 else 1
     for i in range(ticks):
         at = t0 + (t1 - t0) * (i / max(ticks - 1, 1))
+        anchor = "start" if i == 0 and ticks > 1 else "end" if i == ticks - 1 and ticks > 1 else "middle"
         parts.append(
-            f'<text x="{x(at):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" class="tick">'
+            f'<text x="{x(at):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="{anchor}" class="tick">'
             f"{at:%m-%d %H:%M}</text>"
         )
     parts.append(

@@ -99,8 +99,12 @@ class ModelView:
         ]
 
 
-def load(conn: psycopg.Connection, model_name: str, days: int) -> ModelView:
-    """The last `days` days of rollups of a model, ending at its newest rollup, plus its alias history."""
+def load(conn: psycopg.Connection, model_name: str, days: int, min_drift_rows: int = 1) -> ModelView:
+    """The last `days` days of rollups of a model, ending at its newest rollup, plus its alias history.
+
+    PSI from intervals with fewer than `min_drift_rows` predictions is blanked: with a handful of rows
+    most bins are empty and PSI is large by construction, the same reason alerts ignore it.
+    """
     latest = conn.execute(queries.sql("aggregation/dashboard_latest"), {"model_name": model_name}).fetchone()
     until = latest["latest"] if latest else None
     view = ModelView(model_name=model_name, since=None, until=until)
@@ -110,6 +114,11 @@ def load(conn: psycopg.Connection, model_name: str, days: int) -> ModelView:
             queries.sql("aggregation/dashboard_series"),
             {"model_name": model_name, "since": view.since, "until": until},
         ).fetchall()
+        for row in view.rows:
+            if (row["drift_rows"] or 0) < min_drift_rows:
+                row["max_psi"] = row["max_psi_feature"] = None
+            latency = row["review_latency_p50_s"]
+            row["review_latency_p50_h"] = None if latency is None else latency / 3600
     view.aliases = registry.alias_history(conn, model_name)
     view.champion = view.aliases[-1].version if view.aliases else None
     return view

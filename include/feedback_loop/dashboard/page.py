@@ -107,7 +107,12 @@ def _charts(view: ModelView, alerts: AlertConfig) -> str:
             "accuracy",
             {"y_format": lambda v: f"{v:.0%}", "y_max": 1.0},
         ),
-        ("review-latency", "Review latency p50", "review_latency_p50_s", {"y_format": _seconds}),
+        (
+            "review-latency",
+            "Review latency p50 (hours)",
+            "review_latency_p50_h",
+            {"y_format": lambda v: f"{v:g} h"},
+        ),
         (
             "drift",
             "Drift: highest PSI over inputs and confidence",

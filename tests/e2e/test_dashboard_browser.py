@@ -1,0 +1,171 @@
+"""The dashboard rendered by a real headless Chromium (Debian's package), served by the real Airflow API
+app on 127.0.0.1 with our plugin mounted, from rollups in the test database.
+
+Chromium is a prerequisite of `make test` (installed with apt when missing and running as root). If it
+cannot be found, this test fails with the reason: it is never skipped.
+The screenshot is kept at .local/test-artifacts/dashboard.png for people to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from feedback_loop import aggregation, registry
+
+from ..conftest import ROOT
+from ..e2e.api_support import init_airflow_db
+from ..integration.aggregation_data import HOUR, T0, Replayer, event_stream, register_profiled, settings_for
+
+MODEL, SLICE = "digits", "writer_group"
+HOURS = 12
+DRIFTED_HOURS = 4
+ARTIFACTS = ROOT / ".local" / "test-artifacts"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+
+def chromium_binary() -> str:
+    path = os.environ.get("FEEDBACK_LOOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).is_file():
+        pytest.fail(
+            f"headless Chromium not found at {path}: install Debian's chromium package "
+            "(`apt-get install -y chromium`, which `make test` does when run as root) or set FEEDBACK_LOOP_CHROMIUM"
+        )
+    return path
+
+
+def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"chromium failed ({result.returncode}): {result.stderr[-2000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def server(db_url):
+    """The real Airflow API app (core + plugins) served by uvicorn on a free loopback port."""
+    import uvicorn
+
+    init_airflow_db()
+    from airflow.api_fastapi.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    instance = uvicorn.Server(
+        uvicorn.Config(create_app(apps="core"), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not instance.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "dashboard server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def a_day_of_rollups(conn):
+    """Two versions, v2 champion; 12 hourly rollups; in the last 4 h only v2 serves and input f1 drifts.
+
+    Enough predictions per interval (>= alerts.min_drift_rows) for PSI to be shown."""
+    settings = settings_for(MODEL, SLICE)
+    for seed in (0, 1):
+        register_profiled(conn, settings, MODEL, SLICE, seed=seed)
+    registry.promote(conn, MODEL, 1, actor="alice", reason="first model")
+    registry.promote(conn, MODEL, 2, actor="bob", reason="retrained on corrections")
+    conn.commit()
+    estimator, _ = registry.load(conn, MODEL, 2)
+    events = [
+        *event_stream(
+            MODEL, [1, 2], hours=HOURS - DRIFTED_HOURS, slice_column=SLICE, per_hour=110, estimator=estimator
+        ),
+        *event_stream(
+            MODEL,
+            [2],
+            hours=DRIFTED_HOURS,
+            slice_column=SLICE,
+            per_hour=150,
+            estimator=estimator,
+            shift={"f1": 2.0},
+            start=T0 + (HOURS - DRIFTED_HOURS) * HOUR,
+            seed=5,
+        ),
+    ]
+    events.sort(key=lambda e: (e.at, e.kind, str(e.data.get("trace_id"))))
+    Replayer(conn).until(events, T0 + (HOURS + 6) * HOUR)
+    for start, end in aggregation.intervals(T0, T0 + HOURS * HOUR, HOUR):
+        aggregation.aggregate_interval(conn, settings.model(MODEL), settings, start, end)
+    return conn
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_dashboard_renders_in_headless_chromium(server, a_day_of_rollups, tmp_path):
+    binary = chromium_binary()
+    url = f"{server}/feedback-dashboard/?model={MODEL}&days=2"
+    dom = chromium(binary, tmp_path / "profile-dom", "--virtual-time-budget=5000", "--dump-dom", url).stdout
+
+    assert "<title>Feedback dashboard: digits</title>" in dom
+    for chart in ("feedback-volume", "negative-rate", "accuracy", "review-latency", "drift"):
+        svg = re.search(rf'<svg class="chart" id="{chart}".*?</svg>', dom, re.S)
+        assert svg, f"chart {chart} missing from the rendered page"
+        assert len(re.findall(r"<polyline", svg.group(0))) >= 2, f"chart {chart} should draw v1 and v2"
+    summary = re.search(r'<table id="summary">.*?</table>', dom, re.S).group(0)
+    assert "v2 (champion)" in summary and ">v1<" in summary
+    stored = a_day_of_rollups.execute(
+        "SELECT model_version, sum(n_feedback) AS fb FROM feedback_rollups WHERE model_name = %s "
+        "GROUP BY 1 ORDER BY 1",
+        (MODEL,),
+    ).fetchall()
+    for row in stored:
+        assert f"<td>{row['fb']:,}</td>" in summary, f"v{row['model_version']} feedback total missing"
+    assert re.search(r'class="text alert">[0-9.]+ f1<', summary), "v2's drift on f1 should be flagged"
+    history = re.search(r'<table id="alias-history">.*?</table>', dom, re.S).group(0)
+    assert "retrained on corrections" in history and "first model" in history
+    slices = re.search(r'<table id="slices">.*?</table>', dom, re.S).group(0)
+    assert "north" in slices and "south" in slices
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard.png"
+    shot.unlink(missing_ok=True)
+    chromium(
+        binary,
+        tmp_path / "profile-shot",
+        "--virtual-time-budget=5000",
+        "--window-size=1280,1500",
+        f"--screenshot={shot}",
+        url,
+    )
+    width, height = png_size(shot)
+    assert (width, height) == (1280, 1500)
+    assert shot.stat().st_size > 50_000, "the screenshot looks blank"
