@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install test demo up down lint format bench clean
+.PHONY: help install test chromium demo up down lint format bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,8 +21,22 @@ $(BOOTSTRAP)/bin/uv:
 install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## create .venv from uv.lock
 	@$(UV) sync --locked --all-extras --quiet
 
-test: install ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
+test: install chromium ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
 	@$(RUN) pytest $(PYTEST_ARGS)
+
+# The dashboard test renders the page in Debian's headless Chromium. Installed here when missing and we
+# are root; otherwise say so (the test itself then fails with the reason, it is never skipped).
+CHROMIUM := /usr/bin/chromium
+chromium: ## install Debian's chromium for the dashboard browser test (root only, when missing)
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing chromium for the dashboard browser test ..."; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "$(CHROMIUM) is missing and this is not root: install Debian's chromium package," \
+	         "or tests/e2e/test_dashboard_browser.py will fail" >&2; \
+	  fi; \
+	fi
 
 demo: install ## run the loop on the bundled digits data set
 	@$(RUN) python -m feedback_loop.demo
