@@ -13,10 +13,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from feedback_loop.errors import InvalidInputError
-from feedback_loop.store import FeedbackIn
+
+if TYPE_CHECKING:
+    # The store imports psycopg; DAG files import this module at parse time, so only type-check it.
+    from feedback_loop.store import FeedbackIn
 
 NONE_OF_THESE = "None of these"
 SKIP = "Skip (cannot tell)"
@@ -182,6 +185,8 @@ def outcome_of_answer(item: ReviewItem, answer: Answer) -> Outcome:
     - skip: answered, and only a comment is kept if one was written.
     Confirmations and corrections are both labels for retraining.
     """
+    from feedback_loop.store import FeedbackIn
+
     if answer.responded_by is None:
         return Outcome("expired", None, f"review item {item.item_id} expired without an answer")
     if len(answer.chosen_options) != 1:

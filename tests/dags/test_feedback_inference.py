@@ -8,11 +8,13 @@ suite (the pytest-timeout marks are the last line of defence).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -136,6 +138,30 @@ class Reviewer(threading.Thread):
             time.sleep(0.3)
 
 
+class WebhookRecorder(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook(monkeypatch):
+    """A local Slack-compatible webhook; the review notifier posts to it."""
+    WebhookRecorder.received = []
+    server = HTTPServer(("127.0.0.1", 0), WebhookRecorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("FEEDBACK_LOOP_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    yield WebhookRecorder
+    server.shutdown()
+
+
 def run_dag(dagbag, reviewer: Reviewer, **conf):
     reviewer.start()
     try:
@@ -175,7 +201,9 @@ MIXED_BATCH = [-3.0, 2.5, 3.0, 0.02, -0.05, 0.1, -0.2, 0.3, -2.8, 0.01]
 
 
 @pytest.mark.timeout(300)
-def test_low_confidence_predictions_are_reviewed_through_the_rest_api(airflow_db, dagbag, conn, champion):
+def test_low_confidence_predictions_are_reviewed_through_the_rest_api(
+    airflow_db, dagbag, conn, champion, webhook
+):
     confidences = expected_confidences(conn, MIXED_BATCH)
     below = sorted(c for c in confidences if c < 0.8)
     budget = 3
@@ -255,6 +283,16 @@ def test_low_confidence_predictions_are_reviewed_through_the_rest_api(airflow_db
     )
     assert all(f["source"] == "review" and f["latency_seconds"] is not None for f in feedback)
     assert all(f["latency_seconds"] >= 0 for f in feedback)
+
+    # Reviewers were told about each review task, with a link to its Required Actions page.
+    texts = sorted(message["text"] for message in webhook.received)
+    assert len(texts) == budget
+    for map_index, text in enumerate(sorted(texts, key=lambda t: t.split("map_index=")[1])):
+        assert text.startswith("Review needed: digits v1")
+        assert (
+            f"/dags/{DAG_ID}/runs/" in text
+            and f"/tasks/review/required_actions?map_index={map_index}" in text
+        )
 
     # The REST API lists the run's mapped review tasks with the reviewers who answered them.
     listed = hitl_details(api_client(), run_id=dag_run.run_id)
