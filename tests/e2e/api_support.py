@@ -42,7 +42,7 @@ def write_config(tmp_dir: Path, **api: object) -> Path:
     """The example config with API/notify settings changed for tests."""
     settings = yaml.safe_load((ROOT / "config" / "feedback_loop.yaml").read_text())
     settings["api"].update(api)
-    settings["notify"] = {"webhook_url_env": WEBHOOK_ENV, "timeout_seconds": 1, "max_attempts": 2}
+    settings["notify"] = {"webhook_url_env": WEBHOOK_ENV, "timeout_seconds": 5, "max_attempts": 2}
     path = tmp_dir / "feedback_loop.yaml"
     path.write_text(yaml.safe_dump(settings))
     return path
