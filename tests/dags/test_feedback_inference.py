@@ -25,7 +25,8 @@ from feedback_loop import inference, registry, review
 from ..integration.helpers import register_toy
 
 DAG_ID = "feedback_inference"
-PENDING = {"response_received": "false", "state": "awaiting_input"}
+# The query the Required Actions page sends (read from the bundled UI): no map-index filter.
+PENDING = {"response_received": "false", "state": ["deferred", "awaiting_input"]}
 
 
 def api_client():
@@ -44,7 +45,7 @@ def bearer(username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def hitl_details(client, run_id: str = "~", **query: str) -> dict[str, Any]:
+def hitl_details(client, run_id: str = "~", **query: Any) -> dict[str, Any]:
     response = client.get(
         f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='~')}/hitlDetails", params=query
     )
