@@ -25,7 +25,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from feedback_loop import db, eval_cases, gate, queries, registry, training_data
-from feedback_loop.config import ModelConfig
+from feedback_loop.config import ModelConfig, Settings
 from feedback_loop.errors import ConflictError, InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -582,3 +582,96 @@ def reject(
             {"model_name": run_row["model_name"], "version": run_row["candidate_version"], "note": note},
         )
     record(conn, run_id, status="rejected", decision=f"{why} ({actor})", finished=True)
+
+
+# --- which models a DAG run retrains ---------------------------------------------------------------------
+
+
+def plan(
+    settings: Settings,
+    *,
+    run_type: str,
+    params: dict[str, Any],
+    asset_extras: list[dict[str, Any]] | None = None,
+    triggered_by: str,
+    airflow_run_id: str | None = None,
+    now: datetime | None = None,
+) -> list[RunParams]:
+    """The runs one trigger asks for.
+
+    * manual (trigger form / REST conf): the model and settings in `params`;
+    * asset-triggered (`retraining_needed`): the models named in the events' extra (all if none is named),
+      with each model's configured settings and the events' reasons;
+    * scheduled: every model with a retraining schedule, with its configured settings.
+    """
+    if run_type == "manual":
+        model = settings.model(params["model_name"])
+        return [
+            resolve_params(
+                model,
+                min_rating=params.get("min_rating"),
+                include_corrections=params.get("include_corrections", True),
+                window_start=params.get("window_start"),
+                window_end=params.get("window_end"),
+                window_days=params.get("window_days"),
+                dry_run=params.get("dry_run", False),
+                reason=params.get("reason") or "manual trigger",
+                triggered_by=triggered_by,
+                airflow_run_id=airflow_run_id,
+                now=now,
+            )
+        ]
+    if run_type == "asset_triggered":
+        extras = asset_extras or []
+        named = [e["model_name"] for e in extras if isinstance(e, dict) and e.get("model_name")]
+        known = {m.name for m in settings.models}
+        unknown = sorted(set(named) - known)
+        if unknown:
+            log.warning("retraining_needed names unconfigured model(s) %s; ignoring them", unknown)
+        names = [n for n in dict.fromkeys(named) if n in known] or [m.name for m in settings.models]
+        reasons: dict[str, list[str]] = {}
+        for extra in extras:
+            if isinstance(extra, dict) and extra.get("reason"):
+                reasons.setdefault(extra.get("model_name", ""), []).append(str(extra["reason"]))
+        return [
+            resolve_params(
+                settings.model(name),
+                reason=("retraining_needed: " + "; ".join(reasons.get(name, []) or ["asset event"]))[:500],
+                triggered_by=triggered_by,
+                airflow_run_id=airflow_run_id,
+                now=now,
+            )
+            for name in names
+        ]
+    return [
+        resolve_params(
+            m,
+            reason="scheduled retraining",
+            triggered_by=triggered_by,
+            airflow_run_id=airflow_run_id,
+            now=now,
+        )
+        for m in settings.models
+        if m.schedules.retraining
+    ]
+
+
+def runs_of_airflow_run(conn: psycopg.Connection, airflow_run_id: str) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT id, model_name, status FROM training_runs WHERE airflow_run_id = %s ORDER BY id",
+        (airflow_run_id,),
+    ).fetchall()
+
+
+def close_airflow_run(
+    conn: psycopg.Connection, airflow_run_id: str, *, approver: str | None = None
+) -> list[dict]:
+    """End of a DAG run: runs still 'running' are marked failed; runs still awaiting approval were not
+    approved (rejected or timed out), so their candidates are marked rejected."""
+    closed = []
+    for row in runs_of_airflow_run(conn, airflow_run_id):
+        if row["status"] == "awaiting_approval":
+            reject(conn, row["id"], actor=approver or "nobody", why="not approved")
+        status = finish_run(conn, row["id"])
+        closed.append({"run_id": row["id"], "model_name": row["model_name"], "status": status})
+    return closed

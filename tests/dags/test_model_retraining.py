@@ -1,0 +1,132 @@
+"""Run model_retraining through Airflow's real dag.test() against the real feedback database."""
+
+from __future__ import annotations
+
+from feedback_loop import registry
+
+from ..integration.retraining_helpers import (
+    champion_v1,
+    digits_model,
+    flipped_feedback,
+    honest_feedback,
+    log_scored,
+    production_rows,
+    runs,
+)
+
+# dag.test() runs tasks in-process on the shared DAG object, and a run's conf leaks into the params of the
+# next run in the same session; every run therefore passes the whole form.
+FORM = {
+    "model_name": "digits",
+    "min_rating": 4,
+    "include_corrections": True,
+    "window_start": None,
+    "window_end": None,
+    "window_days": None,
+    "dry_run": False,
+    "reason": "",
+}
+
+
+def run(dagbag, **conf):
+    return dagbag.dags["model_retraining"].test(run_conf={**FORM, **conf})
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def champion_events(dag_run_id: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = session.query(AssetEvent).filter(AssetEvent.source_run_id == dag_run_id).all()
+        return [{"uri": e.asset.uri, "extra": e.extra} for e in events]
+
+
+def test_schedule_asset_and_params_form(dagbag):
+    dag = dagbag.dags["model_retraining"]
+    assert dag.max_active_runs == 1
+    assert "retraining_needed" in repr(dag.timetable) or "retraining_needed" in str(dag.timetable.description)
+    assert set(dag.params) == {
+        "model_name",
+        "min_rating",
+        "include_corrections",
+        "window_start",
+        "window_end",
+        "window_days",
+        "dry_run",
+        "reason",
+    }
+    assert dag.params["min_rating"] == 4
+
+
+def test_dry_run_reports_what_it_would_train_on_and_changes_nothing(airflow_db, dagbag, conn):
+    model = digits_model()
+    champion_v1(conn, model)
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 60)))
+    versions_before = [v.version for v in registry.list_versions(conn, "digits")]
+
+    dag_run = run(dagbag, model_name="digits", dry_run=True, reason="what would we train on?")
+
+    assert dag_run.state == "success", task_states(dag_run)
+    assert [v.version for v in registry.list_versions(conn, "digits")] == versions_before
+    assert len(registry.alias_history(conn, "digits")) == 1
+    assert conn.execute("SELECT count(*) AS n FROM eval_cases").fetchone()["n"] == 0
+    (only,) = runs(conn)
+    assert only["status"] == "dry_run" and only["candidate_version"] is None
+    snapshot = only["data_snapshot"]
+    assert snapshot["feedback"]["rows"] == 60
+    assert snapshot["rows"] == snapshot["base"]["rows"] + 60
+    assert len(snapshot["class_counts"]) == 10 and snapshot["window"]["end"]
+    assert "dry run: would train on" in only["decision"] and only["reason"] == "what would we train on?"
+    assert only["triggered_by"].startswith("airflow")
+    assert task_states(dag_run)["publish_champion"] == "skipped"
+    assert not [e for e in champion_events(dag_run.run_id) if e["uri"] == "feedback_loop://champion"]
+
+
+def test_real_run_registers_promotes_and_emits_the_champion_asset(airflow_db, dagbag, conn):
+    model = digits_model()
+    champion_v1(conn, model)
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
+
+    dag_run = run(dagbag, model_name="digits", reason="on-call retrain")
+
+    assert dag_run.state == "success", task_states(dag_run)
+    v2 = registry.get_version(conn, "digits", 2)
+    assert v2.metrics["accuracy"] > 0 and v2.metrics["slices"]["writer_group"]
+    assert v2.data_snapshot["feedback"]["rows"] > 0 and v2.data_snapshot["base"]["rows"] > 0
+    assert len(v2.data_snapshot["feedback"]["trace_ids_sha256"]) == 64
+    assert registry.champion(conn, "digits").version == 2
+    assert registry.alias_history(conn, "digits")[-1].reason == "on-call retrain"
+    (only,) = runs(conn)
+    assert only["status"] == "promoted" and only["finished_at"] is not None
+    events = [e for e in champion_events(dag_run.run_id) if e["uri"] == "feedback_loop://champion"]
+    assert events and events[0]["extra"]["promoted"][0]["version"] == 2
+
+
+def test_gate_rejection_in_the_dag_keeps_the_champion(airflow_db, dagbag, conn):
+    model = digits_model()
+    champion_v1(conn, model)
+    flipped_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
+
+    dag_run = run(dagbag, model_name="digits", reason="poisoned feedback")
+
+    assert dag_run.state == "success", task_states(dag_run)
+    assert registry.champion(conn, "digits").version == 1
+    assert registry.get_version(conn, "digits", 2).status == "rejected"
+    (only,) = runs(conn)
+    assert only["status"] == "rejected" and "holdout accuracy" in only["decision"]
+    assert task_states(dag_run)["publish_champion"] == "skipped"
+
+
+def test_bad_window_fails_the_run_naming_the_field_and_stores_nothing(airflow_db, dagbag, conn):
+    model = digits_model()
+    champion_v1(conn, model)
+    dag_run = run(
+        dagbag, model_name="digits", window_start="2026-02-01T00:00:00Z", window_end="2026-01-01T00:00:00Z"
+    )
+    assert dag_run.state == "failed"
+    assert task_states(dag_run)["plan_runs"] == "failed"
+    assert runs(conn) == []
