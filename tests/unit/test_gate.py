@@ -1,0 +1,94 @@
+"""The gate as a pure function: numbers in, verdict (with reasons and every number) out."""
+
+from __future__ import annotations
+
+import pytest
+
+from feedback_loop.config import GateConfig
+from feedback_loop.gate import CaseResult, Scores, compare
+
+
+def holdout(accuracy: float, slices: dict[str, tuple[int, float]] | None = None, macro_f1: float = 0.5):
+    return {
+        "rows": 100,
+        "accuracy": accuracy,
+        "macro_f1": macro_f1,
+        "slices": {"region": {k: {"rows": n, "accuracy": a} for k, (n, a) in (slices or {}).items()}},
+    }
+
+
+def cases(*outcomes: bool, must_pass: bool = True) -> list[CaseResult]:
+    return [
+        CaseResult(id=i, expected="a", predicted="a" if ok else "b", must_pass=must_pass)
+        for i, ok in enumerate(outcomes, start=1)
+    ]
+
+
+CONFIG = GateConfig(tolerance=0.01, slice_tolerance=0.05, min_slice_rows=20, eval_case_pass_rate=1.0)
+
+
+def test_equal_or_better_candidate_passes_with_every_number_recorded():
+    verdict = compare(Scores(2, holdout(0.90), cases(True)), Scores(1, holdout(0.90), cases(False)), CONFIG)
+    assert verdict.passed and verdict.reasons == []
+    data = verdict.to_dict()
+    primary = data["checks"][0]
+    assert (primary["name"], primary["candidate"], primary["champion"]) == ("holdout accuracy", 0.90, 0.90)
+    assert primary["threshold"] == pytest.approx(0.89)
+    eval_check = next(c for c in data["checks"] if c["name"].startswith("eval cases"))
+    assert (eval_check["candidate"], eval_check["champion"]) == (1.0, 0.0)
+    assert data["config"]["tolerance"] == 0.01
+    assert "| holdout accuracy | 0.9000 | 0.9000 | 0.8900 | pass |" in verdict.table()
+
+
+def test_regression_beyond_tolerance_on_the_primary_metric_is_blocked():
+    verdict = compare(Scores(None, holdout(0.85)), Scores(1, holdout(0.90)), CONFIG)
+    assert not verdict.passed
+    assert verdict.reasons == ["holdout accuracy: accuracy 0.8500 vs champion 0.9000 (tolerance 0.01)"]
+    assert "FAIL" in verdict.table()
+
+
+def test_regression_within_tolerance_passes():
+    assert compare(Scores(None, holdout(0.895)), Scores(1, holdout(0.90)), CONFIG).passed
+
+
+def test_primary_metric_is_configurable():
+    config = GateConfig(primary_metric="macro_f1", tolerance=0.0)
+    verdict = compare(
+        Scores(None, holdout(0.99, macro_f1=0.4)), Scores(1, holdout(0.5, macro_f1=0.5)), config
+    )
+    assert not verdict.passed and verdict.reasons[0].startswith("holdout macro_f1")
+
+
+def test_failing_a_must_pass_eval_case_blocks_and_names_the_case():
+    verdict = compare(Scores(None, holdout(0.95), cases(True, False, True)), Scores(1, holdout(0.90)), CONFIG)
+    assert not verdict.passed
+    assert verdict.reasons == ["2/3 passed; failing case ids [2]"]
+
+
+def test_eval_case_pass_rate_below_one_tolerates_some_failures():
+    config = GateConfig(eval_case_pass_rate=0.6)
+    assert compare(
+        Scores(None, holdout(0.9), cases(True, False, True)), Scores(1, holdout(0.9)), config
+    ).passed
+
+
+def test_cases_that_are_not_must_pass_do_not_gate():
+    verdict = compare(
+        Scores(None, holdout(0.9), cases(False, must_pass=False)), Scores(1, holdout(0.9)), CONFIG
+    )
+    assert verdict.passed
+
+
+def test_slice_regression_beyond_tolerance_is_blocked_only_with_enough_rows():
+    champion = Scores(1, holdout(0.90, {"north": (40, 0.95), "south": (10, 0.95)}))
+    candidate = Scores(None, holdout(0.91, {"north": (40, 0.85), "south": (10, 0.50)}))
+    verdict = compare(candidate, champion, CONFIG)
+    assert not verdict.passed
+    assert len(verdict.reasons) == 1 and verdict.reasons[0].startswith("slice region=north accuracy")
+    assert not any("south" in c.name for c in verdict.checks), "10 rows < min_slice_rows: not judged"
+
+
+def test_first_model_without_champion_is_judged_on_eval_cases_only():
+    assert compare(Scores(None, holdout(0.3)), None, CONFIG).passed
+    verdict = compare(Scores(None, holdout(0.9), cases(False)), None, CONFIG)
+    assert not verdict.passed and verdict.champion_version is None
