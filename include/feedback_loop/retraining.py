@@ -386,6 +386,7 @@ def register_candidate(
         conn,
         run_id,
         candidate_version=version.version,
+        champion_version=result.verdict.champion_version,
         gate_verdict=result.verdict.to_dict() | {"table": result.verdict.table()},
         metrics=_metrics(result, trained),
     )
