@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 REJECT = object()  # a vote saying "the prediction is wrong" without a label
 HOLDOUT_SHARE = 0.25  # the same share baseline/training.train hold back, so v1's holdout is ours too
-CHUNK_ROWS = 5_000
+CHUNK_ROWS = 1_000
 TRACE_COLUMN = "_trace_id"
 ORIGIN_COLUMN = "_origin"  # 'base' | 'confirmed' | 'corrected'
 
@@ -153,7 +153,7 @@ def _votes(row: dict[str, Any]) -> list[Vote]:
 
 
 def stream_feedback(
-    conn: psycopg.Connection, model_name: str, start: datetime, end: datetime, itersize: int = 2_000
+    conn: psycopg.Connection, model_name: str, start: datetime, end: datetime, itersize: int = 1_000
 ) -> Iterator[dict[str, Any]]:
     """One row per trace with feedback in [start, end), via a server-side cursor (inside a transaction)."""
     params = {"model_name": model_name, "start": start, "end": end}
