@@ -68,6 +68,7 @@ class Reviewer(threading.Thread):
         self.pending: list[dict[str, Any]] = []
         self.responses: list[tuple[int, dict[str, Any]]] = []
         self.unexpected = 0
+        self.deadlines: list[timedelta] = []
         self.error: BaseException | None = None
         self.stop = threading.Event()
 
@@ -122,6 +123,10 @@ class Reviewer(threading.Thread):
 
         ids = [uuid.UUID(d["task_instance"]["id"]) for d in self.pending]
         with create_session() as session:
+            self.deadlines = [
+                ti.trigger_timeout - timezone.utcnow()
+                for ti in session.query(TaskInstance).filter(TaskInstance.id.in_(ids))
+            ]
             session.execute(
                 update(TaskInstance)
                 .where(TaskInstance.id.in_(ids))
@@ -328,6 +333,9 @@ def test_unanswered_review_expires_through_the_scheduler_timeout(airflow_db, dag
     assert reviewer.error is None, reviewer.error
     assert reviewer.unexpected == 0
     assert dag_run.state == "success"
+    # The task carried the model's review_timeout_minutes (1440 in the example config) as its deadline.
+    assert len(reviewer.deadlines) == 1
+    assert timedelta(minutes=1430) < reviewer.deadlines[0] <= timedelta(minutes=1440)
     item = conn.execute("SELECT status, answered_at FROM review_items").fetchone()
     assert (item["status"], item["answered_at"]) == ("expired", None)
     assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 0
