@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
 from feedback_loop import registry
 
 from ..integration.retraining_helpers import (
@@ -130,3 +137,83 @@ def test_bad_window_fails_the_run_naming_the_field_and_stores_nothing(airflow_db
     assert dag_run.state == "failed"
     assert task_states(dag_run)["plan_runs"] == "failed"
     assert runs(conn) == []
+
+
+class Approver(threading.Thread):
+    """Answers the approval task through Airflow's real REST API (in-process), as a human would."""
+
+    def __init__(self, option: str, user: str = "lead"):
+        super().__init__(daemon=True)
+        self.option, self.user = option, user
+        self.detail: dict | None = None
+        self.status: int | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            from airflow.api_fastapi.app import create_app, get_auth_manager
+            from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+            from fastapi.testclient import TestClient
+
+            client = TestClient(create_app(apps="core"))
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and self.detail is None:
+                response = client.get(
+                    "/api/v2/dags/model_retraining/dagRuns/~/hitlDetails",
+                    params={"response_received": "false", "state": ["deferred", "awaiting_input"]},
+                )
+                found = response.json()["hitl_details"]
+                self.detail = found[0] if found else None
+                time.sleep(0.2)
+            ti = self.detail["task_instance"]
+            token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=self.user, role="admin"))
+            response = client.patch(
+                f"/api/v2/dags/model_retraining/dagRuns/{quote(ti['dag_run_id'], safe='')}/taskInstances/"
+                f"{ti['task_id']}/{ti['map_index']}/hitlDetails",
+                json={"chosen_options": [self.option], "params_input": {}},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            self.status = response.status_code
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+
+
+@pytest.fixture
+def approval_config(tmp_path, monkeypatch):
+    from feedback_loop import config
+
+    text = Path(config.default_path()).read_text(encoding="utf-8")
+    assert "require_approval: false" in text
+    path = tmp_path / "approval.yaml"
+    path.write_text(text.replace("require_approval: false", "require_approval: true"), encoding="utf-8")
+    monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(path))
+    return digits_model(require_approval=True)
+
+
+@pytest.mark.parametrize("option", ["Approve", "Reject"])
+def test_with_required_approval_only_approval_promotes(airflow_db, dagbag, conn, approval_config, option):
+    model = approval_config
+    champion_v1(conn, model)
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
+    approver = Approver(option)
+    approver.start()
+
+    dag_run = run(dagbag, reason="needs sign-off")
+    approver.join(timeout=30)
+
+    assert approver.error is None and approver.status == 200
+    assert (
+        "| holdout accuracy |" in approver.detail["body"] and "v2 vs champion v1" in approver.detail["body"]
+    )
+    assert dag_run.state == "success", task_states(dag_run)
+    (only,) = runs(conn)
+    if option == "Approve":
+        assert registry.champion(conn, "digits").version == 2
+        assert registry.alias_history(conn, "digits")[-1].actor == "airflow:lead"
+        assert only["status"] == "promoted"
+        assert [e for e in champion_events(dag_run.run_id) if e["uri"] == "feedback_loop://champion"]
+    else:
+        assert registry.champion(conn, "digits").version == 1
+        assert registry.get_version(conn, "digits", 2).status == "rejected"
+        assert only["status"] == "rejected" and "not approved" in only["decision"]
+        assert task_states(dag_run)["promote_approved"] == "skipped"
