@@ -29,11 +29,16 @@ DAG_ID = "feedback_inference"
 PENDING = {"response_received": "false", "state": ["deferred", "awaiting_input"]}
 
 
-def api_client():
+def api_client(as_user: str | None = None):
+    """Airflow's real core API app, in-process; `as_user` sends that user's token by default (needed when
+    the all-admins shortcut is off)."""
     from airflow.api_fastapi.app import create_app
     from fastapi.testclient import TestClient
 
-    return TestClient(create_app(apps="core"))
+    client = TestClient(create_app(apps="core"))
+    if as_user:
+        client.headers.update(bearer(as_user))
+    return client
 
 
 def bearer(username: str) -> dict[str, str]:
@@ -60,8 +65,19 @@ Decision = Callable[[dict[str, Any]], tuple[str, str, dict[str, Any]]]
 class Reviewer(threading.Thread):
     """Waits for `expected` pending review tasks, then answers each with PATCH .../hitlDetails."""
 
-    def __init__(self, expected: int, decide: Decision | None = None, *, timeout_instead: bool = False):
+    def __init__(
+        self,
+        expected: int,
+        decide: Decision | None = None,
+        *,
+        timeout_instead: bool = False,
+        intruder: str | None = None,
+        as_user: str | None = None,
+    ):
         super().__init__(daemon=True)
+        self.intruder = intruder
+        self.as_user = as_user
+        self.intruder_responses: list[tuple[int, dict[str, Any]]] = []
         self.expected = expected
         self.decide = decide
         self.timeout_instead = timeout_instead
@@ -75,13 +91,18 @@ class Reviewer(threading.Thread):
     def run(self) -> None:
         client = None
         try:
-            client = api_client()
+            client = api_client(self.as_user)
             self.pending = self._wait_for_pending(client)
             if self.timeout_instead:
                 self._let_them_time_out()
                 return
             for detail in self.pending:
                 user, option, params = self.decide(detail)
+                if self.intruder:
+                    self.responses, kept = [], self.responses
+                    self._answer(client, detail, self.intruder, option, params)
+                    self.intruder_responses += self.responses
+                    self.responses = kept
                 self._answer(client, detail, user, option, params)
         except BaseException as exc:  # noqa: BLE001 - reported by the test, never swallowed
             self.error = exc
@@ -140,7 +161,8 @@ class Reviewer(threading.Thread):
         while time.monotonic() < end and not self.stop.is_set():
             for detail in hitl_details(client, **PENDING)["hitl_details"]:
                 self.unexpected += 1
-                self._answer(client, detail, "cleanup", review.SKIP, {})
+                assigned = [u["id"] for u in detail.get("assigned_users") or []]
+                self._answer(client, detail, assigned[0] if assigned else "cleanup", review.SKIP, {})
             time.sleep(0.3)
 
 
@@ -304,6 +326,38 @@ def test_low_confidence_predictions_are_reviewed_through_the_rest_api(
     listed = hitl_details(api_client(), run_id=dag_run.run_id)
     assert listed["total_entries"] == budget
     assert sorted(d["responded_by_user"]["id"] for d in listed["hitl_details"]) == ["alice", "alice", "bob"]
+
+
+@pytest.mark.timeout(240)
+def test_only_the_configured_reviewers_may_answer(airflow_db, dagbag, conn, champion, tmp_path, monkeypatch):
+    import yaml
+
+    from ..conftest import ROOT
+
+    settings = yaml.safe_load((ROOT / "config" / "feedback_loop.yaml").read_text(encoding="utf-8"))
+    settings["models"][0]["reviewers"] = ["alice"]
+    path = tmp_path / "feedback_loop.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(path))
+    # Without the all-admins shortcut Airflow checks the responder against the task's assigned users.
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    enqueue(conn, [0.02, 3.0])
+
+    def decide(detail: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        return "alice", detail["options"][0], {"corrected_label": None, "comment": None}
+
+    reviewer = Reviewer(expected=1, decide=decide, intruder="mallory", as_user="admin")
+    dag_run = run_dag(dagbag, reviewer)
+    assert reviewer.error is None, reviewer.error
+    assert dag_run.state == "success"
+    assert reviewer.pending[0]["assigned_users"] == [{"id": "alice", "name": "alice"}]
+    assert [status for status, _ in reviewer.intruder_responses] == [403]
+    assert [status for status, _ in reviewer.responses] == [200]
+    feedback = conn.execute("SELECT user_id, kind FROM feedback").fetchall()
+    assert [(f["user_id"], f["kind"]) for f in feedback] == [("alice", "thumbs_up")]
+    assert conn.execute("SELECT assigned_reviewers FROM review_items").fetchone()["assigned_reviewers"] == [
+        "alice"
+    ]
 
 
 @pytest.mark.timeout(180)
