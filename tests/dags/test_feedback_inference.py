@@ -156,8 +156,9 @@ class Reviewer(threading.Thread):
         SchedulerJobRunner(job=Job(), executors=[]).check_awaiting_input_timeouts()
 
     def _answer_leftovers(self, client) -> None:
-        """Anything still waiting (a test that went wrong) is skipped so dag.test() always returns."""
-        end = time.monotonic() + 60
+        """Anything still waiting (a test that went wrong) is skipped so dag.test() always returns; runs
+        until the test's dag.test() has returned (bounded by the pytest-timeout marks)."""
+        end = time.monotonic() + 600
         while time.monotonic() < end and not self.stop.is_set():
             for detail in hitl_details(client, **PENDING)["hitl_details"]:
                 self.unexpected += 1
