@@ -217,3 +217,30 @@ def test_with_required_approval_only_approval_promotes(airflow_db, dagbag, conn,
         assert registry.get_version(conn, "digits", 2).status == "rejected"
         assert only["status"] == "rejected" and "not approved" in only["decision"]
         assert task_states(dag_run)["promote_approved"] == "skipped"
+
+
+def test_a_failing_retrain_fails_the_dag_run_and_records_the_run_as_failed(
+    airflow_db, dagbag, conn, tmp_path, monkeypatch
+):
+    from feedback_loop import config
+
+    model = digits_model()
+    champion_v1(conn, model)
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 60)))
+    text = Path(config.default_path()).read_text(encoding="utf-8")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        text.replace("feedback_loop.training:default_pipeline", "no_such_package.models:pipeline"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(broken))
+
+    dag_run = run(dagbag, reason="estimator import path is wrong")
+
+    states = task_states(dag_run)
+    assert dag_run.state == "failed", states
+    assert states["retrain"] == "failed" and states["close_runs"] == "success"
+    (only,) = runs(conn)
+    assert only["status"] == "failed" and only["finished_at"] is not None
+    assert "stopped before registering" in only["decision"]
+    assert [v.version for v in registry.list_versions(conn, "digits")] == [1]

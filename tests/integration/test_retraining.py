@@ -66,3 +66,21 @@ def test_gate_blocks_a_candidate_trained_on_flipped_labels_and_says_why(conn):
     assert "holdout accuracy" in run["decision"]
     with pytest.raises(Exception, match="rejected"):
         registry.promote(conn, "digits", 2, actor="someone")
+
+
+def test_a_sql_base_source_is_streamed_with_the_label_as_text(conn):
+    from feedback_loop import config, training_data
+
+    model = config.parse(
+        """
+models:
+  - name: parity
+    label_column: y
+    training_data:
+      query: "SELECT g::float AS x, (g % 7)::float AS z, g % 2 AS y FROM generate_series(1, 2500) g"
+""",
+        "q.yaml",
+    ).model("parity")
+    frame = training_data.load_base(conn, model)
+    assert len(frame) == 2500 and list(frame.columns) == ["x", "z", "y"]
+    assert set(frame["y"]) == {"0", "1"} and frame["x"].dtype.kind == "f"
