@@ -15,7 +15,11 @@ prediction_slices AS (
 f AS (
     SELECT f.model_version, f.kind, f.label, f.is_negative, pr.output_label, pr.slice
     FROM feedback f
-    JOIN predictions pr ON pr.trace_id = f.trace_id
+    -- A primary-key lookup per feedback row (LIMIT 1 stops the planner from turning it into a hash join
+    -- over the whole predictions table, whose cost would grow with the history).
+    CROSS JOIN LATERAL (
+        SELECT output_label, slice FROM predictions WHERE trace_id = f.trace_id LIMIT 1
+    ) AS pr
     WHERE f.created_at >= %(start)s AND f.created_at < %(end)s AND f.model_name = %(model_name)s
 ),
 feedback_slices AS (

@@ -10,8 +10,14 @@ WITH fb AS (
                 THEN coalesce(f.latency_seconds, extract(epoch FROM f.created_at - ri.created_at))
            END AS review_latency
     FROM feedback f
-    JOIN predictions p ON p.trace_id = f.trace_id
-    LEFT JOIN review_items ri ON ri.id = f.review_item_id
+    -- LATERAL ... LIMIT 1 keeps these as primary-key lookups per feedback row: a plain join lets the
+    -- planner hash-join against a scan of the whole table, whose cost grows with the history.
+    CROSS JOIN LATERAL (
+        SELECT output_label FROM predictions WHERE trace_id = f.trace_id LIMIT 1
+    ) AS p
+    LEFT JOIN LATERAL (
+        SELECT created_at FROM review_items WHERE id = f.review_item_id LIMIT 1
+    ) AS ri ON true
     WHERE f.created_at >= %(start)s AND f.created_at < %(end)s AND f.model_name = %(model_name)s
 ),
 feedback_metrics AS (
