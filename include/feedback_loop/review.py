@@ -95,15 +95,22 @@ def label_options(item: ReviewItem, max_labels: int = MAX_LABEL_OPTIONS) -> list
     return labels[:max_labels]
 
 
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]<>()#+-!|~:&")
+
+
 def _cell(value: Any) -> str:
+    """A value as inert markdown: inputs come from applications, so nothing in them may become a link,
+    an image, HTML or a broken table in the reviewer's UI."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
-        text = f"{value:.4g}"
-    else:
-        text = str(value)
-    # Keep the markdown table intact whatever the input holds.
-    return text.replace("|", "\\|").replace("\n", " ")[:80]
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return str(value)
+    text = " ".join(str(value).split())[:80]
+    return "".join(f"\\{ch}" if ch in MARKDOWN_SPECIAL else ch for ch in text)
 
 
 def input_table(values: Mapping[str, Any], pairs_per_row: int = TABLE_PAIRS_PER_ROW) -> str:
@@ -135,7 +142,7 @@ def build_review(
         f"(confidence {item.confidence:.0%})"
     )
     lines = [
-        f"**Prediction:** `{_cell(item.output_label)}` with confidence **{item.confidence:.1%}**"
+        f"**Prediction:** {_cell(item.output_label)} with confidence **{item.confidence:.1%}**"
         + (f" (below the review threshold {threshold:.0%})" if threshold is not None else ""),
         "",
         "**Top alternatives**",
@@ -153,7 +160,7 @@ def build_review(
         f"Pick the correct label. If it is not listed, choose *{NONE_OF_THESE}* and type it in "
         f"*Corrected label*. Choose *{SKIP}* if you cannot decide; a comment is always welcome.",
         "",
-        f"<sub>trace `{item.trace_id}` · review item {item.item_id}</sub>",
+        f"Trace `{item.trace_id}` · review item {item.item_id}",
     ]
     return ReviewContent(
         subject=subject,

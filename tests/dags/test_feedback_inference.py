@@ -201,7 +201,10 @@ def run_dag(dagbag, reviewer: Reviewer, **conf):
 
 
 def enqueue(conn, f0_values: list[float]) -> None:
-    rows = [({"f0": f0, "f1": 0.0, "writer_group": "abc"[i % 3]}, {}) for i, f0 in enumerate(f0_values)]
+    rows = [
+        ({"f0": f0, "f1": 0.0, "writer_group": "abc"[i % 3], "note": "{{ 7 * 7 }}"}, {})
+        for i, f0 in enumerate(f0_values)
+    ]
     inference.enqueue_requests(conn, "digits", rows)
     conn.commit()
 
@@ -257,6 +260,11 @@ def test_low_confidence_predictions_are_reviewed_through_the_rest_api(
     # Exactly `budget` mapped review tasks were listed as pending (what Required Actions shows).
     assert sorted(d["task_instance"]["map_index"] for d in reviewer.pending) == [0, 1, 2]
     assert all(d["task_instance"]["task_id"] == "review" for d in reviewer.pending)
+    # The body shows the input, inert: application values are neither markdown nor Jinja.
+    assert all("| note | \\{\\{ 7 \\* 7 \\}\\} |" in d["body"] for d in reviewer.pending)
+    assert all(
+        "**Prediction:**" in d["body"] and "**Top alternatives**" in d["body"] for d in reviewer.pending
+    )
     assert [status for status, _ in reviewer.responses] == [200, 200, 200]
     states = task_states(dag_run)
     assert sorted(k for k in states if k[0] == "review") == [("review", 0), ("review", 1), ("review", 2)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -52,12 +53,22 @@ def test_predicted_label_comes_first_even_when_probabilities_tie():
 
 def test_body_shows_prediction_alternatives_input_table_and_slice():
     body = review.build_review(item(), threshold=0.8).body
-    assert "**Prediction:** `3` with confidence **46.0%** (below the review threshold 80%)" in body
+    assert "**Prediction:** 3 with confidence **46.0%** (below the review threshold 80%)" in body
     assert "| 1 | 3 | 46.0% |" in body and "| 2 | 8 | 31.0% |" in body
     assert "| feature | value | feature | value | feature | value |" in body
-    assert "| pixel_0 | 0 | pixel_1 | 12.5 | note | a\\|b |" in body  # pipes escaped, table intact
-    assert "writer_group=b" in body
+    assert "| pixel\\_0 | 0 | pixel\\_1 | 12.5 | note | a\\|b |" in body  # pipes escaped, table intact
+    assert "writer\\_group=b" in body
     assert str(item().trace_id) in body
+
+
+def test_input_values_cannot_inject_markdown_html_or_templates():
+    hostile = item(input={"note": "[click](http://evil.example) <img src=x> {{ conn.password }} **bold**"})
+    body = review.build_review(hostile).body
+    table = review.input_table(hostile.input)
+    assert table in body
+    unescaped = [m.group() for m in re.finditer(r"(?<!\\)[\[\]<>{}*]", table)]
+    assert unescaped == [], unescaped
+    assert "\\[click\\]\\(http\\://evil.example\\) \\<img src=x\\>" in body
 
 
 def test_wide_inputs_wrap_into_rows_of_four_pairs():

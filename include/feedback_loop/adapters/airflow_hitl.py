@@ -52,6 +52,9 @@ class ReviewOperator(HITLOperator):
     as `expired` without feedback.
     """
 
+    # Subject and body embed application inputs: they must never be rendered as Jinja templates.
+    template_fields = ()
+
     def __init__(self, *, review_item_id: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.review_item_id = review_item_id
