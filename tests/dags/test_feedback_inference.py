@@ -225,6 +225,21 @@ def champion(conn):
     return version
 
 
+def asset_events(dag_run) -> list[str]:
+    """URIs of the asset events the run emitted (Airflow metadata DB)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (
+            select(AssetModel.uri)
+            .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetEvent.source_run_id == dag_run.run_id)
+        )
+        return sorted(session.scalars(query))
+
+
 def task_states(dag_run) -> dict[tuple[str, int], str]:
     return {(ti.task_id, ti.map_index): ti.state for ti in dag_run.get_task_instances()}
 
@@ -270,6 +285,7 @@ def test_low_confidence_predictions_are_reviewed_through_the_rest_api(
     assert sorted(k for k in states if k[0] == "review") == [("review", 0), ("review", 1), ("review", 2)]
     assert states[("no_review", -1)] == "skipped"
     assert states[("close_round", -1)] == "success"
+    assert asset_events(dag_run) == ["feedback_loop://feedback", "feedback_loop://predictions"]
 
     # Every request is scored and every prediction logged with its run, probabilities and slice.
     predictions = conn.execute(
@@ -382,6 +398,7 @@ def test_confident_batch_runs_the_skip_branch_and_creates_no_review_task(airflow
     states = task_states(dag_run)
     assert states[("no_review", -1)] == "success"
     assert states[("open_reviews", -1)] == "skipped"
+    assert asset_events(dag_run) == ["feedback_loop://predictions"]
     assert all(state == "skipped" for (task_id, _), state in states.items() if task_id == "review")
     assert hitl_details(api_client(), run_id=dag_run.run_id)["total_entries"] == 0
     assert conn.execute("SELECT count(*) AS n FROM predictions").fetchone()["n"] == len(batch)
