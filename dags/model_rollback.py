@@ -7,6 +7,11 @@ Trigger it from the Airflow UI (Trigger DAG → fill the form). Leave *Target ve
 version that the current champion replaced. The run records who triggered it and why in
 `model_alias_events`; `feedback-loop model history --model NAME` shows it.
 
+Automatic rollback (off unless `gate.auto_rollback_accuracy_drop` is set for a model): the DAG then also
+runs on every `feedback_loop://rollups` event and, for those models, compares the champion's first rollups
+after its promotion with the previous champion's; a drop in accuracy on labelled feedback beyond the
+threshold rolls back, audited as `feedback-loop:auto-rollback` with the numbers in the reason.
+
 Needs: Airflow connection `feedback_db` (PostgreSQL), or `FEEDBACK_LOOP_DB_URL`; `FEEDBACK_LOOP_CONFIG`
 for the list of models (defaults to the bundled example).
 """
@@ -15,11 +20,12 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from feedback_loop.adapters import airflow_retraining
 from feedback_loop.adapters.airflow_dags import CHAMPION, DEFAULT_ARGS, TAGS, actor_from_context, model_param
 
 
 @dag(
-    schedule=None,
+    schedule=airflow_retraining.auto_rollback_schedule(),
     catchup=False,
     max_active_runs=1,
     default_args={**DEFAULT_ARGS, "retries": 0},
@@ -45,6 +51,34 @@ from feedback_loop.adapters.airflow_dags import CHAMPION, DEFAULT_ARGS, TAGS, ac
     },
 )
 def model_rollback():
+    @task.branch
+    def route() -> str:
+        """A person asked (form, CLI, REST) -> roll back; new rollups arrived -> check recent promotions."""
+        if airflow_retraining.run_type(get_current_context()) == "asset_triggered":
+            return "check_recent_promotions"
+        return "roll_back_champion"
+
+    @task(outlets=[CHAMPION])
+    def check_recent_promotions() -> list[dict]:
+        """Automatic rollback for models that enable it; skipped (no champion event) when nothing moved."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from feedback_loop import config, db, post_promotion
+
+        with db.connect() as conn:
+            results = [
+                post_promotion.check(conn, m)
+                for m in config.load().models
+                if m.gate.auto_rollback_accuracy_drop is not None
+            ]
+        for r in results:
+            print(f"{r['model_name']}: {r['decision']} {r}")
+        rolled = [r for r in results if r["decision"] == "rolled_back"]
+        if not rolled:
+            raise AirflowSkipException("no promotion regressed beyond its threshold; nothing rolled back")
+        get_current_context()["outlet_events"][CHAMPION].extra = {"rolled_back": rolled}
+        return results
+
     @task(outlets=[CHAMPION])
     def roll_back_champion() -> dict:
         from feedback_loop import db, registry
@@ -66,7 +100,7 @@ def model_rollback():
             "previous_version": event.previous_version,
         }
 
-    roll_back_champion()
+    route() >> [roll_back_champion(), check_recent_promotions()]
 
 
 model_rollback()

@@ -52,6 +52,12 @@ class GateConfig(Strict):
     min_slice_rows: Annotated[int, Field(ge=1)] = 20
     eval_case_pass_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
     require_approval: bool = False
+    # Automatic rollback: when the first rollups after a promotion show labelled-feedback accuracy this much
+    # below the previous champion's last rollups (each side with >= auto_rollback_min_labelled labels).
+    # None = off.
+    auto_rollback_accuracy_drop: Annotated[float, Field(gt=0, le=1)] | None = None
+    auto_rollback_min_labelled: Annotated[int, Field(ge=1)] = 30
+    auto_rollback_intervals: Annotated[int, Field(ge=1)] = 3
 
 
 class Schedules(Strict):

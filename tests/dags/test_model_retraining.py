@@ -244,3 +244,26 @@ def test_a_failing_retrain_fails_the_dag_run_and_records_the_run_as_failed(
     assert only["status"] == "failed" and only["finished_at"] is not None
     assert "stopped before registering" in only["decision"]
     assert [v.version for v in registry.list_versions(conn, "digits")] == [1]
+
+
+def test_model_rollback_listens_to_rollups_only_when_a_model_enables_auto_rollback(
+    tmp_path, monkeypatch, dagbag
+):
+    from feedback_loop import config
+    from feedback_loop.adapters import airflow_retraining
+    from feedback_loop.adapters.airflow_dags import ROLLUPS
+
+    assert airflow_retraining.auto_rollback_schedule() is None
+    assert type(dagbag.dags["model_rollback"].timetable).__name__ == "NullTimetable"
+    assert dagbag.dags["model_rollback"].task_dict["route"].downstream_task_ids == {
+        "roll_back_champion",
+        "check_recent_promotions",
+    }
+    text = Path(config.default_path()).read_text(encoding="utf-8")
+    enabled = tmp_path / "auto.yaml"
+    enabled.write_text(
+        text.replace("auto_rollback_accuracy_drop: null", "auto_rollback_accuracy_drop: 0.1"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(enabled))
+    assert airflow_retraining.auto_rollback_schedule() == [ROLLUPS]

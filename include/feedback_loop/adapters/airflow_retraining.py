@@ -84,3 +84,11 @@ def responder(result: Any) -> str:
     else:
         name = user
     return f"airflow:{name}" if name else "airflow:approver"
+
+
+def auto_rollback_schedule() -> list | None:
+    """model_rollback also runs on new rollups, but only when some model enables automatic rollback."""
+    from feedback_loop.adapters.airflow_dags import ROLLUPS
+
+    enabled = any(m.gate.auto_rollback_accuracy_drop is not None for m in config.load().models)
+    return [ROLLUPS] if enabled else None
