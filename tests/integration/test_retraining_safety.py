@@ -91,7 +91,13 @@ def test_two_concurrent_runs_are_serialised(conn, db_url, with_feedback):
     ]
     first, second = sorted(runs(conn), key=lambda r: r["candidate_version"])
     assert first["finished_at"] <= second["finished_at"]
-    assert registry.get_version(conn, "digits", 3).parent_version == 2
+    v2, v3 = registry.get_version(conn, "digits", 2), registry.get_version(conn, "digits", 3)
+    assert v3.parent_version == 2
+    # same feedback, same seed: the same training set and a deterministic fit
+    assert (
+        v2.data_snapshot["feedback"]["trace_ids_sha256"] == v3.data_snapshot["feedback"]["trace_ids_sha256"]
+    )
+    assert v2.metrics["accuracy"] == v3.metrics["accuracy"] and v2.metrics["slices"] == v3.metrics["slices"]
     assert [e.version for e in registry.alias_history(conn, "digits")] == [1, 2, 3]
 
 
