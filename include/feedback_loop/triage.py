@@ -38,6 +38,10 @@ COMMENT_FAILURE_MODES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 
 
+# One pass that tells whether any of the patterns can match; most comments match none of them.
+_ANY_FAILURE_MODE = re.compile("|".join(f"(?:{p.pattern})" for _, p in COMMENT_FAILURE_MODES), re.I)
+
+
 @dataclass(frozen=True)
 class Triage:
     priority: str
@@ -75,7 +79,7 @@ def failure_mode(
     kind: str, rating: int | None = None, signal: str | None = None, comment: str | None = None
 ) -> str | None:
     """A short tag for what went wrong, or None when nothing did (or nothing can be said)."""
-    if comment:
+    if comment and _ANY_FAILURE_MODE.search(comment):
         for tag, pattern in COMMENT_FAILURE_MODES:
             if pattern.search(comment):
                 return tag

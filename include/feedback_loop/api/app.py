@@ -198,5 +198,34 @@ def create_app(
             summary=spec.summary,
             dependencies=dependencies,
             responses={code: error_doc[code] for code in sorted(codes)},
+            openapi_extra=_request_body(spec.raw_body),
         )
+    raw_models = [spec.raw_body for spec in ROUTES if spec.raw_body is not None]
+    if raw_models:
+        _document_raw_bodies(app, raw_models)
     return app
+
+
+def _request_body(model: Any) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _document_raw_bodies(app: FastAPI, models: list[Any]) -> None:
+    """Add the schemas of bodies parsed by handlers themselves to the generated OpenAPI components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(schema.pop("$defs", {}))
+                components[model.__name__] = schema
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import Header, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from feedback_loop.api import schemas
 from feedback_loop.api.service import FeedbackService
@@ -38,14 +42,26 @@ def post_feedback(
     return result.row
 
 
-def post_feedback_batch(
-    request: Request, response: Response, body: schemas.BatchBody, idempotency_key: IdempotencyKey = None
-) -> dict[str, Any]:
-    outcome = service(request).submit_batch(body.items, idempotency_key)
-    if outcome["created"] == 0:
-        response.status_code = 200
-        response.headers[REPLAYED_HEADER] = "true"
-    return outcome
+def _ingest_batch(feedback: FeedbackService, raw: bytes, idempotency_key: str | None) -> Response:
+    try:
+        # pydantic parses and validates the JSON in one pass; FastAPI's json.loads + validate costs twice
+        # as much on a 10,000-item body. Errors go through the same readable 422 handler.
+        body = schemas.BatchBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    outcome = feedback.submit_batch(body.items, idempotency_key)
+    replayed = outcome["created"] == 0
+    return Response(
+        json.dumps(outcome, separators=(",", ":")),
+        status_code=200 if replayed else 201,
+        media_type="application/json",
+        headers={REPLAYED_HEADER: "true"} if replayed else None,
+    )
+
+
+async def post_feedback_batch(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
+    raw = await request.body()
+    return await run_in_threadpool(_ingest_batch, service(request), raw, idempotency_key)
 
 
 def get_feedback(request: Request, feedback_id: Annotated[int, Path(ge=1)]) -> dict[str, Any]:
@@ -79,6 +95,7 @@ class RouteSpec:
     response_model: Any
     summary: str
     errors: tuple[int, ...] = field(default=())
+    raw_body: Any = None  # model of a body the handler parses itself (documented in OpenAPI from this)
 
 
 ROUTES: tuple[RouteSpec, ...] = (
@@ -101,6 +118,7 @@ ROUTES: tuple[RouteSpec, ...] = (
         schemas.BatchOut,
         "Submit many feedback events in one transaction: all are stored or none",
         (404, 409, 413, 422),
+        schemas.BatchBody,
     ),
     RouteSpec(
         "GET",

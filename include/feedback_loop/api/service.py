@@ -8,12 +8,15 @@ worker, so a slow or dead webhook never slows down or fails a request.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import psycopg
@@ -30,9 +33,13 @@ URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
 MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
-STAGING_COLUMNS = (
-    "ord",
+BATCH_ATTEMPTS = 5
+KEY_CONSTRAINT = "feedback_idempotency_key_key"
+COPY_COLUMNS = (
+    "id",
     "trace_id",
+    "model_name",
+    "model_version",
     "kind",
     "rating",
     "label",
@@ -45,6 +52,59 @@ STAGING_COLUMNS = (
     "idempotency_key",
     "request_hash",
 )
+
+
+_HASHED_FIELDS = tuple(f.name for f in fields(store.FeedbackIn) if f.name not in ("priority", "failure_mode"))
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, str):
+        return encode_basestring_ascii(value)
+    return json.dumps(value, default=str, allow_nan=False)
+
+
+def request_hash_of(**values: Any) -> str:
+    """Exactly `store.FeedbackIn(**values).request_hash()`: the same fields in the same order, written as
+    json.dumps(separators=(",", ":")) writes them (tests/integration/test_api_service.py checks it).
+    Built by hand because batch ingest hashes every keyed item and dataclasses.asdict deep-copies."""
+    parts = [f'"{name}":{_json_value(values.get(name))}' for name in _HASHED_FIELDS]
+    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
+
+
+_API_FIELDS = ("trace_id", "kind", "rating", "label", "signal", "comment", "user_id", "source")
+# API items never carry review_item_id or latency_seconds, so their tail of the JSON is constant.
+_API_HASH_TAIL = (
+    ',"review_item_id":null,"latency_seconds":null}'
+    if _HASHED_FIELDS == (*_API_FIELDS, "review_item_id", "latency_seconds")
+    else None
+)
+
+
+def _api_request_hash(
+    trace_id: str, kind: str, rating: int | None, label: str | None, signal: str | None,
+    comment: str | None, user_id: str | None, source: str,
+) -> str:  # fmt: skip
+    """request_hash_of() for what the API accepts, unrolled: batch ingest runs it for every keyed item."""
+    if _API_HASH_TAIL is None:  # the store's fields changed: stay correct, if slower
+        return request_hash_of(
+            trace_id=trace_id, kind=kind, rating=rating, label=label, signal=signal, comment=comment,
+            user_id=user_id, source=source,
+        )  # fmt: skip
+    enc = encode_basestring_ascii
+    text = (
+        f'{{"trace_id":{enc(trace_id)},"kind":{enc(kind)},'
+        f'"rating":{"null" if rating is None else int.__repr__(rating)},'
+        f'"label":{"null" if label is None else enc(label)},"signal":{"null" if signal is None else enc(signal)},'
+        f'"comment":{"null" if comment is None else enc(comment)},'
+        f'"user_id":{"null" if user_id is None else enc(user_id)},"source":{enc(source)}{_API_HASH_TAIL}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,6 +124,8 @@ class FeedbackService:
         self.pool = pool or ConnectionPool()
         self._delivery_workers = delivery_workers
         self._deliveries = self._executor()
+        # Batch look-ups run here while the request thread prepares the items.
+        self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feedback-lookup")
         self._stopped = False
         self._queued = 0
         self._queued_lock = threading.Lock()
@@ -78,8 +140,10 @@ class FeedbackService:
 
     # ---- validation -------------------------------------------------------------------------------
 
-    def _problems(self, body: FeedbackBody, prefix: str = "") -> list[dict[str, str]]:
-        api = self.settings.api
+    def _problems(
+        self, body: FeedbackBody, prefix: str = "", api: config.ApiConfig | None = None
+    ) -> list[dict[str, str]]:
+        api = api or self.settings.api
         problems: list[dict[str, str]] = []
 
         def add(field: str, reason: str) -> None:
@@ -165,130 +229,178 @@ class FeedbackService:
         return Submitted(row, result.created)
 
     def submit_batch(self, items: Sequence[FeedbackBody], header_key: str | None = None) -> dict[str, Any]:
-        limit = self.settings.api.max_batch_size
+        """Store all items in one transaction, or none.
+
+        Items are streamed with COPY straight into `feedback` while they are masked, triaged and hashed,
+        so PostgreSQL inserts on one core while Python prepares on the other. Keys stored before are looked
+        up first (a retry returns the stored ids). The unique index on the key stays the guarantee: if a
+        concurrent request stores one of our keys in between, COPY fails on it, the transaction is rolled
+        back and the batch is tried again, and this time finds that key stored.
+        """
+        api = self.settings.api  # once per batch: config.load() stats the file on every call
+        limit = api.max_batch_size
         if not items:
             raise Invalid("items", "must contain at least one item")
         if len(items) > limit:
             raise Invalid("items", f"at most {limit} items per batch (got {len(items)}); split the batch")
         problems: list[dict[str, str]] = []
         for i, body in enumerate(items):
-            problems += self._problems(body, prefix=f"items[{i}].")
+            problems += self._problems(body, prefix=f"items[{i}].", api=api)
             if len(problems) >= MAX_REPORTED_PROBLEMS:
                 break
         if problems:
             raise Invalid(**problems[0], more=problems[1:MAX_REPORTED_PROBLEMS])
-
-        staged: list[tuple[Any, ...]] = []
-        first_with_key: dict[str, tuple[int, str]] = {}
-        alias_of: dict[int, int] = {}  # repeated key with the same body -> the item it repeats
-        for i, body in enumerate(items):
-            key = body.client_event_id or (f"{header_key}:{i}" if header_key else None)
-            item = self._prepared(body)
-            digest = item.request_hash() if key is not None else None
-            if key is not None:
-                if key in first_with_key:
-                    j, first_digest = first_with_key[key]
-                    if first_digest != digest:
-                        raise Invalid(
-                            f"items[{i}].client_event_id",
-                            f"repeats the key of items[{j}] with a different body",
-                        )
-                    alias_of[i] = j
-                    continue
-                first_with_key[key] = (i, digest)
-            staged.append(
-                (
-                    i,
-                    item.trace_id,
-                    item.kind,
-                    item.rating,
-                    item.label,
-                    item.signal,
-                    item.comment,
-                    item.user_id,
-                    item.source,
-                    item.priority,
-                    item.failure_mode,
-                    key,
-                    digest,
+        keys = [
+            body.client_event_id or (f"{header_key}:{i}" if header_key else None)
+            for i, body in enumerate(items)
+        ]
+        for attempt in range(1, BATCH_ATTEMPTS + 1):
+            try:
+                outcome, notifications = self._copy_batch(items, keys)
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != KEY_CONSTRAINT:
+                    raise
+                log.info(
+                    "a concurrent request stored a key of this batch first; retrying (attempt %d)", attempt
                 )
+                continue
+            self._schedule(notifications)
+            return outcome
+        raise Conflict("items", "concurrent requests kept storing the same keys; retry the request")
+
+    def _lookup(
+        self, keys: list[str | None], trace_ids_json: str
+    ) -> tuple[list[tuple[str, int] | None], dict[str, tuple[int, str]], list[int]]:
+        """Model and version per item (None: unknown trace), id and hash per key stored before, and ids
+        reserved for the rows to write (COPY returns none, the response lists them in item order)."""
+        model_of: list[tuple[str, int] | None] = [None] * len(keys)
+        stored: dict[str, tuple[int, str]] = {}
+        given = [k for k in keys if k is not None]
+        with self.pool.connection() as conn:
+            groups = conn.execute(
+                queries.sql("api/models_for_items"), {"trace_ids": trace_ids_json}
+            ).fetchall()
+            if given:
+                rows = conn.execute(
+                    queries.sql("api/feedback_by_keys"), {"keys": json.dumps(given)}
+                ).fetchall()
+                stored = {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
+            new_rows = len({k for k in given if k not in stored}) + (len(keys) - len(given))
+            allocated = conn.execute(queries.sql("api/allocate_feedback_ids"), {"n": new_rows}).fetchone()[
+                "ids"
+            ]
+        for group in groups:
+            model = (group["model_name"], group["model_version"])
+            for ordinal in group["ords"]:
+                model_of[ordinal - 1] = model
+        return model_of, stored, allocated
+
+    def _copy_batch(
+        self, items: Sequence[FeedbackBody], keys: list[str | None]
+    ) -> tuple[dict[str, Any], list[int]]:
+        lookup = self._lookups.submit(self._lookup, keys, json.dumps([str(body.trace_id) for body in items]))
+        # While PostgreSQL looks things up: mask and triage every item (hashing waits for the COPY loop,
+        # where it overlaps with PostgreSQL inserting the rows already sent).
+        prepared: list[tuple[str | None, str, triage.Triage]] = []
+        for body in items:
+            comment = None if body.comment is None else privacy.mask(body.comment).text
+            source = "implicit" if body.kind == "implicit" else "api"
+            prepared.append((comment, source, triage.triage(body.kind, body.rating, body.signal, comment)))
+
+        def digest(i: int) -> str:
+            body, (comment, source, _verdict) = items[i], prepared[i]
+            return _api_request_hash(
+                str(body.trace_id),
+                body.kind,
+                body.rating,
+                body.label,
+                body.signal,
+                comment,
+                body.user_id,
+                source,
             )
+
+        model_of, stored, allocated = lookup.result()
+        unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
+        if unknown:
+            (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
+            raise NotFound(
+                f"items[{first}].trace_id",
+                f"no prediction was logged with trace_id {trace}",
+                more=[
+                    {"field": f"items[{i}].trace_id", "reason": f"no prediction with trace_id {t}"}
+                    for i, t in rest
+                ],
+            )
+        # Retries (keys stored before) and keys repeated inside the batch are compared by body here;
+        # the rows to write get their hash in the COPY loop below.
+        ids: list[int] = [0] * len(items)
+        to_write: list[int] = []
+        repeats: dict[int, int] = {}  # item -> earlier item of this batch with the same key and body
+        first_with_key: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            if key is None:
+                to_write.append(i)
+            elif key in stored:
+                ids[i], stored_digest = stored[key]
+                if stored_digest != digest(i):
+                    field = "client_event_id" if items[i].client_event_id else "Idempotency-Key"
+                    raise Conflict(f"items[{i}].{field}", f"{key!r} was already used with a different body")
+            elif key in first_with_key:
+                j = first_with_key[key]
+                if digest(j) != digest(i):
+                    raise Invalid(
+                        f"items[{i}].client_event_id", f"repeats the key of items[{j}] with a different body"
+                    )
+                repeats[i] = j
+            else:
+                first_with_key[key] = i
+                to_write.append(i)
 
         notifications: list[int] = []
+        negative_versions: set[tuple[str, int]] = set()
+        urgent: list[dict[str, Any]] = []
         with self.pool.connection() as conn:
-            inserted = self._insert_staged(conn, staged, header_key)
-            ids: dict[int, int] = {}
-            keyed = conn.execute(queries.sql("api/staging_keyed")).fetchall()
-            mismatched = [r for r in keyed if not r["same_body"]]
-            if mismatched:
-                field = (
-                    "client_event_id" if items[mismatched[0]["ord"]].client_event_id else "Idempotency-Key"
-                )
-                raise Conflict(
-                    f"items[{mismatched[0]['ord']}].{field}",
-                    "was already used with a different body",
-                    more=[
-                        {"field": f"items[{r['ord']}]", "reason": "key already used with a different body"}
-                        for r in mismatched[1:MAX_REPORTED_PROBLEMS]
-                    ],
-                )
-            ids.update({r["ord"]: r["id"] for r in keyed})
-            # Unkeyed items: identities are assigned in insert order, which follows the item order.
-            unkeyed_ords = [s[0] for s in staged if s[11] is None]
-            unkeyed_ids = sorted(r["id"] for r in inserted if r["idempotency_key"] is None)
-            ids.update(zip(unkeyed_ords, unkeyed_ids, strict=True))
-            created_ids = {r["id"] for r in inserted}
-            negative_versions = sorted(
-                {(r["model_name"], r["model_version"]) for r in inserted if r["is_negative"]}
-            )
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY feedback ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
+            ):
+                for i, feedback_id in zip(to_write, allocated, strict=True):
+                    body, key = items[i], keys[i]
+                    comment, source, verdict = prepared[i]
+                    model_name, version = model_of[i]
+                    ids[i] = feedback_id
+                    copy.write_row(
+                        (feedback_id, body.trace_id, model_name, version, body.kind, body.rating, body.label,
+                         body.signal, comment, body.user_id, source, verdict.priority, verdict.failure_mode, key,
+                         None if key is None else digest(i))
+                    )  # fmt: skip
+                    if triage.is_negative(body.kind, body.rating, body.signal):
+                        negative_versions.add((model_name, version))
+                    if verdict.priority == "urgent":
+                        urgent.append(
+                            {"id": feedback_id, "trace_id": body.trace_id, "model_name": model_name,
+                             "model_version": version, "kind": body.kind, "rating": body.rating,
+                             "failure_mode": verdict.failure_mode, "comment": comment}
+                        )  # fmt: skip
             opened = 0
-            for model_name, version in negative_versions:
+            for model_name, version in sorted(negative_versions):
                 found = self._negative_rate_check(conn, model_name, version)
                 opened += len(found)
                 notifications += found
-            urgent = [r for r in inserted if r["priority"] == "urgent"]
             if urgent:
-                notifications.append(self._enqueue_urgent(conn, urgent))
-
-        results = []
-        for i in range(len(items)):
-            feedback_id = ids[alias_of.get(i, i)]
-            results.append({"id": feedback_id, "created": feedback_id in created_ids and i not in alias_of})
-        self._schedule(notifications)
-        created = sum(r["created"] for r in results)
-        return {
-            "created": created,
-            "duplicates": len(results) - created,
+                notifications.append(self._enqueue_urgent(conn, urgent[:20], total=len(urgent)))
+        for i, j in repeats.items():
+            ids[i] = ids[j]
+        written = set(to_write)
+        outcome = {
+            "created": len(to_write),
+            "duplicates": len(items) - len(to_write),
             "urgent": len(urgent),
             "review_items_opened": opened,
-            "items": results,
+            "items": [{"id": feedback_id, "created": i in written} for i, feedback_id in enumerate(ids)],
         }
-
-    def _insert_staged(
-        self, conn: psycopg.Connection, staged: list[tuple[Any, ...]], header_key: str | None
-    ) -> list[dict[str, Any]]:
-        conn.execute(queries.sql("api/staging_create"))
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY feedback_staging ({', '.join(STAGING_COLUMNS)}) FROM STDIN") as copy:
-                for row in staged:
-                    copy.write_row(row)
-        unknown = conn.execute(
-            queries.sql("api/staging_unknown_traces"), {"limit": MAX_REPORTED_PROBLEMS}
-        ).fetchall()
-        if unknown:
-            first, *rest = unknown
-            raise NotFound(
-                f"items[{first['ord']}].trace_id",
-                f"no prediction was logged with trace_id {first['trace_id']}",
-                more=[
-                    {
-                        "field": f"items[{r['ord']}].trace_id",
-                        "reason": f"no prediction with trace_id {r['trace_id']}",
-                    }
-                    for r in rest
-                ],
-            )
-        return conn.execute(queries.sql("api/staging_insert")).fetchall()
+        return outcome, notifications
 
     # ---- triage side effects (inside the write transaction) ---------------------------------------
 
@@ -342,9 +454,9 @@ class FeedbackService:
         except NotFoundError:
             return []
 
-    def _enqueue_urgent(self, conn: psycopg.Connection, rows: list[dict[str, Any]]) -> int:
+    def _enqueue_urgent(self, conn: psycopg.Connection, rows: list[dict[str, Any]], total: int = 1) -> int:
         first = rows[0]
-        if len(rows) == 1:
+        if total == 1:
             text = (
                 f"Urgent feedback on {first['model_name']} v{first['model_version']}: {first.get('kind', '')}"
                 f"{' ' + str(first['rating']) if first.get('rating') else ''}"
@@ -357,7 +469,7 @@ class FeedbackService:
             }
         else:
             versions = sorted({f"{r['model_name']} v{r['model_version']}" for r in rows})
-            text = f"{len(rows)} urgent feedback items in one batch ({', '.join(versions)})"
+            text = f"{total} urgent feedback items in one batch ({', '.join(versions)})"
             fields = {"feedback ids": ", ".join(str(r["id"]) for r in rows[:20])}
         return notify.enqueue(conn, URGENT_TOPIC, text, fields)
 
@@ -443,12 +555,14 @@ class FeedbackService:
         """Called at app start-up; an app object can be started again after a shutdown (tests do)."""
         if self._stopped:
             self._deliveries = self._executor()
+            self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feedback-lookup")
             self._stopped = False
         self.pool.reopen()
 
     def close(self) -> None:
         """Stops delivering (undelivered notifications stay in the outbox) and closes connections."""
         self._deliveries.shutdown(wait=False, cancel_futures=True)
+        self._lookups.shutdown(wait=False, cancel_futures=True)
         self._stopped = True
         with self._queued_lock:
             self._queued = 0

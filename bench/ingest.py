@@ -1,0 +1,297 @@
+"""Feedback ingest: the real API server against raw COPY, in one run.
+
+- single events: N concurrent clients POST /feedback (each with its own client_event_id) to a real
+  `feedback-loop api serve` process on 127.0.0.1; requests/s and p50/p99 latency;
+- batch: POST /feedback/batch with B items per request (one transaction: COPY into a staging table, then
+  INSERT ... SELECT ... ON CONFLICT DO NOTHING); rows/s;
+- ceiling: raw COPY of the same rows straight into the feedback table; rows/s.
+
+Everything runs on a throwaway database on the resolved PostgreSQL server and a throwaway Airflow home
+(tokens are Airflow JWTs signed by the simple auth manager, verified by the server with Airflow's code).
+Knobs (environment): BENCH_INGEST_CLIENTS (32), BENCH_INGEST_REQUESTS (3000), BENCH_INGEST_BATCH (10000),
+BENCH_INGEST_ROUNDS (3), BENCH_INGEST_WORKERS (uvicorn workers, 1).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def _setting(name: str, default: int) -> int:
+    return int(os.environ.get(f"BENCH_INGEST_{name}", default))
+
+
+def _log(message: str) -> None:
+    print(f"  ingest: {message}", file=sys.stderr, flush=True)
+
+
+# A production-like mix: 20% negative (below the 30% review trigger), some comments with personal data.
+MIX = (
+    {"kind": "rating", "rating": 5},
+    {"kind": "thumbs_up"},
+    {"kind": "rating", "rating": 4, "comment": "fine, but mail me at someone@example.org"},
+    {"kind": "implicit", "signal": "accepted"},
+    {"kind": "thumbs_down", "comment": "it read my 7 as a 1, please check"},
+    {"kind": "thumbs_up"},
+    {"kind": "rating", "rating": 3, "comment": "took a while; call +1 555 123 4567 if needed"},
+    {"kind": "correction", "label": "7"},
+    {"kind": "comment", "comment": "would like to see the top alternatives"},
+    {"kind": "thumbs_up"},
+)
+
+
+def _event(i: int, trace: uuid.UUID, prefix: str) -> dict[str, Any]:
+    return {
+        "trace_id": str(trace),
+        "user_id": f"user-{i % 997}",
+        "client_event_id": f"{prefix}-{i}",
+        **MIX[i % len(MIX)],
+    }
+
+
+@contextmanager
+def _environment(tmp: Path) -> Iterator[dict[str, str]]:
+    """A throwaway Airflow home and feedback database; yields the environment for the server process."""
+    from feedback_loop import db, migrations
+
+    server_url = db.resolve_url()
+    name = f"fl_bench_{uuid.uuid4().hex[:8]}"
+    url = db.ensure_database(server_url, name)
+    migrations.upgrade(url)
+    env = {
+        "AIRFLOW_HOME": str(tmp / "airflow"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp / 'airflow' / 'airflow.db'}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "bench:op",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp / "passwords.json"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "FEEDBACK_LOOP_DB_URL": url,
+        "FEEDBACK_LOOP_ARTIFACT_DIR": str(tmp / "models"),
+        "FEEDBACK_LOOP_WEBHOOK_URL": "",
+    }
+    (tmp / "airflow").mkdir()
+    (tmp / "passwords.json").write_text(json.dumps({"bench": secrets.token_urlsafe(16)}))
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        db.drop_database(server_url, name)
+
+
+def _airflow_token() -> str:
+    """Initialise Airflow's metadata DB and sign a token for an op user with Airflow's own signer."""
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.utils import db as airflow_db
+
+    airflow_db.initdb()
+    return init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="bench", role="op"))
+
+
+def _seed(url: str, n: int) -> list[uuid.UUID]:
+    from sklearn.dummy import DummyClassifier
+
+    from feedback_loop import db, registry, store
+
+    traces = [uuid.uuid4() for _ in range(n)]
+    with db.connect(url) as conn:
+        estimator = DummyClassifier().fit([[0], [1]], ["0", "1"])
+        registry.register(conn, "bench", estimator, created_by="bench")
+        store.log_predictions(
+            conn,
+            (
+                store.Prediction(t, "bench", 1, {"x": i}, str(i % 10), 0.9, {"0": 0.9}, {"region": "r"})
+                for i, t in enumerate(traces)
+            ),
+        )
+    return traces
+
+
+@contextmanager
+def _server(env: dict[str, str], workers: int, log_path: Path) -> Iterator[int]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "feedback_loop.cli", "api", "serve", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"api serve exited:\n{log_path.read_text()[-2000:]}")
+                try:
+                    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    connection.request("GET", "/healthz")
+                    if connection.getresponse().status == 200:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("api serve did not become healthy within 90s")
+                time.sleep(0.2)
+            yield port
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _single_events(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float]]:
+    """(wall seconds, per-request latencies) for all bodies sent by `clients` keep-alive connections."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    local = threading.local()
+    failures: list[str] = []
+
+    def send(body: bytes) -> float:
+        if not hasattr(local, "connection"):
+            local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        started = time.perf_counter()
+        local.connection.request("POST", "/feedback", body=body, headers=headers)
+        response = local.connection.getresponse()
+        response.read()
+        elapsed = time.perf_counter() - started
+        if response.status != 201:
+            failures.append(f"HTTP {response.status}")
+        return elapsed
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        latencies = list(pool.map(send, bodies))
+    wall = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} single-event requests failed, e.g. {failures[0]}")
+    return wall, latencies
+
+
+def _batches(port: int, token: str, payloads: list[bytes], expected: int) -> float:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    total = 0.0
+    for payload in payloads:
+        started = time.perf_counter()
+        connection.request("POST", "/feedback/batch", body=payload, headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        total += time.perf_counter() - started
+        if response.status != 201 or json.loads(body)["created"] != expected:
+            raise RuntimeError(f"batch failed: HTTP {response.status} {body[:300]!r}")
+    return total
+
+
+def _raw_copy(url: str, rounds: list[list[tuple[Any, ...]]]) -> float:
+    """COPY the same rows straight into feedback (the ceiling: no HTTP, no validation, no staging)."""
+    from feedback_loop import db
+
+    columns = (
+        "trace_id, model_name, model_version, kind, rating, label, signal, comment, user_id, source, "
+        "priority, failure_mode, idempotency_key, request_hash"
+    )
+    total = 0.0
+    with db.connect(url) as conn:
+        for rows in rounds:
+            started = time.perf_counter()
+            with conn.cursor() as cur:
+                with cur.copy(f"COPY feedback ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            conn.commit()
+            total += time.perf_counter() - started
+    return total
+
+
+def _copy_rows(events: list[dict[str, Any]], prefix: str) -> list[tuple[Any, ...]]:
+    """The rows the API would store for these events (masked, triaged, hashed), with fresh keys."""
+    from feedback_loop.api.schemas import FeedbackBody
+    from feedback_loop.api.service import FeedbackService
+
+    rows = []
+    for i, event in enumerate(events):
+        item = FeedbackService._prepared(FeedbackBody.model_validate(event))
+        rows.append(
+            (
+                item.trace_id, "bench", 1, item.kind, item.rating, item.label, item.signal, item.comment,
+                item.user_id, item.source, item.priority, item.failure_mode, f"{prefix}-{i}", item.request_hash(),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def run() -> list[dict[str, Any]]:
+    clients = _setting("CLIENTS", 32)
+    n_single = _setting("REQUESTS", 3000)
+    batch_size = _setting("BATCH", 10_000)
+    rounds = _setting("ROUNDS", 3)
+    workers = _setting("WORKERS", 1)
+    tmp = Path(tempfile.mkdtemp(prefix="fl-bench-ingest-"))
+    try:
+        with _environment(tmp) as env:
+            url = env["FEEDBACK_LOOP_DB_URL"]
+            token = _airflow_token()
+            traces = _seed(url, batch_size)
+            _log(f"seeded {len(traces)} predictions; starting api serve ({workers} worker(s))")
+            with _server(env, workers, tmp / "server.log") as port:
+                warmup = [json.dumps(_event(i, traces[i], "warm")).encode() for i in range(200)]
+                _single_events(port, token, warmup, clients)
+                single = [
+                    json.dumps(_event(i, traces[i % len(traces)], "single")).encode() for i in range(n_single)
+                ]
+                _log(f"{n_single} single events with {clients} concurrent clients")
+                wall, latencies = _single_events(port, token, single, clients)
+                events = [
+                    [_event(i, traces[i], f"batch{r}") for i in range(batch_size)] for r in range(rounds)
+                ]
+                payloads = [json.dumps({"items": items}).encode() for items in events]
+                _log(f"{rounds} batches of {batch_size} items")
+                batch_seconds = _batches(port, token, payloads, batch_size)
+            copy_rounds = [_copy_rows(items, f"copy{r}") for r, items in enumerate(events)]
+            _log(f"raw COPY of the same {rounds} x {batch_size} rows")
+            copy_seconds = _raw_copy(url, copy_rounds)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    quantiles = statistics.quantiles(latencies, n=100)
+    single_rps = n_single / wall
+    batch_rps = rounds * batch_size / batch_seconds
+    copy_rps = rounds * batch_size / copy_seconds
+    return [
+        {"metric": f"single_event_requests_per_s_{clients}_clients", "value": single_rps, "unit": "req/s"},
+        {"metric": "single_event_latency_p50", "value": quantiles[49] * 1000, "unit": "ms"},
+        {"metric": "single_event_latency_p99", "value": quantiles[98] * 1000, "unit": "ms"},
+        {"metric": f"batch_ingest_rows_per_s_{batch_size}_per_request", "value": batch_rps, "unit": "rows/s"},
+        {"metric": "raw_copy_rows_per_s", "value": copy_rps, "unit": "rows/s"},
+        {"metric": "ratio_batch_to_raw_copy", "value": batch_rps / copy_rps, "unit": "x (>= 0.5 required)"},
+        {"metric": "ratio_batch_to_single_event", "value": batch_rps / single_rps, "unit": "x"},
+    ]

@@ -1,0 +1,82 @@
+"""The API's service layer without HTTP: the batch hash shortcut and races between batch retries."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from feedback_loop import store
+from feedback_loop.api.schemas import FeedbackBody
+from feedback_loop.api.service import FeedbackService, _api_request_hash, request_hash_of
+
+from .helpers import CONFIG, make_predictions, register_toy
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"kind": "thumbs_up"},
+        {"kind": "rating", "rating": 2, "comment": 'say "hi"\\n\ttab', "user_id": "u-ü"},
+        {"kind": "correction", "label": "7", "comment": "émoji 🙂 and \u2028 separators", "source": "api"},
+        {"kind": "implicit", "signal": "retried", "source": "implicit", "user_id": None},
+    ],
+)
+def test_batch_hash_equals_the_store_request_hash(values):
+    trace = uuid.uuid4()
+    item = store.FeedbackIn(trace_id=trace, **values)
+    fields = {"source": "api", **values}
+    assert request_hash_of(trace_id=str(trace), **fields) == item.request_hash()
+    unrolled = _api_request_hash(
+        str(trace), fields["kind"], fields.get("rating"), fields.get("label"), fields.get("signal"),
+        fields.get("comment"), fields.get("user_id"), fields["source"],
+    )  # fmt: skip
+    assert unrolled == item.request_hash()
+
+
+def test_a_single_event_retried_inside_a_batch_is_recognised(conn):
+    register_toy(conn)
+    conn.commit()
+    trace = make_predictions(conn, "toy", 1, 1)[0]
+    conn.commit()
+    service = FeedbackService(CONFIG)
+    try:
+        body = FeedbackBody(
+            trace_id=trace, kind="rating", rating=4, comment="ok, mail a@b.io", client_event_id="e-1"
+        )
+        single = service.submit(body)
+        batch = service.submit_batch([body])
+    finally:
+        service.close()
+    assert batch["items"] == [{"id": single.row["id"], "created": False}]
+
+
+def test_concurrent_copies_of_one_batch_store_each_item_once(conn):
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, 50)
+    conn.commit()
+    items = [
+        FeedbackBody(trace_id=t, kind="thumbs_up", client_event_id=f"c-{i}") for i, t in enumerate(traces)
+    ]
+    service = FeedbackService(CONFIG)
+    outcomes: list[dict] = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        barrier.wait()
+        outcomes.append(service.submit_batch(items))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        service.close()
+    assert len(outcomes) == 8
+    assert len({tuple(item["id"] for item in outcome["items"]) for outcome in outcomes}) == 1
+    assert sum(outcome["created"] for outcome in outcomes) == 50
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 50
