@@ -51,6 +51,11 @@ class GateConfig(Strict):
     slice_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.05
     min_slice_rows: Annotated[int, Field(ge=1)] = 20
     eval_case_pass_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    # A drop beyond the tolerance blocks only when the paired holdout predictions show it is real (one-sided
+    # exact McNemar test, p < significance); 0 disables the test. A drop beyond max_regression always blocks
+    # (None = no such floor; on a small holdout one row can exceed any floor).
+    significance: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    max_regression: Annotated[float, Field(gt=0, le=1)] | None = None
     require_approval: bool = False
     # Automatic rollback: when the first rollups after a promotion show labelled-feedback accuracy this much
     # below the previous champion's last rollups (each side with >= auto_rollback_min_labelled labels).

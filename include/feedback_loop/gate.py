@@ -8,12 +8,18 @@ cases. A candidate passes only if all of these hold:
 * slices: on every slice value with at least `min_slice_rows` holdout rows, candidate accuracy >=
   champion accuracy - slice_tolerance.
 
+Holdouts are often small (75 rows: one row is 1.3 points), so a drop beyond a tolerance only blocks when
+the paired predictions show it is real: a one-sided exact McNemar test on the rows where exactly one of
+the two models is right must give p < `significance`. A drop beyond `max_regression` (when set) always
+blocks.
+
 Without a champion (the first model) only the eval cases apply. The verdict carries every number, so
 training_runs.gate answers "why" without re-running anything.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +52,10 @@ class Scores:
     version: int | None
     holdout: dict[str, Any]
     cases: list[CaseResult] = field(default_factory=list)
+    # Per holdout row, in holdout order: was the prediction right, and the row's slice values. Both models
+    # are scored on the same rows, so these pair up for the significance test.
+    correct: list[bool] = field(default_factory=list)
+    slice_values: dict[str, list[str]] = field(default_factory=dict)
 
     def case_pass_rate(self, must_pass_only: bool = True) -> float | None:
         cases = [c for c in self.cases if c.must_pass or not must_pass_only]
@@ -103,23 +113,60 @@ class Verdict:
         return "\n".join(lines)
 
 
+def mcnemar_p(champion_only: int, candidate_only: int) -> float:
+    """One-sided exact McNemar p-value that the champion is really better: the chance of at least
+    `champion_only` wins among the discordant pairs if both models were equally good."""
+    n = champion_only + candidate_only
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(champion_only, n + 1)) / 2**n
+
+
+def _paired_p(candidate: list[bool], champion: list[bool], mask: list[bool] | None = None) -> float | None:
+    if not candidate or len(candidate) != len(champion):
+        return None
+    pairs = [
+        (a, b) for i, (a, b) in enumerate(zip(candidate, champion, strict=True)) if mask is None or mask[i]
+    ]
+    champion_only = sum(1 for a, b in pairs if b and not a)
+    candidate_only = sum(1 for a, b in pairs if a and not b)
+    return mcnemar_p(champion_only, candidate_only)
+
+
+def _regression_check(
+    name: str, cand: float, champ: float, tolerance: float, p: float | None, config: GateConfig, rows: str
+) -> Check:
+    floor = champ - tolerance
+    within = cand >= floor - EPSILON
+    hard_floor = None if config.max_regression is None else champ - max(config.max_regression, tolerance)
+    if within:
+        passed, why = True, "within tolerance"
+    elif hard_floor is not None and cand < hard_floor - EPSILON:
+        passed, why = False, f"more than max_regression {config.max_regression} below"
+    elif config.significance > 0 and p is not None:
+        passed = p >= config.significance
+        why = f"p={p:.3f} {'>=' if passed else '<'} significance {config.significance}"
+        why = ("drop not significant: " if passed else "significant drop: ") + why
+    else:
+        passed, why = False, "below tolerance"
+    return Check(
+        name=name,
+        passed=passed,
+        candidate=cand,
+        champion=champ,
+        threshold=floor,
+        detail=f"{cand:.4f} vs champion {champ:.4f}{rows} (tolerance {tolerance}; {why})",
+    )
+
+
 def compare(candidate: Scores, champion: Scores | None, config: GateConfig) -> Verdict:
     """The verdict for `candidate` against `champion` (None: no champion yet)."""
     checks: list[Check] = []
     metric = config.primary_metric
     if champion is not None:
         cand, champ = float(candidate.holdout[metric]), float(champion.holdout[metric])
-        floor = champ - config.tolerance
-        checks.append(
-            Check(
-                name=f"holdout {metric}",
-                passed=cand >= floor - EPSILON,
-                candidate=cand,
-                champion=champ,
-                threshold=floor,
-                detail=f"{metric} {cand:.4f} vs champion {champ:.4f} (tolerance {config.tolerance})",
-            )
-        )
+        p = _paired_p(candidate.correct, champion.correct)
+        checks.append(_regression_check(f"holdout {metric}", cand, champ, config.tolerance, p, config, ""))
         secondary = "macro_f1" if metric == "accuracy" else "accuracy"
         if secondary in candidate.holdout and secondary in champion.holdout:
             checks.append(
@@ -168,23 +215,23 @@ def _slice_checks(candidate: Scores, champion: Scores, config: GateConfig) -> li
     cand_slices = candidate.holdout.get("slices", {})
     champ_slices = champion.holdout.get("slices", {})
     for column in sorted(set(cand_slices) & set(champ_slices)):
+        values = candidate.slice_values.get(column)
         for value in sorted(set(cand_slices[column]) & set(champ_slices[column])):
             cand, champ = cand_slices[column][value], champ_slices[column][value]
             rows = int(cand["rows"])
             if rows < config.min_slice_rows:
                 continue  # too few rows to tell a regression from noise
-            floor = float(champ["accuracy"]) - config.slice_tolerance
+            mask = [v == value for v in values] if values else None
+            p = _paired_p(candidate.correct, champion.correct, mask) if mask else None
             checks.append(
-                Check(
-                    name=f"slice {column}={value} accuracy",
-                    passed=float(cand["accuracy"]) >= floor - EPSILON,
-                    candidate=float(cand["accuracy"]),
-                    champion=float(champ["accuracy"]),
-                    threshold=floor,
-                    detail=(
-                        f"accuracy {float(cand['accuracy']):.4f} vs champion {float(champ['accuracy']):.4f} "
-                        f"on {rows} rows (tolerance {config.slice_tolerance})"
-                    ),
+                _regression_check(
+                    f"slice {column}={value} accuracy",
+                    float(cand["accuracy"]),
+                    float(champ["accuracy"]),
+                    config.slice_tolerance,
+                    p,
+                    config,
+                    f" on {rows} rows",
                 )
             )
     return checks
@@ -214,6 +261,9 @@ def score(
     from feedback_loop import training
 
     metrics = training.evaluate(estimator, holdout, spec)
+    truth = holdout[spec.label].astype(str).to_numpy()
+    correct = [bool(x) for x in estimator.predict(holdout[spec.features]).astype(str) == truth]
+    slice_values = {c: [str(v) for v in holdout[c]] for c in spec.slices if c in holdout.columns}
     results: list[CaseResult] = []
     if cases:
         frame = cases_frame(cases, spec.features)
@@ -227,4 +277,4 @@ def score(
             )
             for c, p in zip(cases, predicted, strict=True)
         ]
-    return Scores(version=version, holdout=metrics, cases=results)
+    return Scores(version=version, holdout=metrics, cases=results, correct=correct, slice_values=slice_values)

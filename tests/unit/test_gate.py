@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedback_loop.config import GateConfig
-from feedback_loop.gate import CaseResult, Scores, compare
+from feedback_loop.gate import CaseResult, Scores, compare, mcnemar_p
 
 
 def holdout(accuracy: float, slices: dict[str, tuple[int, float]] | None = None, macro_f1: float = 0.5):
@@ -43,7 +43,9 @@ def test_equal_or_better_candidate_passes_with_every_number_recorded():
 def test_regression_beyond_tolerance_on_the_primary_metric_is_blocked():
     verdict = compare(Scores(None, holdout(0.85)), Scores(1, holdout(0.90)), CONFIG)
     assert not verdict.passed
-    assert verdict.reasons == ["holdout accuracy: accuracy 0.8500 vs champion 0.9000 (tolerance 0.01)"]
+    assert verdict.reasons == [
+        "holdout accuracy: 0.8500 vs champion 0.9000 (tolerance 0.01; below tolerance)"
+    ], "without paired predictions the tolerance alone decides"
     assert "FAIL" in verdict.table()
 
 
@@ -92,3 +94,50 @@ def test_first_model_without_champion_is_judged_on_eval_cases_only():
     assert compare(Scores(None, holdout(0.3)), None, CONFIG).passed
     verdict = compare(Scores(None, holdout(0.9), cases(False)), None, CONFIG)
     assert not verdict.passed and verdict.champion_version is None
+
+
+def paired(correct: list[bool], version: int | None = None) -> Scores:
+    accuracy = sum(correct) / len(correct)
+    return Scores(version, holdout(accuracy) | {"rows": len(correct)}, correct=correct)
+
+
+def test_mcnemar_p_is_the_exact_one_sided_binomial_tail():
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(3, 0) == pytest.approx(1 / 8)
+    assert mcnemar_p(6, 1) == pytest.approx(8 / 128)
+    assert mcnemar_p(10, 0) == pytest.approx(1 / 1024)
+
+
+def test_a_small_drop_on_a_small_holdout_is_noise_and_passes():
+    # 13 rows, the candidate misses one row the champion got right: 7.7 points below, p = 0.5.
+    champion = paired([True] * 12 + [False], 1)
+    candidate = paired([True] * 11 + [False, False])
+    config = GateConfig(tolerance=0.01)
+    verdict = compare(candidate, champion, config)
+    assert verdict.passed
+    assert "drop not significant: p=0.500" in verdict.checks[0].detail
+
+
+def test_a_consistent_drop_is_significant_and_blocks():
+    # 60 rows: the candidate misses 8 rows the champion got right and wins none back.
+    champion = paired([True] * 60, 1)
+    candidate = paired([True] * 52 + [False] * 8)
+    config = GateConfig(tolerance=0.01)
+    verdict = compare(candidate, champion, config)
+    assert not verdict.passed
+    assert "significant drop: p=0.004 < significance 0.1" in verdict.reasons[0]
+
+
+def test_a_drop_beyond_max_regression_blocks_even_when_not_significant():
+    champion = paired([True] * 12 + [False], 1)
+    candidate = paired([True] * 11 + [False, False])
+    verdict = compare(candidate, champion, GateConfig(tolerance=0.01, max_regression=0.05))
+    assert not verdict.passed
+    assert "more than max_regression 0.05 below" in verdict.reasons[0]
+
+
+def test_significance_zero_means_tolerance_alone():
+    champion = paired([True] * 12 + [False], 1)
+    candidate = paired([True] * 11 + [False, False])
+    config = GateConfig(tolerance=0.01, significance=0)
+    assert not compare(candidate, champion, config).passed
