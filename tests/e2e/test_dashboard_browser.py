@@ -3,7 +3,8 @@ app on 127.0.0.1 with our plugin mounted, from rollups in the test database.
 
 Chromium is a prerequisite of `make test` (installed with apt when missing and running as root). If it
 cannot be found, this test fails with the reason: it is never skipped.
-The screenshot is kept at .local/test-artifacts/dashboard.png for people to look at.
+Screenshots are kept in .local/test-artifacts/ (dashboard.png: the page; dashboard-in-airflow-ui.png: the
+page inside Airflow's own UI through the plugin's nav entry) for people to look at.
 """
 
 from __future__ import annotations
@@ -168,4 +169,32 @@ def test_dashboard_renders_in_headless_chromium(server, a_day_of_rollups, tmp_pa
     )
     width, height = png_size(shot)
     assert (width, height) == (1280, 1500)
+    assert shot.stat().st_size > 50_000, "the screenshot looks blank"
+
+
+def test_dashboard_shows_inside_the_airflow_ui(server, a_day_of_rollups, tmp_path):
+    """The plugin's nav entry: Airflow's own React UI at /plugin/feedback-dashboard embeds our page."""
+    binary = chromium_binary()
+    ui = f"{server}/plugin/feedback-dashboard"
+    dom = chromium(
+        binary, tmp_path / "profile-ui-dom", "--virtual-time-budget=20000", "--dump-dom", ui
+    ).stdout
+    iframe = re.search(r"<iframe[^>]*>", dom)
+    assert iframe, "the Airflow UI did not render the plugin view"
+    assert 'src="/feedback-dashboard/"' in iframe.group(0)
+    assert 'title="Feedback dashboard"' in iframe.group(0)
+    assert 'aria-label="Browse"' in dom  # the Airflow UI's own navigation is around it
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "dashboard-in-airflow-ui.png"
+    shot.unlink(missing_ok=True)
+    chromium(
+        binary,
+        tmp_path / "profile-ui-shot",
+        "--virtual-time-budget=20000",
+        "--window-size=1400,1000",
+        f"--screenshot={shot}",
+        ui,
+    )
+    assert png_size(shot) == (1400, 1000)
     assert shot.stat().st_size > 50_000, "the screenshot looks blank"
