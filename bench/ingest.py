@@ -270,6 +270,8 @@ def run() -> list[dict[str, Any]]:
                 ]
                 _log(f"{n_single} single events with {clients} concurrent clients")
                 wall, latencies = _single_events(port, token, single, clients)
+                warm_batch = [_event(i, traces[i], "warmbatch") for i in range(min(1000, batch_size))]
+                _batches(port, token, [json.dumps({"items": warm_batch}).encode()], len(warm_batch))
                 events = [
                     [_event(i, traces[i], f"batch{r}") for i in range(batch_size)] for r in range(rounds)
                 ]

@@ -93,6 +93,17 @@ def test_openapi_document_is_served_under_the_plugin_prefix(api):
     assert post_feedback["security"], "write routes must declare Airflow's bearer security"
     assert "security" not in document["paths"]["/healthz"]["get"]
     assert {"401", "403", "409", "422"} <= set(post_feedback["responses"])
+    batch_body = document["paths"]["/feedback/batch"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch_body["schema"] == {"$ref": "#/components/schemas/BatchBody"}
+    schemas = document["components"]["schemas"]
+    assert schemas["BatchBody"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/FeedbackBody"
+    }
+    assert schemas["FeedbackBody"]["properties"]["rating"]["anyOf"][0] == {
+        "maximum": 5,
+        "minimum": 1,
+        "type": "integer",
+    }
 
 
 def test_healthz_needs_no_token(api):

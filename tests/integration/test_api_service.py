@@ -80,3 +80,19 @@ def test_concurrent_copies_of_one_batch_store_each_item_once(conn):
     assert len({tuple(item["id"] for item in outcome["items"]) for outcome in outcomes}) == 1
     assert sum(outcome["created"] for outcome in outcomes) == 50
     assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 50
+
+
+def test_deliver_pending_command_retries_the_outbox(conn, monkeypatch, capsys):
+    from feedback_loop import cli, notify
+
+    from ..e2e.api_support import WEBHOOK_ENV, WebhookRecorder
+
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    monkeypatch.setenv("FEEDBACK_LOOP_WEBHOOK_URL", "")
+    waiting = notify.notify(conn, "urgent_feedback", "Urgent feedback on toy v1", CONFIG.notify)
+    assert waiting.status == "pending"
+    with WebhookRecorder() as hook:
+        monkeypatch.setenv("FEEDBACK_LOOP_WEBHOOK_URL", hook.url)
+        assert cli.main(["api", "deliver-pending", "--json"]) == 0
+    assert '"delivered": 1' in capsys.readouterr().out
+    assert [payload["text"] for payload in hook.received] == ["Urgent feedback on toy v1"]
