@@ -198,6 +198,7 @@ def test_each_kind_is_stored_with_its_triage(api, conn, traces, extra, priority,
         ({"kind": "rating", "rating": 2}, "comment", "a rating of 2 needs a comment of at least 10"),
         ({"kind": "rating", "rating": 1, "comment": "bad"}, "comment", "at least 10 characters"),
         ({"kind": "thumbs_up", "client_event_id": " padded"}, "client_event_id", "printable text"),
+        ({"kind": "comment", "comment": "nul\u0000byte"}, "comment", "must not contain NUL"),
     ],
 )
 def test_malformed_feedback_is_422_naming_the_field_and_stores_nothing(

@@ -156,6 +156,10 @@ class FeedbackService:
                 add(field, f"is required when kind is '{kind}'")
             elif body.kind != kind and field != "comment" and value is not None:
                 add(field, f"is only allowed when kind is '{kind}' (kind is '{body.kind}')")
+        for field in ("comment", "label", "user_id"):
+            value = getattr(body, field)
+            if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
+                add(field, "must not contain NUL (\\u0000) characters")
         if body.comment is not None and len(body.comment) > api.max_comment_length:
             add("comment", f"must be at most {api.max_comment_length} characters (got {len(body.comment)})")
         if (
