@@ -196,7 +196,7 @@ def test_dashboard_shows_inside_the_airflow_ui(server, a_day_of_rollups, tmp_pat
     chromium(
         binary,
         tmp_path / "profile-ui-shot",
-        "--virtual-time-budget=20000",
+        f"--virtual-time-budget={budget}",  # the budget that rendered the DOM above
         "--window-size=1400,1000",
         f"--screenshot={shot}",
         ui,
