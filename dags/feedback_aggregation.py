@@ -10,6 +10,7 @@ training-time reference (PSI, KS, chi-square). Rows go to `feedback_rollups`, up
 
 Each run works on its data interval only (never "now"), so catch-up and backfills are safe:
 `airflow backfill create --dag-id feedback_aggregation --from-date ... --to-date ...`.
+A manual trigger aggregates the last complete interval before its logical date.
 
 When a threshold in `alerts` is crossed (negative rate, accuracy drop against training, PSI, backlog age)
 the run notifies the webhook and emits `feedback_loop://retraining_needed` with the reason in the
