@@ -242,7 +242,7 @@ def _copy_rows(events: list[dict[str, Any]], prefix: str) -> list[tuple[Any, ...
         item = FeedbackService._prepared(FeedbackBody.model_validate(event))
         rows.append(
             (
-                item.trace_id, "bench", 1, item.kind, item.rating, item.label, item.signal, item.comment,
+                str(item.trace_id), "bench", 1, item.kind, item.rating, item.label, item.signal, item.comment,
                 item.user_id, item.source, item.priority, item.failure_mode, f"{prefix}-{i}", item.request_hash(),
             )
         )  # fmt: skip

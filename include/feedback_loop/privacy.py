@@ -28,6 +28,7 @@ _DATE_LIKE = re.compile(
     r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$"  # dates
 )
 _DECIMAL = re.compile(r"^\d+\.\d+$")
+_MAYBE_PERSONAL = re.compile(r"[@\d]")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ def _classify(candidate: str) -> str | None:
 
 def mask(text: str) -> Masked:
     """Replace e-mail addresses, card-like numbers and phone numbers in `text` by placeholders."""
+    if not _MAYBE_PERSONAL.search(text):  # no "@" and no digit: nothing to mask (the common case)
+        return Masked(text)
     counts = {EMAIL_TOKEN: 0, PHONE_TOKEN: 0, CARD_TOKEN: 0}
 
     def email(_match: re.Match[str]) -> str:

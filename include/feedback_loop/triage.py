@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from feedback_loop.config import TriageConfig
 
@@ -95,6 +96,17 @@ def failure_mode(
 def triage(
     kind: str, rating: int | None = None, signal: str | None = None, comment: str | None = None
 ) -> Triage:
+    if not comment:  # then the verdict depends on three small values only: remember it (batch hot path)
+        return _triage_without_comment(kind, rating, signal)
+    return _triage(kind, rating, signal, comment)
+
+
+@lru_cache(maxsize=512)
+def _triage_without_comment(kind: str, rating: int | None, signal: str | None) -> Triage:
+    return _triage(kind, rating, signal, None)
+
+
+def _triage(kind: str, rating: int | None, signal: str | None, comment: str | None) -> Triage:
     # Comments of positive feedback ("no mistakes at all") must not tag a failure mode.
     mode = (
         failure_mode(kind, rating, signal, comment)

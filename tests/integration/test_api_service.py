@@ -96,3 +96,32 @@ def test_deliver_pending_command_retries_the_outbox(conn, monkeypatch, capsys):
         assert cli.main(["api", "deliver-pending", "--json"]) == 0
     assert '"delivered": 1' in capsys.readouterr().out
     assert [payload["text"] for payload in hook.received] == ["Urgent feedback on toy v1"]
+
+
+def test_the_fast_validity_check_agrees_with_the_full_check():
+    import itertools
+
+    from feedback_loop.api.service import _plainly_valid
+    from feedback_loop.config import ApiConfig
+
+    api = ApiConfig(low_rating_requires_comment=True, low_rating_comment_min_length=5, max_comment_length=20)
+    service = FeedbackService(CONFIG)
+    verdicts = []
+    try:
+        for kind, rating, label, signal, comment, user_id in itertools.product(
+            ["thumbs_up", "thumbs_down", "rating", "correction", "comment", "implicit"],
+            [None, 1, 4],
+            [None, "7", "  ", "a\x00"],
+            [None, "accepted"],
+            [None, "", "   ", "long enough", "x" * 21, "nul\x00"],
+            [None, "u1", "u\x00"],
+        ):
+            raw = {"trace_id": str(uuid.uuid4()), "kind": kind, "rating": rating, "label": label}
+            raw |= {"signal": signal, "comment": comment, "user_id": user_id}
+            body = FeedbackBody.model_validate(raw)
+            full_check_clean = service._problems(body, api=api) == []
+            assert _plainly_valid(body, api) == full_check_clean, raw
+            verdicts.append(full_check_clean)
+    finally:
+        service.close()
+    assert len(verdicts) == 6 * 3 * 4 * 2 * 6 * 3 and any(verdicts) and not all(verdicts)

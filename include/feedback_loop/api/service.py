@@ -107,6 +107,35 @@ def _api_request_hash(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _plainly_valid(body: FeedbackBody, api: config.ApiConfig) -> bool:
+    """A cheap yes for the common case; False sends the item through the full check, which then names
+    every problem. True must imply that FeedbackService._problems finds none."""
+    kind, comment, label = body.kind, body.comment, body.label
+    if (body.rating is not None) != (kind == "rating") or (body.signal is not None) != (kind == "implicit"):
+        return False
+    if (label is not None) != (kind == "correction") or (
+        label is not None and (not label.strip() or "\x00" in label)
+    ):
+        return False
+    if comment is None:
+        if kind == "comment":
+            return False
+    elif (
+        len(comment) > api.max_comment_length
+        or "\x00" in comment
+        or (kind == "comment" and not comment.strip())
+    ):
+        return False
+    if body.user_id is not None and "\x00" in body.user_id:
+        return False
+    return not (
+        api.low_rating_requires_comment
+        and kind == "rating"
+        and body.rating <= triage.LOW_RATING
+        and len((comment or "").strip()) < api.low_rating_comment_min_length
+    )
+
+
 @dataclass(frozen=True)
 class Submitted:
     row: dict[str, Any]
@@ -125,7 +154,7 @@ class FeedbackService:
         self._delivery_workers = delivery_workers
         self._deliveries = self._executor()
         # Batch look-ups run here while the request thread prepares the items.
-        self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feedback-lookup")
+        self._lookups = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feedback-lookup")
         self._stopped = False
         self._queued = 0
         self._queued_lock = threading.Lock()
@@ -247,20 +276,13 @@ class FeedbackService:
             raise Invalid("items", "must contain at least one item")
         if len(items) > limit:
             raise Invalid("items", f"at most {limit} items per batch (got {len(items)}); split the batch")
-        problems: list[dict[str, str]] = []
-        for i, body in enumerate(items):
-            problems += self._problems(body, prefix=f"items[{i}].", api=api)
-            if len(problems) >= MAX_REPORTED_PROBLEMS:
-                break
-        if problems:
-            raise Invalid(**problems[0], more=problems[1:MAX_REPORTED_PROBLEMS])
         keys = [
             body.client_event_id or (f"{header_key}:{i}" if header_key else None)
             for i, body in enumerate(items)
         ]
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                outcome, notifications = self._copy_batch(items, keys)
+                outcome, notifications = self._copy_batch(items, keys, api)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != KEY_CONSTRAINT:
                     raise
@@ -272,18 +294,25 @@ class FeedbackService:
             return outcome
         raise Conflict("items", "concurrent requests kept storing the same keys; retry the request")
 
-    def _lookup(
-        self, keys: list[str | None], trace_ids_json: str
-    ) -> tuple[list[tuple[str, int] | None], dict[str, tuple[int, str]], list[int]]:
-        """Model and version per item (None: unknown trace), id and hash per key stored before, and ids
-        reserved for the rows to write (COPY returns none, the response lists them in item order)."""
-        model_of: list[tuple[str, int] | None] = [None] * len(keys)
-        stored: dict[str, tuple[int, str]] = {}
-        given = [k for k in keys if k is not None]
+    def _models_of(self, trace_ids_json: str, n_items: int) -> list[tuple[str, int] | None]:
+        """Model and version per item; None where the trace id has no prediction."""
+        model_of: list[tuple[str, int] | None] = [None] * n_items
         with self.pool.connection() as conn:
             groups = conn.execute(
                 queries.sql("api/models_for_items"), {"trace_ids": trace_ids_json}
             ).fetchall()
+        for group in groups:
+            model = (group["model_name"], group["model_version"])
+            for ordinal in group["ords"]:
+                model_of[ordinal - 1] = model
+        return model_of
+
+    def _stored_keys_and_ids(self, keys: list[str | None]) -> tuple[dict[str, tuple[int, str]], list[int]]:
+        """Id and hash per key stored before, and ids reserved for the rows to write (COPY returns no
+        rows; the response lists ids in item order)."""
+        given = [k for k in keys if k is not None]
+        stored: dict[str, tuple[int, str]] = {}
+        with self.pool.connection() as conn:
             if given:
                 rows = conn.execute(
                     queries.sql("api/feedback_by_keys"), {"keys": json.dumps(given)}
@@ -293,38 +322,39 @@ class FeedbackService:
             allocated = conn.execute(queries.sql("api/allocate_feedback_ids"), {"n": new_rows}).fetchone()[
                 "ids"
             ]
-        for group in groups:
-            model = (group["model_name"], group["model_version"])
-            for ordinal in group["ords"]:
-                model_of[ordinal - 1] = model
-        return model_of, stored, allocated
+        return stored, allocated
 
     def _copy_batch(
-        self, items: Sequence[FeedbackBody], keys: list[str | None]
+        self, items: Sequence[FeedbackBody], keys: list[str | None], api: config.ApiConfig
     ) -> tuple[dict[str, Any], list[int]]:
-        lookup = self._lookups.submit(self._lookup, keys, json.dumps([str(body.trace_id) for body in items]))
-        # While PostgreSQL looks things up: mask and triage every item (hashing waits for the COPY loop,
-        # where it overlaps with PostgreSQL inserting the rows already sent).
+        trace_ids = [str(body.trace_id) for body in items]
+        models_lookup = self._lookups.submit(self._models_of, json.dumps(trace_ids), len(items))
+        keys_lookup = self._lookups.submit(self._stored_keys_and_ids, keys)
+        # While PostgreSQL looks things up (two connections): check, mask and triage every item. Hashing
+        # waits for the COPY loop, where it overlaps with PostgreSQL inserting the rows already sent.
+        problems: list[dict[str, str]] = []
         prepared: list[tuple[str | None, str, triage.Triage]] = []
-        for body in items:
+        for i, body in enumerate(items):
+            if not _plainly_valid(body, api):
+                problems += self._problems(body, prefix=f"items[{i}].", api=api)
+                if len(problems) >= MAX_REPORTED_PROBLEMS:
+                    break
+            if problems:
+                continue  # only collecting problems now
             comment = None if body.comment is None else privacy.mask(body.comment).text
             source = "implicit" if body.kind == "implicit" else "api"
             prepared.append((comment, source, triage.triage(body.kind, body.rating, body.signal, comment)))
+        if problems:
+            raise Invalid(**problems[0], more=problems[1:MAX_REPORTED_PROBLEMS])
 
         def digest(i: int) -> str:
             body, (comment, source, _verdict) = items[i], prepared[i]
             return _api_request_hash(
-                str(body.trace_id),
-                body.kind,
-                body.rating,
-                body.label,
-                body.signal,
-                comment,
-                body.user_id,
-                source,
+                trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, body.user_id, source
             )
 
-        model_of, stored, allocated = lookup.result()
+        model_of = models_lookup.result()
+        stored, allocated = keys_lookup.result()
         unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
         if unknown:
             (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
@@ -375,7 +405,7 @@ class FeedbackService:
                     model_name, version = model_of[i]
                     ids[i] = feedback_id
                     copy.write_row(
-                        (feedback_id, body.trace_id, model_name, version, body.kind, body.rating, body.label,
+                        (feedback_id, trace_ids[i], model_name, version, body.kind, body.rating, body.label,
                          body.signal, comment, body.user_id, source, verdict.priority, verdict.failure_mode, key,
                          None if key is None else digest(i))
                     )  # fmt: skip
@@ -559,7 +589,7 @@ class FeedbackService:
         """Called at app start-up; an app object can be started again after a shutdown (tests do)."""
         if self._stopped:
             self._deliveries = self._executor()
-            self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="feedback-lookup")
+            self._lookups = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feedback-lookup")
             self._stopped = False
         self.pool.reopen()
 
