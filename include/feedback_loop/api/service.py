@@ -307,54 +307,63 @@ class FeedbackService:
                 model_of[ordinal - 1] = model
         return model_of
 
-    def _stored_keys_and_ids(self, keys: list[str | None]) -> tuple[dict[str, tuple[int, str]], list[int]]:
-        """Id and hash per key stored before, and ids reserved for the rows to write (COPY returns no
-        rows; the response lists ids in item order)."""
-        given = [k for k in keys if k is not None]
-        stored: dict[str, tuple[int, str]] = {}
+    def _stored_keys(self, keys_json: str) -> dict[str, tuple[int, str]]:
+        """Id and hash per key stored before."""
         with self.pool.connection() as conn:
-            if given:
-                rows = conn.execute(
-                    queries.sql("api/feedback_by_keys"), {"keys": json.dumps(given)}
-                ).fetchall()
-                stored = {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
-            new_rows = len({k for k in given if k not in stored}) + (len(keys) - len(given))
-            allocated = conn.execute(queries.sql("api/allocate_feedback_ids"), {"n": new_rows}).fetchone()[
-                "ids"
-            ]
-        return stored, allocated
+            rows = conn.execute(queries.sql("api/feedback_by_keys"), {"keys": keys_json}).fetchall()
+        return {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
+
+    def _reserve_ids(self, n: int) -> list[int]:
+        """Ids for the rows to write: COPY returns no rows, and the response lists ids in item order.
+        Reserved for every distinct key, stored before or not, so this need not wait for the key look-up;
+        the ids a retry does not use are gaps, as after any rollback."""
+        with self.pool.connection() as conn:
+            return conn.execute(queries.sql("api/allocate_feedback_ids"), {"n": n}).fetchone()["ids"]
 
     def _copy_batch(
         self, items: Sequence[FeedbackBody], keys: list[str | None], api: config.ApiConfig
     ) -> tuple[dict[str, Any], list[int]]:
         trace_ids = [str(body.trace_id) for body in items]
         models_lookup = self._lookups.submit(self._models_of, json.dumps(trace_ids), len(items))
-        keys_lookup = self._lookups.submit(self._stored_keys_and_ids, keys)
-        # While PostgreSQL looks things up (two connections): check, mask and triage every item. Hashing
-        # waits for the COPY loop, where it overlaps with PostgreSQL inserting the rows already sent.
+        given = [k for k in keys if k is not None]
+        keys_lookup = self._lookups.submit(self._stored_keys, json.dumps(given)) if given else None
+        ids_lookup = self._lookups.submit(self._reserve_ids, len(set(given)) + len(keys) - len(given))
+        lookups = [f for f in (models_lookup, keys_lookup, ids_lookup) if f is not None]
+        # While PostgreSQL looks things up (three connections), check every item, then mask and triage as
+        # many as there is time for; the rest are prepared in the COPY loop, where that work overlaps with
+        # PostgreSQL inserting the rows already sent.
         problems: list[dict[str, str]] = []
-        prepared: list[tuple[str | None, str, triage.Triage]] = []
         for i, body in enumerate(items):
             if not _plainly_valid(body, api):
                 problems += self._problems(body, prefix=f"items[{i}].", api=api)
                 if len(problems) >= MAX_REPORTED_PROBLEMS:
                     break
-            if problems:
-                continue  # only collecting problems now
-            comment = None if body.comment is None else privacy.mask(body.comment).text
-            source = "implicit" if body.kind == "implicit" else "api"
-            prepared.append((comment, source, triage.triage(body.kind, body.rating, body.signal, comment)))
         if problems:
             raise Invalid(**problems[0], more=problems[1:MAX_REPORTED_PROBLEMS])
+        prepared: list[tuple[str | None, str, triage.Triage] | None] = [None] * len(items)
+
+        def prepare(i: int) -> tuple[str | None, str, triage.Triage]:
+            done = prepared[i]
+            if done is None:
+                body = items[i]
+                comment = None if body.comment is None else privacy.mask(body.comment).text
+                verdict = triage.triage(body.kind, body.rating, body.signal, comment)
+                done = prepared[i] = (comment, "implicit" if body.kind == "implicit" else "api", verdict)
+            return done
 
         def digest(i: int) -> str:
-            body, (comment, source, _verdict) = items[i], prepared[i]
+            body, (comment, source, _verdict) = items[i], prepare(i)
             return _api_request_hash(
                 trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, body.user_id, source
             )
 
+        for i in range(len(items)):
+            if i % 256 == 0 and all(f.done() for f in lookups):
+                break
+            prepare(i)
         model_of = models_lookup.result()
-        stored, allocated = keys_lookup.result()
+        stored = keys_lookup.result() if keys_lookup is not None else {}
+        allocated = ids_lookup.result()
         unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
         if unknown:
             (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
@@ -399,9 +408,9 @@ class FeedbackService:
                 conn.cursor() as cur,
                 cur.copy(f"COPY feedback ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
             ):
-                for i, feedback_id in zip(to_write, allocated, strict=True):
+                for i, feedback_id in zip(to_write, allocated, strict=False):  # more ids than rows on retries
                     body, key = items[i], keys[i]
-                    comment, source, verdict = prepared[i]
+                    comment, source, verdict = prepare(i)
                     model_name, version = model_of[i]
                     ids[i] = feedback_id
                     copy.write_row(
