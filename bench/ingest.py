@@ -9,7 +9,7 @@
 Everything runs on a throwaway database on the resolved PostgreSQL server and a throwaway Airflow home
 (tokens are Airflow JWTs signed by the simple auth manager, verified by the server with Airflow's code).
 Knobs (environment): BENCH_INGEST_CLIENTS (32), BENCH_INGEST_REQUESTS (3000), BENCH_INGEST_BATCH (10000),
-BENCH_INGEST_ROUNDS (3), BENCH_INGEST_WORKERS (uvicorn workers, 1).
+BENCH_INGEST_ROUNDS (5), BENCH_INGEST_WORKERS (uvicorn workers, 1).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def run() -> list[dict[str, Any]]:
     clients = _setting("CLIENTS", 32)
     n_single = _setting("REQUESTS", 3000)
     batch_size = _setting("BATCH", 10_000)
-    rounds = _setting("ROUNDS", 3)
+    rounds = _setting("ROUNDS", 5)
     workers = _setting("WORKERS", 1)
     tmp = Path(tempfile.mkdtemp(prefix="fl-bench-ingest-"))
     try:
