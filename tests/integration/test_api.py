@@ -461,3 +461,18 @@ def test_reads_return_stored_feedback_predictions_and_versions(api, conn, traces
         "field": "feedback_id",
         "reason": "must be an integer",
     }
+
+
+def test_batch_stores_text_with_backslashes_tabs_and_newlines_exactly(api, conn, traces):
+    tricky = 'C:\\path\\N\tcol\nline2\r\nend "quoted" ünïcode 🙂 \\\\N'
+    items = [
+        {"trace_id": str(traces[0]), "kind": "comment", "comment": tricky, "user_id": "tab\there"},
+        {"trace_id": str(traces[1]), "kind": "correction", "label": "back\\slash", "comment": None},
+    ]
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 201, response.text
+    rows = conn.execute("SELECT comment, user_id, label FROM feedback ORDER BY id").fetchall()
+    assert rows == [
+        {"comment": tricky, "user_id": "tab\there", "label": None},
+        {"comment": None, "user_id": None, "label": "back\\slash"},
+    ]
