@@ -36,11 +36,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise InvalidInputError(f"data file {path}: not found")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise InvalidInputError(f"data file {path}: expected .csv or .parquet, got {suffix or 'no extension'}")
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise InvalidInputError(
+            f"data file {path}: expected .csv or .parquet, got {suffix or 'no extension'}"
+        )
+    try:
+        return pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:  # pyarrow's errors derive from these
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInputError(f"data file {path}: cannot be read: {reason}") from None
 
 
 def load_training_data(model: ModelConfig, conn=None) -> pd.DataFrame:

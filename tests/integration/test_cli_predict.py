@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -72,20 +71,21 @@ def test_predict_text_output_says_what_happens_next(conn, champion, tmp_path, ca
     assert "enqueueing 1 row(s) of one.csv" in out.err  # progress goes to stderr
 
 
-def test_parquet_input_is_read_or_refused_with_a_clear_reason(conn, champion, tmp_path, capsys):
+def test_parquet_input_is_read_and_a_broken_file_refused_with_a_clear_reason(
+    conn, champion, tmp_path, capsys
+):
     import pandas as pd
 
     target = tmp_path / "batch.parquet"
-    if importlib.util.find_spec("pyarrow") is not None:
-        pd.DataFrame({"f0": [0.1, 0.2], "f1": [1.0, 2.0]}).to_parquet(target)
-        assert cli.main(["predict", "--model", "digits", "--input", str(target), "--json"]) == 0
-        assert json.loads(capsys.readouterr().out)["queued"] == 2
-    else:
-        target.write_bytes(b"PAR1")
-        result = run_cli("predict", "--model", "digits", "--input", str(target))
-        assert result.returncode == 2
-        assert "reading Parquet needs pyarrow" in result.stderr
-        assert conn.execute("SELECT count(*) AS n FROM inference_requests").fetchone()["n"] == 0
+    pd.DataFrame({"f0": [0.1, 0.2], "f1": [1.0, 2.0]}).to_parquet(target)
+    assert cli.main(["predict", "--model", "digits", "--input", str(target), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["queued"] == 2
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 not really parquet")
+    result = run_cli("predict", "--model", "digits", "--input", str(broken))
+    assert result.returncode == 2
+    assert f"data file {broken}: cannot be read" in result.stderr
+    assert conn.execute("SELECT count(*) AS n FROM inference_requests").fetchone()["n"] == 2
 
 
 @pytest.mark.parametrize(

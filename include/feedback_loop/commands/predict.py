@@ -44,14 +44,7 @@ def _clean(value: Any, column: str, row: int) -> Any:
 
 def run_predict(args: argparse.Namespace) -> int:
     model = config.load().model(args.model)
-    try:
-        frame = datasets.read_table(args.input)
-    except ImportError as exc:
-        # pandas reads Parquet through an optional engine (pyarrow) that is not a dependency yet.
-        raise InvalidInputError(
-            f"--input {args.input}: reading Parquet needs pyarrow, which is not installed ({exc}); "
-            "install pyarrow or convert the file to CSV"
-        ) from None
+    frame = datasets.read_table(args.input)
     if frame.empty:
         raise InvalidInputError(f"--input {args.input}: the file has no rows")
     columns = [str(c) for c in frame.columns]
