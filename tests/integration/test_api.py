@@ -476,3 +476,13 @@ def test_batch_stores_text_with_backslashes_tabs_and_newlines_exactly(api, conn,
         {"comment": tricky, "user_id": "tab\there", "label": None},
         {"comment": None, "user_id": None, "label": "back\\slash"},
     ]
+
+
+def test_a_batch_that_tips_the_negative_share_opens_a_review_item(api, conn, traces):
+    items = [{"trace_id": str(traces[i]), "kind": "thumbs_up"} for i in range(6)]
+    items += [{"trace_id": str(traces[i]), "kind": "correction", "label": "b"} for i in range(6, 10)]
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 201 and response.json()["review_items_opened"] == 1
+    opened = conn.execute("SELECT trace_id, reason, priority FROM review_items").fetchall()
+    # The newest negative item of the batch (the last one) tipped the share: 4 of 10 > 30%.
+    assert opened == [{"trace_id": traces[9], "reason": "negative_feedback", "priority": pytest.approx(0.4)}]

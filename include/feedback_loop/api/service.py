@@ -402,6 +402,7 @@ class FeedbackService:
 
         notifications: list[int] = []
         negative_versions: set[tuple[str, int]] = set()
+        written_by_version: dict[tuple[str, int], list[tuple[uuid.UUID, bool]]] = {}
         urgent: list[dict[str, Any]] = []
         with self.pool.connection() as conn:
             with (
@@ -418,8 +419,10 @@ class FeedbackService:
                          body.signal, comment, body.user_id, source, verdict.priority, verdict.failure_mode, key,
                          None if key is None else digest(i))
                     )  # fmt: skip
-                    if triage.is_negative(body.kind, body.rating, body.signal):
+                    negative = triage.is_negative(body.kind, body.rating, body.signal)
+                    if negative:
                         negative_versions.add((model_name, version))
+                    written_by_version.setdefault((model_name, version), []).append((body.trace_id, negative))
                     if verdict.priority == "urgent":
                         urgent.append(
                             {"id": feedback_id, "trace_id": body.trace_id, "model_name": model_name,
@@ -428,7 +431,10 @@ class FeedbackService:
                         )  # fmt: skip
             opened = 0
             for model_name, version in sorted(negative_versions):
-                found = self._negative_rate_check(conn, model_name, version)
+                # Rows of one batch share created_at and ids rise in item order: its last rows are newest.
+                last = written_by_version[(model_name, version)][-self.settings.triage.negative_window :]
+                newest = [{"trace_id": trace, "is_negative": negative} for trace, negative in reversed(last)]
+                found = self._negative_rate_check(conn, model_name, version, newest)
                 opened += len(found)
                 notifications += found
             if urgent:
@@ -447,15 +453,26 @@ class FeedbackService:
 
     # ---- triage side effects (inside the write transaction) ---------------------------------------
 
-    def _negative_rate_check(self, conn: psycopg.Connection, model_name: str, version: int) -> list[int]:
+    def _negative_rate_check(
+        self,
+        conn: psycopg.Connection,
+        model_name: str,
+        version: int,
+        newest: list[dict[str, Any]] | None = None,
+    ) -> list[int]:
         """Open a review item when the recent negative share of this version is above the threshold.
 
+        `newest`: the version's newest items written by this transaction, newest first, when there are at
+        least a window of them (a big batch): they are the window, no query needed.
         Returns the ids of notifications to deliver (one when a review item was opened)."""
         settings = self.settings.triage
-        window = conn.execute(
-            queries.sql("api/negative_window"),
-            {"model_name": model_name, "model_version": version, "window": settings.negative_window},
-        ).fetchall()
+        if newest is not None and len(newest) >= settings.negative_window:
+            window = newest[: settings.negative_window]
+        else:
+            window = conn.execute(
+                queries.sql("api/negative_window"),
+                {"model_name": model_name, "model_version": version, "window": settings.negative_window},
+            ).fetchall()
         flags = [bool(r["is_negative"]) for r in window]
         if not triage.negative_share_exceeded(flags, settings):
             return []
