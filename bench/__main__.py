@@ -33,9 +33,9 @@ def main(selected: list[str]) -> int:
         print(f"  bench/{name} took {time.monotonic() - started:.1f}s", file=sys.stderr)
     width = max(len(r["metric"]) for r in rows)
     for row in rows:
-        print(
-            f"{row['benchmark']:<12} {row['metric']:<{width}}  {row['value']:>14,.2f} {row.get('unit', '')}"
-        )
+        value = float(row["value"])
+        shown = f"{value:>14,.4f}" if abs(value) < 10 else f"{value:>14,.1f}"
+        print(f"{row['benchmark']:<16} {row['metric']:<{width}}  {shown} {row.get('unit', '')}")
     return 0
 
 
