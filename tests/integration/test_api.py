@@ -486,3 +486,17 @@ def test_a_batch_that_tips_the_negative_share_opens_a_review_item(api, conn, tra
     opened = conn.execute("SELECT trace_id, reason, priority FROM review_items").fetchall()
     # The newest negative item of the batch (the last one) tipped the share: 4 of 10 > 30%.
     assert opened == [{"trace_id": traces[9], "reason": "negative_feedback", "priority": pytest.approx(0.4)}]
+
+
+def test_broken_or_undecodable_batch_bodies_name_the_body(api, conn, traces):
+    headers = {**api.writer, "Content-Type": "application/json"}
+    broken = api.client.post(f"{PREFIX}/feedback/batch", content=b'{"items": [', headers=headers)
+    assert broken.status_code == 422
+    assert broken.json()["detail"][0]["field"] == "body"
+    assert "not valid JSON" in broken.json()["detail"][0]["reason"]
+    latin1 = api.client.post(
+        f"{PREFIX}/feedback", content='{"kind": "ça"}'.encode("latin-1"), headers=headers
+    )
+    assert latin1.status_code in (400, 422)
+    assert latin1.json()["detail"][0]["field"] == "body"
+    assert count(conn) == 0

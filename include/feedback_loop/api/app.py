@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_loop import __version__, config
 from feedback_loop.api.problems import ApiProblem
@@ -124,7 +126,8 @@ def reason(error: dict[str, Any]) -> str:
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
     if kind == "json_invalid":
-        position = error.get("loc", ("body", "?"))[-1]
+        # FastAPI's own parse error carries ("body", position); pydantic's model_validate_json an empty loc
+        position = (error.get("loc") or ("body", "?"))[-1]
         return f"is not valid JSON ({ctx.get('error', 'parse error')} at character {position})"
     return str(error.get("msg", "is invalid"))
 
@@ -141,6 +144,15 @@ def readable_errors(errors: list[dict[str, Any]], limit: int = 20) -> list[dict[
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": readable_errors(list(exc.errors()))}, status_code=422)
+
+
+async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI answers a body it cannot decode (not UTF-8, ...) with a bare 400 text; name the field.
+    Every other HTTPException (Airflow's 401/403 among them) keeps FastAPI's own answer."""
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        reason = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
+        return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
+    return await http_exception_handler(request, exc)
 
 
 async def _api_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
@@ -172,6 +184,7 @@ def create_app(
     app.state.feedback_service = feedback_service
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiProblem, _api_problem)
+    app.add_exception_handler(StarletteHTTPException, _unparsable_body)
     app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
     app.add_middleware(BodySizeLimit, limit=lambda: feedback_service.settings.api.max_body_bytes)
     error_doc = {
