@@ -1,0 +1,192 @@
+"""Fuzzing the feedback API from its own OpenAPI document (schemathesis, positive and negative cases)
+against a real server process with a valid Airflow token: no 5xx, every rejection a 4xx whose body
+names the problem, and exactly as many stored rows as the 2xx answers say were created.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from typing import Any
+
+import httpx
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+
+from ..integration.helpers import make_predictions, register_toy
+from .conftest import size
+
+TOTAL = size(240, 1200)
+
+
+def _problem_named(status: int, body: Any) -> bool:
+    """A 4xx body names the problem: Airflow's auth errors as text, ours as [{field, reason}]."""
+    if not isinstance(body, dict) or not body.get("detail"):
+        return False
+    detail = body["detail"]
+    if isinstance(detail, str):
+        return status in (401, 403)
+    return all(
+        isinstance(p, dict) and str(p.get("field", "")).strip() and str(p.get("reason", "")).strip()
+        for p in detail
+    )
+
+
+def _created(method: str, path: str, status: int, body: Any) -> int:
+    if method != "POST" or not 200 <= status < 300:
+        return 0
+    if path == "/feedback/batch":
+        return int(body["created"])
+    return 1 if status == 201 else 0  # 200 is an idempotent replay: nothing new stored
+
+
+class Fuzzer:
+    """Draws schemathesis cases per operation and sends them; real traces are swapped in now and then
+    so that valid requests reach the database instead of all ending as 404 unknown trace."""
+
+    def __init__(self, base: str, headers: dict[str, str], traces: list[str], seed: int) -> None:
+        self.base, self.headers, self.traces = base, headers, traces
+        self.rng = random.Random(seed)
+        self.session = requests.Session()
+        self.statuses: Counter[int] = Counter()
+        self.sent = 0
+        self.unsendable = 0  # cases the HTTP client itself refuses to send (e.g. a header with a newline)
+        self.created = 0
+        self.bad: list[str] = []
+
+    def _real_traces(self, case) -> None:
+        body = case.body
+        if case.path == "/feedback" and isinstance(body, dict) and self.rng.random() < 0.6:
+            body["trace_id"] = self.rng.choice(self.traces)
+        elif (
+            case.path == "/feedback/batch" and isinstance(body, dict) and isinstance(body.get("items"), list)
+        ):
+            for item in body["items"]:
+                if isinstance(item, dict) and self.rng.random() < 0.6:
+                    item["trace_id"] = self.rng.choice(self.traces)
+        elif case.path == "/predictions/{trace_id}" and self.rng.random() < 0.5:
+            case.path_parameters = {**(case.path_parameters or {}), "trace_id": self.rng.choice(self.traces)}
+        elif case.path == "/models/{name}/versions" and self.rng.random() < 0.3:
+            case.path_parameters = {**(case.path_parameters or {}), "name": "toy"}
+
+    def send(self, case, mode: GenerationMode) -> None:
+        if mode.is_positive:
+            self._real_traces(case)
+        try:
+            response = case.call(base_url=self.base, session=self.session, headers=self.headers, timeout=30)
+        except (requests.exceptions.InvalidHeader, ValueError, UnicodeError):
+            self.unsendable += 1
+            return
+        self.sent += 1
+        status = response.status_code
+        self.statuses[status] += 1
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        label = f"{case.method} {case.formatted_path} ({mode.value})"
+        if status >= 500 and not (case.path == "/healthz" and status == 503):
+            self.bad.append(f"{label}: {status} {response.text[:300]}")
+        elif 400 <= status < 500 and not _problem_named(status, body):
+            self.bad.append(f"{label}: {status} without a named problem: {response.text[:300]}")
+        elif not 200 <= status < 500:
+            self.bad.append(f"{label}: unexpected {status}")
+        else:
+            self.created += _created(case.method.upper(), case.path, status, body)
+
+    def run(self, schema, total: int) -> None:
+        operations = [result.ok() for result in schema.get_all_operations()]
+        pairs = [
+            (op, mode) for op in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        ]
+        rounds = 0
+        while self.sent + self.unsendable < total and rounds < 20 and pairs:
+            rounds += 1
+            remaining = total - self.sent - self.unsendable
+            per_case = max(5, remaining // len(pairs) + 1)
+            for pair in list(pairs):
+                try:
+                    self._drive(*pair, per_case)
+                except Unsatisfiable:
+                    # e.g. /healthz takes no input at all, so no invalid request exists for it
+                    pairs.remove(pair)
+
+    def _drive(self, operation, mode: GenerationMode, examples: int) -> None:
+        @settings(
+            max_examples=examples,
+            phases=[Phase.generate],
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=False,
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def one(case) -> None:
+            self.send(case, mode)
+
+        one()
+
+
+def test_fuzz_the_openapi_document_with_a_valid_token(server, conn, figures):
+    register_toy(conn)
+    conn.commit()
+    traces = [str(t) for t in make_predictions(conn, "toy", 1, 50)]
+    conn.commit()
+    document = httpx.get(f"{server.base}/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(document)
+
+    fuzzer = Fuzzer(server.base, server.writer, traces, seed=8)
+    fuzzer.run(schema, TOTAL)
+
+    conn.rollback()
+    stored = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"]
+    figures.update(
+        requests=fuzzer.sent,
+        unsendable_by_client=fuzzer.unsendable,
+        status_2xx=sum(n for s, n in fuzzer.statuses.items() if 200 <= s < 300),
+        status_4xx=sum(n for s, n in fuzzer.statuses.items() if 400 <= s < 500),
+        status_5xx=sum(n for s, n in fuzzer.statuses.items() if s >= 500),
+        created_by_2xx=fuzzer.created,
+        rows_stored=stored,
+    )
+    figures.update({f"http_{s}": n for s, n in sorted(fuzzer.statuses.items())})
+    assert fuzzer.sent >= TOTAL * 0.9, figures
+    assert not fuzzer.bad, "\n".join(fuzzer.bad[:20])
+    assert figures["status_5xx"] == 0
+    assert figures["status_2xx"] > 0 and figures["status_4xx"] > 0, "both sides must be exercised"
+    assert stored == fuzzer.created, f"{stored} rows stored but 2xx answers created {fuzzer.created}"
+
+
+# ---- regressions the fuzzer found (both were 5xx or unnamed 4xx before the fix in api/app.py) ----------
+
+
+def test_invalid_json_in_a_batch_is_422_naming_the_body_not_500(server):
+    response = httpx.post(
+        f"{server.base}/feedback/batch",
+        content=b"",
+        headers={**server.writer, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "body" and "is not valid JSON" in problem["reason"]
+
+
+def test_a_body_that_is_not_utf8_is_400_naming_the_body(server, conn):
+    response = httpx.post(
+        f"{server.base}/feedback",
+        content=b'{"kind": "\xff\xfe"}',
+        headers={**server.writer, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": [
+            {
+                "field": "body",
+                "reason": "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json",
+            }
+        ]
+    }
+    assert httpx.post(f"{server.base}/feedback", json={}).json() == {"detail": "Not authenticated"}
