@@ -23,7 +23,8 @@ _EMAIL = re.compile(
 )
 # A run of digits with the separators people type inside phone and card numbers; classified by its
 # digit count below. Not preceded or followed by a word character, so ids like "order42" stay whole.
-_NUMBER_RUN = re.compile(r"(?<![\w+])(?:\+|\(\+?)?\d(?:[\d \t().\-/]*\d)?(?!\w)")
+# The lookahead skips runs of fewer than 7 digits at once (most numbers in comments), before any classifying.
+_NUMBER_RUN = re.compile(r"(?<![\w+])(?:\+|\(\+?)?(?=\d(?:[ \t().\-/]*\d){6})\d(?:[\d \t().\-/]*\d)?(?!\w)")
 _DATE_LIKE = re.compile(
     r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$"  # dates
 )
