@@ -97,10 +97,29 @@ class AirflowClient:
         return self.request("GET", path, params={"limit": 1000})["task_instances"]
 
     # Human in the loop ---------------------------------------------------------------------------------
-    def pending_reviews(self, dag_id: str = "~", run_id: str = "~") -> list[dict[str, Any]]:
+    def pending_reviews(
+        self, dag_id: str = "~", run_id: str = "~", settled_seconds: float = 0
+    ) -> list[dict[str, Any]]:
+        """Review tasks waiting for an answer, parked in `awaiting_input` for at least `settled_seconds`.
+
+        Seen on Airflow 3.3.2: an answer recorded while the task is still starting is overwritten when it
+        parks; and an answer within a second or two of parking can requeue the task before the scheduler
+        has processed the executor's "finished" event for the first half, which then marks the task
+        up_for_retry. Real reviewers take longer than that; scripted ones should wait a few seconds."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='~')}/hitlDetails"
-        details = self.request("GET", path, params={"limit": 1000})["hitl_details"]
-        return [d for d in details if not d.get("response_received")]
+        query = {"limit": 1000, "response_received": "false", "state": "awaiting_input"}
+        details = self.request("GET", path, params=query)["hitl_details"]
+        now = time.time()
+
+        def settled(detail: dict[str, Any]) -> bool:
+            created = detail.get("created_at")
+            if not created or not settled_seconds:
+                return True
+            from datetime import datetime
+
+            return now - datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() >= settled_seconds
+
+        return [d for d in details if not d.get("response_received") and settled(d)]
 
     def answer_review(
         self, detail: dict[str, Any], chosen_options: list[str], params_input: dict[str, Any] | None = None

@@ -25,7 +25,7 @@ from feedback_loop.commands.output import progress
 from feedback_loop.errors import FeedbackLoopError
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-USERS = "admin:admin,reviewer:user"
+USERS = "admin:admin,reviewer:user,app:op"
 
 
 @dataclass
@@ -70,11 +70,33 @@ def _jwt_secret(home: Path) -> str:
     return path.read_text().strip()
 
 
+def metadata_database_name() -> str:
+    """One Airflow metadata database per state folder, so two checkouts (or a test session and the demo)
+    on one PostgreSQL server never share Airflow state."""
+    import hashlib
+
+    digest = hashlib.sha256(str(paths.state_dir().resolve()).encode()).hexdigest()[:8]
+    return f"feedback_loop_airflow_{digest}"
+
+
+def metadata_db_url(feedback_db_url: str) -> str:
+    """Airflow's metadata DB: a database of its own on the same PostgreSQL server.
+
+    DESIGN.md planned SQLite here; under the demo's concurrent review answers SQLite answered
+    "database is locked" (HTTP 500 on PATCH .../hitlDetails), so the stack uses PostgreSQL, which it
+    has anyway."""
+    server = feedback_db_url
+    url = db.ensure_database(server, metadata_database_name())
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
 def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, str]:
     root = paths.project_root() or Path.cwd()
     api_url = f"http://127.0.0.1:{api_port}"
+    # Airflow settings of the calling process (a test session, a shell) must not leak into the stack.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
     env = {
-        **os.environ,
+        **inherited,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
@@ -84,7 +106,7 @@ def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, st
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url(feedback_db_url),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": api_url,
@@ -149,7 +171,7 @@ def up(*, wait_seconds: float = 180) -> StackState:
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
 
-    progress("migrating Airflow's metadata database (SQLite, ~10 s) ...")
+    progress("migrating Airflow's metadata database (PostgreSQL) ...")
     migrate = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True)
     if migrate.returncode != 0:
         raise FeedbackLoopError(f"airflow db migrate failed: {migrate.stderr.strip()[-400:]}")
@@ -188,33 +210,45 @@ def up(*, wait_seconds: float = 180) -> StackState:
     return state
 
 
-def _kill_group(pid: int, grace: float = 15) -> None:
+def _group_alive(pgid: int) -> bool:
     try:
-        pgid = os.getpgid(pid)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _kill_groups(pids: list[int], grace: float = 15) -> None:
+    """SIGTERM every component's process group at once, then SIGKILL whatever is left after `grace`."""
+    groups = []
+    for pid in pids:
         try:
-            os.killpg(pgid, sig)
+            groups.append(os.getpgid(pid))
         except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
+            continue
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        for pgid in groups:
             try:
-                os.killpg(pgid, 0)
+                os.killpg(pgid, sig)
             except ProcessLookupError:
-                return
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
             time.sleep(0.2)
+        groups = [g for g in groups if _group_alive(g)]
+        if not groups:
+            return
 
 
 def down(*, quiet: bool = False, stop_database: bool = True) -> None:
     """Stop every Airflow component we started, and the throwaway PostgreSQL if we started one."""
     state = read_state()
     if state is not None:
-        for component, pid in state.pids.items():
-            _kill_group(pid)
-            if not quiet:
-                progress(f"stopped {component}")
+        _kill_groups(list(state.pids.values()))
+        if not quiet:
+            progress(f"stopped {', '.join(state.pids)}")
         _state_file().unlink(missing_ok=True)
     if stop_database and embedded_postgres.status(db.embedded_data_dir()) is not None:
         embedded_postgres.stop(db.embedded_data_dir())
