@@ -32,11 +32,3 @@ class NotFound(ApiProblem):
 
 class Conflict(ApiProblem):
     status_code = 409
-
-
-class TooLarge(ApiProblem):
-    status_code = 413
-
-
-class Unavailable(ApiProblem):
-    status_code = 503
