@@ -7,11 +7,13 @@ rather than pydantic's internals.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +26,8 @@ from feedback_loop.api.routes import ROUTES
 from feedback_loop.api.schemas import ProblemOut
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.errors import DatabaseUnavailableError
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """Human feedback on logged predictions: validated, de-duplicated, PII-masked and triaged.
 
@@ -155,6 +159,15 @@ async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Res
     return await http_exception_handler(request, exc)
 
 
+async def _connection_lost(_request: Request, exc: psycopg.OperationalError) -> JSONResponse:
+    """A pooled connection that broke mid-request (database restarted, failover) is a temporary outage:
+    503 tells the client to retry, and a retry with the same idempotency key stores the event once
+    whether or not the lost commit reached the server."""
+    log.warning("feedback database connection lost during a request: %s", str(exc).strip().splitlines()[0])
+    reason = "the connection to the feedback database was lost; retry with the same Idempotency-Key"
+    return JSONResponse({"detail": [{"field": "database", "reason": reason}]}, status_code=503)
+
+
 async def _api_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status_code)
 
@@ -186,6 +199,7 @@ def create_app(
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(StarletteHTTPException, _unparsable_body)
     app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, _connection_lost)
     app.add_middleware(BodySizeLimit, limit=lambda: feedback_service.settings.api.max_body_bytes)
     error_doc = {
         401: {"description": "no token or an expired token"},
