@@ -493,7 +493,7 @@ def run(settings: DemoSettings) -> DemoResult:
                     plots.rate_over_time(
                         series,
                         settings.output_dir / "negative_rate_over_time.png",
-                        f"{MODEL}: share of negative user feedback, by version",
+                        f"{MODEL}: negative feedback rate per rollup interval, by version",
                     )
                 ),
             ]

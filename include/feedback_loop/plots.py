@@ -41,15 +41,7 @@ def accuracy_per_version(versions: Sequence[Mapping[str, Any]], path: Path, titl
     ax.set_ylim(max(0.0, low - 0.1), 1.0)
     ax.set_ylabel("holdout accuracy")
     ax.set_title(title)
-    ax.text(
-        0.99,
-        0.02,
-        "green = champion, hatched = rejected by the gate",
-        transform=ax.transAxes,
-        ha="right",
-        fontsize=8,
-        color="#555",
-    )
+    ax.set_xlabel("green = champion, hatched = rejected by the gate", fontsize=8, color="#555")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
