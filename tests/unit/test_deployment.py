@@ -39,8 +39,16 @@ def test_compose_file_validates_against_the_compose_specification():
 
 
 def test_the_distributed_topology_is_complete():
-    assert {"postgres", "redis", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-            "airflow-triggerer", "airflow-worker", "airflow-init"} <= set(SERVICES)
+    assert {
+        "postgres",
+        "redis",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-worker",
+        "airflow-init",
+    } <= set(SERVICES)
     # Workers scale with --scale: no fixed container name or host port may pin them to one instance.
     worker = SERVICES["airflow-worker"]
     assert "container_name" not in worker and "ports" not in worker
@@ -113,7 +121,9 @@ def test_airflow_settings_in_the_environment_are_real_config_options():
     from airflow.configuration import conf
 
     conf.load_providers_configuration()
-    known = {section: set(body.get("options", {})) for section, body in conf.configuration_description.items()}
+    known = {
+        section: set(body.get("options", {})) for section, body in conf.configuration_description.items()
+    }
     env = COMPOSE["x-airflow-common"]["environment"]
     for variable in env:
         match = re.fullmatch(r"AIRFLOW__([A-Z_]+?)__([A-Z_]+)", variable)
