@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -61,10 +62,21 @@ def _post(url: str, payload: dict[str, Any], settings: NotifyConfig) -> str | No
     try:
         response = requests.post(url, json=payload, timeout=settings.timeout_seconds)
     except requests.RequestException as exc:
-        return f"{type(exc).__name__}: {exc}"[:500]
+        return _redact(f"{type(exc).__name__}: {exc}", url)[:500]
     if 200 <= response.status_code < 300:
         return None
     return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _redact(text: str, url: str) -> str:
+    """The path of a Slack-style webhook URL is its secret; requests puts it in its error messages, and
+    those are stored in notifications.last_error and logged."""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    for secret in (url, path, parts.path):
+        if len(secret) > 1:
+            text = text.replace(secret, "<webhook path>")
+    return text
 
 
 def deliver(
