@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install test chromium demo up down lint format bench clean
+.PHONY: help install test chromium demo up down lint format bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ format: install ## apply ruff format and safe fixes
 
 bench: install ## run the benchmarks and print figures and ratios
 	@$(RUN) python -m bench
+
+soak: install ## the reliability tests at full size (>= 1,000 fuzz requests, restarts, kills) with figures
+	@$(RUN) python -m bench soak
 
 clean: down ## remove local state (.local/, demo-output/)
 	@rm -rf .local demo-output

@@ -153,7 +153,7 @@ def test_fuzz_the_openapi_document_with_a_valid_token(server, conn, figures):
         rows_stored=stored,
     )
     figures.update({f"http_{s}": n for s, n in sorted(fuzzer.statuses.items())})
-    assert fuzzer.sent >= TOTAL * 0.9, figures
+    assert fuzzer.sent >= size(200, 1000), figures
     assert not fuzzer.bad, "\n".join(fuzzer.bad[:20])
     assert figures["status_5xx"] == 0
     assert figures["status_2xx"] > 0 and figures["status_4xx"] > 0, "both sides must be exercised"

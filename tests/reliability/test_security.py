@@ -217,8 +217,8 @@ def test_no_secrets_in_tracked_files(figures):
 
 
 def test_a_failing_webhook_never_logs_or_stores_its_secret_url(conn, caplog, monkeypatch, figures):
-    secret = "T0SECRET/B0SECRET/" + uuid.uuid4().hex
-    monkeypatch.setenv("FL_TEST_SECRET_WEBHOOK", f"http://127.0.0.1:9/services/{secret}")  # nothing listens
+    hidden = "T0HIDDEN/B0HIDDEN/" + uuid.uuid4().hex  # the part of a Slack webhook URL that is its key
+    monkeypatch.setenv("FL_TEST_SECRET_WEBHOOK", f"http://127.0.0.1:9/services/{hidden}")  # nothing listens
     settings = config.NotifyConfig(
         webhook_url_env="FL_TEST_SECRET_WEBHOOK", timeout_seconds=1, max_attempts=2
     )
@@ -227,7 +227,7 @@ def test_a_failing_webhook_never_logs_or_stores_its_secret_url(conn, caplog, mon
     assert delivery.status == "failed" and "ConnectionError" in delivery.error
     stored = conn.execute("SELECT last_error FROM notifications").fetchone()["last_error"]
     for text in (stored, delivery.error, caplog.text):
-        assert secret not in text and "SECRET" not in text, text
+        assert hidden not in text and "HIDDEN" not in text, text
     assert "<webhook path>" in stored
     figures.update(log_records_checked=len(caplog.records), secret_leaks=0)
 
