@@ -23,7 +23,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _name(test: str) -> str:
+    """A readable metric prefix: the test name without "test_", shortened, its parameter kept."""
+    base, _, param = test.removeprefix("test_").partition("[")
+    return base[:48] + (f"[{param}" if param else "")
+
+
 def _unit(metric: str) -> str:
+    if metric.endswith("_bytes"):
+        return "bytes"
     if metric.endswith("_ms"):
         return "ms"
     if metric.endswith("_s"):
@@ -52,7 +60,7 @@ def run() -> list[dict[str, Any]]:
         found: dict[str, dict[str, float]] = json.loads(figures_file.read_text())
     print(f"  soak: {summary[-1] if summary else 'done'} in {elapsed:.0f}s", file=sys.stderr)
     rows = [
-        {"metric": f"{test.removeprefix('test_')[:60]}.{name}", "value": value, "unit": _unit(name)}
+        {"metric": f"{_name(test)}.{name}", "value": value, "unit": _unit(name)}
         for test, figures in found.items()
         for name, value in figures.items()
     ]
