@@ -20,6 +20,8 @@ from ..integration.helpers import make_predictions, register_toy
 from .conftest import size
 
 TOTAL = size(240, 1200)
+# field -> (the only kind it belongs to, a value when that kind needs it)
+KIND_FIELDS = {"rating": ("rating", 4), "label": ("correction", "7"), "signal": ("implicit", "accepted")}
 
 
 def _problem_named(status: int, body: Any) -> bool:
@@ -57,16 +59,36 @@ class Fuzzer:
         self.created = 0
         self.bad: list[str] = []
 
+    def _reachable(self, item: dict) -> None:
+        """A real trace id, and half the time the kind's rule from the field descriptions applied (the
+        schema cannot say "rating only with kind rating"), so that creations reach the database."""
+        if self.rng.random() < 0.6:
+            item["trace_id"] = self.rng.choice(self.traces)
+        if self.rng.random() < 0.5:
+            kind = item.get("kind")
+            for field, (owner, default) in KIND_FIELDS.items():
+                if kind != owner:
+                    item.pop(field, None)
+                elif item.get(field) is None or (isinstance(item[field], str) and not item[field].strip()):
+                    item[field] = default
+            if kind == "comment" and not str(item.get("comment") or "").strip():
+                item["comment"] = "generated comment"
+            if isinstance(item.get("rating"), float) and item["rating"].is_integer():
+                item["rating"] = int(item["rating"])  # JSON Schema integers include 4.0; the API wants 4
+            if isinstance(item.get("client_event_id"), str):  # the API also wants it printable and trimmed
+                key = "".join(ch for ch in item["client_event_id"] if ch.isprintable()).strip()
+                item["client_event_id"] = key or None
+
     def _real_traces(self, case) -> None:
         body = case.body
-        if case.path == "/feedback" and isinstance(body, dict) and self.rng.random() < 0.6:
-            body["trace_id"] = self.rng.choice(self.traces)
+        if case.path == "/feedback" and isinstance(body, dict):
+            self._reachable(body)
         elif (
             case.path == "/feedback/batch" and isinstance(body, dict) and isinstance(body.get("items"), list)
         ):
             for item in body["items"]:
-                if isinstance(item, dict) and self.rng.random() < 0.6:
-                    item["trace_id"] = self.rng.choice(self.traces)
+                if isinstance(item, dict):
+                    self._reachable(item)
         elif case.path == "/predictions/{trace_id}" and self.rng.random() < 0.5:
             case.path_parameters = {**(case.path_parameters or {}), "trace_id": self.rng.choice(self.traces)}
         elif case.path == "/models/{name}/versions" and self.rng.random() < 0.3:
@@ -106,10 +128,11 @@ class Fuzzer:
         while self.sent + self.unsendable < total and rounds < 20 and pairs:
             rounds += 1
             remaining = total - self.sent - self.unsendable
-            per_case = max(5, remaining // len(pairs) + 1)
-            for pair in list(pairs):
+            # valid writes get three shares: they are what can store rows
+            weights = [3 if op.method.upper() == "POST" and mode.is_positive else 1 for op, mode in pairs]
+            for pair, weight in zip(list(pairs), weights, strict=True):
                 try:
-                    self._drive(*pair, per_case)
+                    self._drive(*pair, max(5, remaining * weight // sum(weights) + 1))
                 except Unsatisfiable:
                     # e.g. /healthz takes no input at all, so no invalid request exists for it
                     pairs.remove(pair)
