@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from feedback_loop import paths
+from feedback_loop import paths, queries
 from feedback_loop.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -79,15 +79,9 @@ class AliasEvent:
     created_at: datetime
 
 
-VERSION_COLUMNS = (
-    "model_name, version, artifact_uri, sha256, format, status, classes, feature_columns, metrics, "
-    "data_snapshot, reference_profile, parent_version, created_by, note, created_at"
-)
-
-
 def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
     """Transaction-scoped lock per model and purpose, held until commit or rollback."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{scope}:{model_name}",))
+    conn.execute(queries.sql("registry/lock"), {"key": f"registry:{scope}:{model_name}"})
 
 
 def sha256_file(path: Path) -> str:
@@ -134,36 +128,29 @@ def register(
     """Allocate the next version number, write the artifact and record it, in one transaction."""
     with conn.transaction():
         _lock(conn, "register", model_name)
-        row = conn.execute(
-            "SELECT coalesce(max(version), 0) + 1 AS next FROM model_versions WHERE model_name = %s",
-            (model_name,),
-        ).fetchone()
+        row = conn.execute(queries.sql("registry/next_version"), {"model_name": model_name}).fetchone()
         version = int(row["next"])
         path = write_artifact(estimator, model_name, version, artifact_root)
         classes = classes if classes is not None else [str(c) for c in getattr(estimator, "classes_", [])]
         if feature_columns is None:
             feature_columns = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
         conn.execute(
-            """
-            INSERT INTO model_versions (model_name, version, artifact_uri, sha256, format, status, classes,
-                feature_columns, metrics, data_snapshot, reference_profile, parent_version, created_by, note)
-            VALUES (%s, %s, %s, %s, 'skops', %s, %s, %s, %s, %s, %s, %s, %s, %s)
-            """,
-            (
-                model_name,
-                version,
-                path.resolve().as_uri(),
-                sha256_file(path),
-                status,
-                Jsonb(classes),
-                Jsonb(feature_columns),
-                Jsonb(metrics or {}),
-                Jsonb(data_snapshot or {}),
-                Jsonb(reference_profile or {}),
-                parent_version,
-                created_by,
-                note,
-            ),
+            queries.sql("registry/insert_version"),
+            {
+                "model_name": model_name,
+                "version": version,
+                "artifact_uri": path.resolve().as_uri(),
+                "sha256": sha256_file(path),
+                "status": status,
+                "classes": Jsonb(classes),
+                "feature_columns": Jsonb(feature_columns),
+                "metrics": Jsonb(metrics or {}),
+                "data_snapshot": Jsonb(data_snapshot or {}),
+                "reference_profile": Jsonb(reference_profile or {}),
+                "parent_version": parent_version,
+                "created_by": created_by,
+                "note": note,
+            },
         )
     log.info("registered %s v%s (%s) at %s", model_name, version, status, path)
     return get_version(conn, model_name, version)
@@ -175,8 +162,7 @@ def _version_from_row(row: dict[str, Any]) -> ModelVersion:
 
 def get_version(conn: psycopg.Connection, model_name: str, version: int) -> ModelVersion:
     row = conn.execute(
-        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_name = %s AND version = %s",  # noqa: S608
-        (model_name, version),
+        queries.sql("registry/version"), {"model_name": model_name, "version": version}
     ).fetchone()
     if row is None:
         _require_model(conn, model_name)
@@ -185,32 +171,26 @@ def get_version(conn: psycopg.Connection, model_name: str, version: int) -> Mode
 
 
 def _require_model(conn: psycopg.Connection, model_name: str) -> None:
-    found = conn.execute(
-        "SELECT 1 FROM model_versions WHERE model_name = %s LIMIT 1", (model_name,)
-    ).fetchone()
+    found = conn.execute(queries.sql("registry/model_exists"), {"model_name": model_name}).fetchone()
     if found is None:
         raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
 
 
 def list_versions(conn: psycopg.Connection, model_name: str) -> list[ModelVersion]:
-    rows = conn.execute(
-        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model_name = %s ORDER BY version",  # noqa: S608
-        (model_name,),
-    ).fetchall()
+    rows = conn.execute(queries.sql("registry/versions"), {"model_name": model_name}).fetchall()
     if not rows:
         raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
     return [_version_from_row(r) for r in rows]
 
 
 def model_names(conn: psycopg.Connection) -> list[str]:
-    rows = conn.execute("SELECT DISTINCT model_name FROM model_versions ORDER BY model_name").fetchall()
+    rows = conn.execute(queries.sql("registry/model_names")).fetchall()
     return [r["model_name"] for r in rows]
 
 
 def current_version(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> int | None:
     row = conn.execute(
-        "SELECT version FROM model_alias_events WHERE model_name = %s AND alias = %s ORDER BY id DESC LIMIT 1",
-        (model_name, alias),
+        queries.sql("registry/current_version"), {"model_name": model_name, "alias": alias}
     ).fetchone()
     return None if row is None else int(row["version"])
 
@@ -225,11 +205,7 @@ def champion(conn: psycopg.Connection, model_name: str) -> ModelVersion:
 
 def alias_history(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> list[AliasEvent]:
     rows = conn.execute(
-        """
-        SELECT id, model_name, alias, version, previous_version, action, actor, reason, created_at
-        FROM model_alias_events WHERE model_name = %s AND alias = %s ORDER BY id
-        """,
-        (model_name, alias),
+        queries.sql("registry/alias_history"), {"model_name": model_name, "alias": alias}
     ).fetchall()
     return [AliasEvent(**r) for r in rows]
 
@@ -258,12 +234,16 @@ def _move_alias(
     if current == version:
         raise ConflictError(f"{model_name} v{version} is already {alias}")
     row = conn.execute(
-        """
-        INSERT INTO model_alias_events (model_name, alias, version, previous_version, action, actor, reason)
-        VALUES (%s, %s, %s, %s, %s, %s, %s)
-        RETURNING id, model_name, alias, version, previous_version, action, actor, reason, created_at
-        """,
-        (model_name, alias, version, current, action, actor, reason),
+        queries.sql("registry/insert_alias_event"),
+        {
+            "model_name": model_name,
+            "alias": alias,
+            "version": version,
+            "previous_version": current,
+            "action": action,
+            "actor": actor,
+            "reason": reason,
+        },
     ).fetchone()
     log.info("%s: %s %s v%s -> v%s by %s (%s)", model_name, action, alias, current, version, actor, reason)
     return AliasEvent(**row)
