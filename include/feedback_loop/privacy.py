@@ -24,9 +24,12 @@ _EMAIL = re.compile(
 # A run of digits with the separators people type inside phone and card numbers; classified by its
 # digit count below. Not preceded or followed by a word character, so ids like "order42" stay whole.
 # The lookahead skips runs of fewer than 7 digits at once (most numbers in comments), before any classifying.
+# Ids like "ORD-2026-000123" are still masked as phones: telling them from "tel-0171 555 0199" is not
+# possible from the text, and a masked order id costs less than a leaked phone number.
 _NUMBER_RUN = re.compile(r"(?<![\w+])(?:\+|\(\+?)?(?=\d(?:[ \t().\-/]*\d){6})\d(?:[\d \t().\-/]*\d)?(?!\w)")
+# A date, optionally followed by the hour of a time ("25/11/2026 14" from "25/11/2026 14:30").
 _DATE_LIKE = re.compile(
-    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})$"  # dates
+    r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:[ \tT]+\d{1,2})?$"
 )
 _DECIMAL = re.compile(r"^\d+\.\d+$")
 _MAYBE_PERSONAL = re.compile(r"[@\d]")

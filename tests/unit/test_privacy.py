@@ -31,6 +31,8 @@ def test_personal_data_is_replaced_by_placeholders(text, expected):
     [
         "on 2026-11-25 at 12:30 the model said 7",
         "it happened 25.11.2026 around noon",
+        "it failed on 25/11/2026 14:30 and again on 2026-11-25 09:15",
+        "logged at 2026-11-25T14:30:05Z",
         "confidence 0.87234 was too high",
         "order42 and ticket 12345 are fine",
         "I tried 3 times in 2 days",
