@@ -73,15 +73,25 @@ def _run_as() -> dict:
     return {} if _service_user() is None else {"user": SERVICE_USER}
 
 
-def _open_path_for_service_user(path: Path) -> None:
-    """Let the service user traverse the parents of its data directory and own the directory itself."""
-    entry = _service_user()
-    if entry is None:
+def _open_parents(path: Path) -> None:
+    """Let the service user traverse every parent of `path`.
+
+    Re-applied before every server command: a tool may tighten a parent meanwhile (pytest resets its
+    temporary root to 0700 whenever another test session starts)."""
+    if _service_user() is None:
         return
     for parent in path.parents:
         mode = parent.stat().st_mode
         if mode & 0o011 != 0o011:
             parent.chmod(mode | 0o011)
+
+
+def _open_path_for_service_user(path: Path) -> None:
+    """Traversable parents, and `path` with everything in it owned by the service user."""
+    entry = _service_user()
+    if entry is None:
+        return
+    _open_parents(path)
     for item in [path, *path.rglob("*")]:
         os.chown(item, entry.pw_uid, entry.pw_gid)
 
@@ -98,6 +108,7 @@ def _pg(command: str, *args: str, timeout: float = 60) -> subprocess.CompletedPr
 
 
 def _is_running(data_dir: Path) -> bool:
+    _open_parents(data_dir)
     result = _pg("pg_ctl", "status", "-D", str(data_dir / "data"))
     return result.returncode == 0
 
