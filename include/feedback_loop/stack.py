@@ -198,7 +198,9 @@ def up(*, wait_seconds: float = 180) -> StackState:
 
     progress(f"starting Airflow ({', '.join(COMPONENTS)}) on {state.api_url} ...")
     deadline = time.monotonic() + wait_seconds
-    while not _api_ready(state.api_url):
+    expected_users = {entry.split(":")[0] for entry in USERS.split(",")}
+    # Ready means: the API answers and the auth manager has written every user's generated password.
+    while not (_api_ready(state.api_url) and expected_users <= set(_passwords_or_empty(state))):
         dead = [name for name, pid in pids.items() if not _alive(pid)]
         if dead:
             down(quiet=True)
@@ -218,6 +220,13 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _passwords_or_empty(state: StackState) -> dict[str, str]:
+    try:
+        return state.passwords
+    except ValueError:  # the file is being written
+        return {}
 
 
 def _kill_groups(pids: list[int], grace: float = 15) -> None:
