@@ -128,12 +128,34 @@ def wait_for_rollup(client: AirflowClient, covering: datetime, timeout: float = 
     raise RuntimeError(f"no feedback_aggregation run covered {covering:%H:%M:%S} within {timeout:.0f}s")
 
 
+def settle_retraining(client: AirflowClient, timeout: float = 240) -> None:
+    """Wait for model_retraining runs still in flight (an aggregation alert may have triggered one through
+    the retraining_needed asset), so the summary shows their outcome instead of 'running'."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = client.request(
+            "GET",
+            "/api/v2/dags/model_retraining/dagRuns",
+            params={"state": ["queued", "running"], "limit": 20},
+        )["dag_runs"]
+        if not runs:
+            return
+        time.sleep(5)
+    progress("      a retraining run is still going; its training_runs row may read 'running'")
+
+
 def prepare_database() -> str:
     """The demo's own database, recreated; or FEEDBACK_LOOP_DB_URL as given."""
     if os.environ.get(db.ENV_URL, "").strip() not in ("", db.EMBEDDED):
         return db.resolve_url()
+    from feedback_loop import stack
+
     server = db.resolve_url()
     db.drop_database(server, DEMO_DATABASE)
+    if not stack.is_running():
+        # Airflow's state from an earlier demo (queued asset-triggered runs, old review tasks) would act
+        # on the new demo database; start Airflow from a clean metadata database as well.
+        db.drop_database(server, stack.metadata_database_name())
     url = db.ensure_database(server, DEMO_DATABASE)
     os.environ[db.ENV_URL] = url
     db.reset_resolution()
@@ -454,7 +476,8 @@ def run(settings: DemoSettings) -> DemoResult:
                 agg = wait_for_rollup(admin, datetime.now(UTC))
                 progress(f"      rolled up {agg['data_interval_start']} .. {agg['data_interval_end']}")
 
-            step("summarising")
+            step("summarising (after any retraining the alerts triggered has finished)")
+            settle_retraining(admin)
             final = registry.current_version(conn, MODEL)
             accuracy_after = accuracy_of(conn, final, holdout)
             versions = []

@@ -153,10 +153,18 @@ def _api_ready(url: str) -> bool:
         return False
 
 
+def is_running() -> bool:
+    """Whether a stack started by this checkout is up (all components alive, API answering)."""
+    current = read_state()
+    return (
+        current is not None and all(_alive(p) for p in current.pids.values()) and _api_ready(current.api_url)
+    )
+
+
 def up(*, wait_seconds: float = 180) -> StackState:
     """Start the stack (or return the running one)."""
     current = read_state()
-    if current is not None and all(_alive(p) for p in current.pids.values()) and _api_ready(current.api_url):
+    if current is not None and is_running():
         progress(f"Airflow already running at {current.api_url}")
         return current
     if current is not None:
