@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from feedback_loop import datasets, db, paths, plots, registry
+from feedback_loop import datasets, db, paths, plots, registry, simulate
 from feedback_loop.airflow_rest import AirflowClient
 from feedback_loop.commands.output import progress
 
@@ -179,32 +179,10 @@ def accuracy_of(conn, version: int, holdout) -> float:
     return float((predicted == holdout["label"].to_numpy()).mean())
 
 
-def enqueue(conn, rows) -> dict[str, str]:
-    """Enqueue requests; returns request-order truth, resolved to trace ids after scoring."""
-    from feedback_loop import inference
-
+def enqueue(conn, rows) -> simulate.PendingTruth:
+    """Enqueue digits rows as inference requests; their labels stay with the scripted reviewers."""
     features = [c for c in rows.columns if c.startswith("pixel_")]
-    last = conn.execute("SELECT coalesce(max(id), 0) AS id FROM inference_requests").fetchone()["id"]
-    inference.enqueue_requests(
-        conn,
-        MODEL,
-        (
-            ({c: float(r[c]) for c in features}, {"writer_group": r["writer_group"]})
-            for r in rows.to_dict(orient="records")
-        ),
-    )
-    conn.commit()
-    return {"after_id": last, "labels": rows["label"].tolist()}
-
-
-def truth_by_trace(conn, pending: dict[str, Any]) -> dict[str, str]:
-    found = conn.execute(
-        "SELECT id, trace_id FROM inference_requests WHERE id > %s AND model_name = %s ORDER BY id",
-        (pending["after_id"], MODEL),
-    ).fetchall()
-    return {
-        str(r["trace_id"]): label for r, label in zip(found, pending["labels"], strict=False) if r["trace_id"]
-    }
+    return simulate.enqueue_with_truth(conn, MODEL, rows, features, "writer_group", "label")
 
 
 def answer_reviews(
@@ -267,7 +245,7 @@ def run_inference_round(
     def on_wait() -> None:
         nonlocal resolved
         if not resolved:
-            scored = truth_by_trace(conn, pending)
+            scored = simulate.resolve_truth(conn, pending, require_all=False)
             conn.commit()
             if scored:
                 truth.update(scored)
@@ -278,7 +256,7 @@ def run_inference_round(
     state = client.wait_for_run("feedback_inference", run_id, timeout=600, on_wait=on_wait)
     if state != "success":
         raise RuntimeError(f"feedback_inference round {round_no} ended {state}; see the Airflow UI")
-    truth.update(truth_by_trace(conn, pending))
+    truth.update(simulate.resolve_truth(conn, pending))
     conn.commit()
     return run_id, len(answered)
 

@@ -23,7 +23,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feedback_loop import baseline, config, datasets, db, inference, migrations, registry, retraining, review
+from feedback_loop import (
+    baseline,
+    config,
+    datasets,
+    db,
+    inference,
+    migrations,
+    queries,
+    registry,
+    retraining,
+    review,
+)
 from feedback_loop.errors import InvalidInputError
 
 STRATEGIES = {"uncertainty": "lowest_confidence", "random": "random"}
@@ -233,13 +244,13 @@ def run(spec: SimulationSpec, progress: Callable[[str], None] = lambda _: None) 
                 if batch.empty:
                     progress(f"cycle {cycle}: no unlabelled rows left; stopping")
                     break
-                last_id = conn.execute("SELECT coalesce(max(id), 0) AS id FROM inference_requests").fetchone()
-                inference.enqueue_requests(conn, model.name, _rows(batch, features, spec.slice_column))
-                conn.commit()
+                pending = enqueue_with_truth(
+                    conn, model.name, batch, features, spec.slice_column, spec.label_column
+                )
                 inference.score_batch(
                     conn, model, threshold=1.0, batch_size=len(batch), run_id=f"sim-{cycle}"
                 )
-                truth.update(_truth_of_batch(conn, last_id["id"], batch[spec.label_column].tolist()))
+                truth.update(resolve_truth(conn, pending))
                 tasks = inference.open_reviews(
                     conn,
                     model,
@@ -302,18 +313,40 @@ def run(spec: SimulationSpec, progress: Callable[[str], None] = lambda _: None) 
     }
 
 
-def _truth_of_batch(conn, after_id: int, labels: list[str]) -> dict[str, str]:
-    """trace id -> true label for the requests just scored (request ids follow the batch order).
+@dataclass(frozen=True)
+class PendingTruth:
+    """Requests just enqueued for one model, and their true labels in enqueue order."""
 
-    The truth stays out of the loop's tables on purpose: reviewers are the only way a label reaches the
-    model, as in production.
-    """
+    model_name: str
+    after_id: int
+    labels: list[str]
+
+
+def enqueue_with_truth(
+    conn, model_name: str, batch, features: list[str], slice_column: str | None, label_column: str
+) -> PendingTruth:
+    """Enqueue `batch` as inference requests (without its labels) and commit; the labels stay with the
+    caller, so reviewers are the only way a label reaches the model, as in production."""
+    after_id = conn.execute(queries.sql("simulate/last_request_id")).fetchone()["id"]
+    inference.enqueue_requests(conn, model_name, _rows(batch, features, slice_column))
+    conn.commit()
+    return PendingTruth(model_name, int(after_id), batch[label_column].tolist())
+
+
+def resolve_truth(conn, pending: PendingTruth, *, require_all: bool = True) -> dict[str, str]:
+    """trace id -> true label for the requests of `pending` scored so far (request ids follow the enqueue
+    order). `require_all=False` tolerates requests not scored yet (polling a running DAG)."""
     rows = conn.execute(
-        "SELECT id, trace_id FROM inference_requests WHERE id > %s ORDER BY id", (after_id,)
+        queries.sql("simulate/requests_after"),
+        {"after_id": pending.after_id, "model_name": pending.model_name},
     ).fetchall()
-    if len(rows) != len(labels):
-        raise InvalidInputError(f"expected {len(labels)} new inference requests, found {len(rows)}")
-    return {str(row["trace_id"]): label for row, label in zip(rows, labels, strict=True) if row["trace_id"]}
+    if require_all and len(rows) != len(pending.labels):
+        raise InvalidInputError(f"expected {len(pending.labels)} new inference requests, found {len(rows)}")
+    return {
+        str(row["trace_id"]): label
+        for row, label in zip(rows, pending.labels, strict=False)
+        if row["trace_id"]
+    }
 
 
 def _traces_of_items(conn, item_ids: list[int]) -> dict[int, str]:
