@@ -314,33 +314,35 @@ def rollback(
         )
 
 
-def load_artifact(version: ModelVersion) -> Any:
-    """Load the estimator after verifying its sha256 and that it holds only trusted types."""
+def read_skops(data: bytes, label: str) -> Any:
+    """Deserialise skops bytes that hold only types skops trusts plus our allow-list; anything else, or
+    a file skops cannot read, is refused. `label` names the artifact in the error."""
     import skops.io as sio
 
+    try:
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a valid artifact
+        raise IntegrityError(f"{label}: not a readable skops file: {exc}") from exc
+    unexpected = sorted(untrusted - TRUSTED_EXTRA_TYPES)
+    if unexpected:
+        raise IntegrityError(f"{label}: artifact contains untrusted types {unexpected}; refusing to load")
+    return sio.loads(data, trusted=sorted(untrusted))
+
+
+def load_artifact(version: ModelVersion) -> Any:
+    """Load the estimator after verifying its sha256 and that it holds only trusted types."""
+    label = f"{version.model_name} v{version.version}"
     path = version.artifact_path
     if not path.is_file():
-        raise IntegrityError(f"{version.model_name} v{version.version}: artifact {path} is missing")
+        raise IntegrityError(f"{label}: artifact {path} is missing")
     data = path.read_bytes()
     actual = hashlib.sha256(data).hexdigest()
     if actual != version.sha256:
         raise IntegrityError(
-            f"{version.model_name} v{version.version}: artifact checksum mismatch "
+            f"{label}: artifact checksum mismatch "
             f"(recorded {version.sha256[:12]}…, file {actual[:12]}…); refusing to load {path}"
         )
-    try:
-        untrusted = set(sio.get_untrusted_types(data=data))
-    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a valid artifact
-        raise IntegrityError(
-            f"{version.model_name} v{version.version}: not a readable skops file: {exc}"
-        ) from exc
-    unexpected = sorted(untrusted - TRUSTED_EXTRA_TYPES)
-    if unexpected:
-        raise IntegrityError(
-            f"{version.model_name} v{version.version}: artifact contains untrusted types {unexpected}; "
-            "refusing to load"
-        )
-    return sio.loads(data, trusted=sorted(untrusted))
+    return read_skops(data, label)
 
 
 def load(conn: psycopg.Connection, model_name: str, version: int | None = None) -> tuple[Any, ModelVersion]:

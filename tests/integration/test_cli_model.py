@@ -83,3 +83,28 @@ def test_every_command_has_help():
         with pytest.raises(SystemExit) as exit_info:
             cli.main(args)
         assert exit_info.value.code == 0
+
+
+def test_register_an_existing_skops_artifact_and_refuse_untrusted_types(conn, tmp_path, capsys):
+    import os
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from .helpers import toy_estimator
+
+    good = tmp_path / "mine.skops"
+    sio.dump(toy_estimator(), good)
+    assert cli.main(["model", "register", "--model", "digits", "--artifact", str(good), "--json"]) == 0
+    registered = json.loads(capsys.readouterr().out)
+    assert registered["version"] == 1
+    estimator, entry = registry.load(conn, "digits", 1)  # re-serialised into the registry, checksum verified
+    assert entry.data_snapshot == {"source": "artifact:mine.skops"}
+    assert hasattr(estimator, "predict_proba")
+
+    evil = tmp_path / "evil.skops"
+    sio.dump(FunctionTransformer(func=os.system), evil)
+    result = run_cli("model", "register", "--model", "digits", "--artifact", str(evil))
+    assert result.returncode == 4
+    assert f"--artifact {evil}: artifact contains untrusted types" in result.stderr
+    assert len(registry.list_versions(conn, "digits")) == 1

@@ -127,26 +127,7 @@ def run_register(args: argparse.Namespace) -> int:
 def _register_artifact(conn, model_name: str, path: Path, reason: str) -> registry.ModelVersion:
     if not path.is_file():
         raise InvalidInputError(f"--artifact {path}: file not found")
-    import hashlib
-
-    probe = registry.ModelVersion(
-        model_name=model_name,
-        version=0,
-        artifact_uri=path.resolve().as_uri(),
-        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-        format="skops",
-        status="registered",
-        classes=[],
-        feature_columns=[],
-        metrics={},
-        data_snapshot={},
-        reference_profile={},
-        parent_version=None,
-        created_by=actor(),
-        note="",
-        created_at=None,  # type: ignore[arg-type]
-    )
-    estimator = registry.load_artifact(probe)
+    estimator = registry.read_skops(path.read_bytes(), f"--artifact {path}")
     if not hasattr(estimator, "predict_proba"):
         raise InvalidInputError(
             f"--artifact {path}: the estimator has no predict_proba; a classifier is needed"
