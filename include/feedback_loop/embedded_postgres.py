@@ -97,6 +97,9 @@ def _open_path_for_service_user(path: Path) -> None:
 
 
 def _pg(command: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    # The binaries live in the project's venv; a checkout under a 0700 folder (mktemp -d) would hide
+    # them from the service user, so their parents are made traversable too (o+x only, no listing).
+    _open_parents(_bin_dir() / command)
     return subprocess.run(
         [str(_bin_dir() / command), *args],
         check=False,
