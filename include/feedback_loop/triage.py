@@ -41,6 +41,15 @@ COMMENT_FAILURE_MODES: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 # One pass that tells whether any of the patterns can match; most comments match none of them.
 _ANY_FAILURE_MODE = re.compile("|".join(f"(?:{p.pattern})" for _, p in COMMENT_FAILURE_MODES), re.I)
+# The same pass over a lower-cased ASCII comment, without re.I: 2-3x faster per comment, and it is on the
+# batch hot path. Only for ASCII, where lower() and re.I's case folding agree (for "ſ" or "K" they do not).
+_ANY_FAILURE_MODE_LOWER = re.compile(_ANY_FAILURE_MODE.pattern)
+
+
+def _may_name_failure(comment: str) -> bool:
+    if comment.isascii():
+        return _ANY_FAILURE_MODE_LOWER.search(comment.lower()) is not None
+    return _ANY_FAILURE_MODE.search(comment) is not None
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ def failure_mode(
     kind: str, rating: int | None = None, signal: str | None = None, comment: str | None = None
 ) -> str | None:
     """A short tag for what went wrong, or None when nothing did (or nothing can be said)."""
-    if comment and _ANY_FAILURE_MODE.search(comment):
+    if comment and _may_name_failure(comment):
         for tag, pattern in COMMENT_FAILURE_MODES:
             if pattern.search(comment):
                 return tag

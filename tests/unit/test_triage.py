@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feedback_loop import triage
 from feedback_loop.config import TriageConfig
@@ -68,3 +70,30 @@ def test_negative_rate_trigger_needs_more_than_the_share_over_a_full_window():
     assert not triage.negative_share_exceeded([True] * 9, settings)  # window not full yet
     # Only the newest `negative_window` flags count (newest first).
     assert not triage.negative_share_exceeded([False] * 10 + [True] * 10, settings)
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "That reply was RUDE",
+        "Way Too Slow",
+        "it Made Up a source",
+        "DOESN'T EXIST",
+        "took too long",
+        "no problem here",
+        "ſlow and ſtrange",  # long s: re.I folds it to "s", lower() leaves it; must take the re.I path
+        "KELVIN-sign ok",
+        "İnvented numbers",
+        "",
+    ],
+)
+def test_fast_failure_check_agrees_with_the_case_insensitive_pattern(comment):
+    assert triage._may_name_failure(comment) == bool(triage._ANY_FAILURE_MODE.search(comment))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=80) | st.sampled_from(["Rude", "SLOW", "Wrong!"])
+)
+def test_fast_failure_check_agrees_on_any_text(comment):
+    assert triage._may_name_failure(comment) == bool(triage._ANY_FAILURE_MODE.search(comment))
