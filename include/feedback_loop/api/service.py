@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -358,8 +359,12 @@ class FeedbackService:
             )
 
         for i in range(len(items)):
-            if i % 256 == 0 and all(f.done() for f in lookups):
-                break
+            if i % 256 == 0:
+                if all(f.done() for f in lookups):
+                    break
+                # Let the look-up threads take the GIL now: otherwise each of their steps waits out the
+                # interpreter's 5 ms switch interval, and the COPY starts ~20 ms later (measured).
+                time.sleep(0)
             prepare(i)
         model_of = models_lookup.result()
         stored = keys_lookup.result() if keys_lookup is not None else {}
@@ -564,8 +569,6 @@ class FeedbackService:
 
     def wait_for_deliveries(self, timeout: float = 30.0) -> bool:
         """Block until queued deliveries are done (tests and shutdown); True when none are left."""
-        import time
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._queued_lock:
