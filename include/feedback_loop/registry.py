@@ -7,10 +7,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -84,6 +87,19 @@ def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
     conn.execute(queries.sql("registry/lock"), {"key": f"registry:{scope}:{model_name}"})
 
 
+def skops_io() -> ModuleType:
+    """skops.io, imported without a flood of Airflow warnings.
+
+    On import skops names scipy's ufuncs by calling getattr() on every loaded module. Where Airflow is
+    loaded (every task, the API server) that reaches each of Airflow's deprecated-import shims, and each
+    one warns: 1,160 log lines that say nothing about the model. Only those warnings are silenced."""
+    if "skops.io" not in sys.modules:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
+            import skops.io  # noqa: F401 - imported here for the filter above
+    return sys.modules["skops.io"]
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -94,7 +110,7 @@ def sha256_file(path: Path) -> str:
 
 def write_artifact(estimator: Any, model_name: str, version: int, directory: Path | None = None) -> Path:
     """Serialise with skops to <artifact dir>/<model>/v<version>.skops, atomically (temp file + rename)."""
-    import skops.io as sio
+    sio = skops_io()
 
     target_dir = (directory or paths.artifact_dir()) / model_name
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -317,7 +333,7 @@ def rollback(
 def read_skops(data: bytes, label: str) -> Any:
     """Deserialise skops bytes that hold only types skops trusts plus our allow-list; anything else, or
     a file skops cannot read, is refused. `label` names the artifact in the error."""
-    import skops.io as sio
+    sio = skops_io()
 
     try:
         untrusted = set(sio.get_untrusted_types(data=data))

@@ -128,3 +128,26 @@ def test_concurrent_registrations_get_distinct_versions(conn, db_url):
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(results) == [1, 2, 3, 4]
+
+
+def test_writing_an_artifact_where_airflow_is_loaded_logs_no_airflow_deprecation_flood(tmp_path):
+    # A fresh interpreter, as a task has: skops warns through Airflow's shims only on its first import.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import airflow.sdk
+        from pathlib import Path
+        from sklearn.dummy import DummyClassifier
+        from feedback_loop import registry
+        path = registry.write_artifact(DummyClassifier().fit([[0], [1]], ["0", "1"]), "m", 1, Path({str(tmp_path)!r}))
+        print(type(registry.read_skops(path.read_bytes(), "m v1")).__name__)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "DummyClassifier"
+    output = done.stdout + done.stderr
+    assert output.count("DeprecatedImportWarning") == 0, output[:1000]
