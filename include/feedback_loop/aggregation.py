@@ -191,8 +191,8 @@ def aggregate_interval(
     """
     with conn.transaction():
         conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))",
-            (f"rollup:{model.name}:{start.isoformat()}:{end.isoformat()}",),
+            queries.sql("aggregation/lock_interval"),
+            {"key": f"rollup:{model.name}:{start.isoformat()}:{end.isoformat()}"},
         )
         rollups = compute(conn, model, settings, start, end)
         for rollup in rollups:

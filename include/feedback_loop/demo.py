@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from feedback_loop import datasets, db, paths, plots, registry, simulate
+from feedback_loop import datasets, db, paths, plots, queries, registry, simulate
 from feedback_loop.airflow_rest import AirflowClient
 from feedback_loop.commands.output import progress
 
@@ -202,8 +202,8 @@ def answer_reviews(
         ti = detail["task_instance"]
         key = f"{ti['dag_run_id']}/{ti['task_id']}/{ti.get('map_index', -1)}"
         row = conn.execute(
-            "SELECT trace_id FROM review_items WHERE hitl_ref->>'run_id' = %s AND (hitl_ref->>'map_index')::int = %s",
-            (ti["dag_run_id"], ti.get("map_index", -1)),
+            queries.sql("demo/trace_of_review_task"),
+            {"run_id": ti["dag_run_id"], "map_index": ti.get("map_index", -1)},
         ).fetchone()
         conn.commit()
         if row is None:
@@ -270,9 +270,7 @@ def post_user_feedback(api_url: str, token: str, conn, trace_truth: dict[str, st
         return 0
     predicted = {
         str(r["trace_id"]): r["output_label"]
-        for r in conn.execute(
-            "SELECT trace_id, output_label FROM predictions WHERE trace_id = ANY(%s::uuid[])", (chosen,)
-        ).fetchall()
+        for r in conn.execute(queries.sql("demo/predicted_labels"), {"trace_ids": chosen}).fetchall()
     }
     conn.commit()
     items = []
@@ -319,13 +317,7 @@ def post_user_feedback(api_url: str, token: str, conn, trace_truth: dict[str, st
 
 def negative_rates(conn) -> dict[str, list[tuple[datetime, float]]]:
     """Negative feedback rate per rollup interval and model version, from feedback_rollups."""
-    rows = conn.execute(
-        """
-        SELECT model_version, interval_start, negative_rate FROM feedback_rollups
-        WHERE model_name = %s AND negative_rate IS NOT NULL ORDER BY model_version, interval_start
-        """,
-        (MODEL,),
-    ).fetchall()
+    rows = conn.execute(queries.sql("demo/negative_rates"), {"model_name": MODEL}).fetchall()
     series: dict[str, list] = {}
     for row in rows:
         series.setdefault(f"v{row['model_version']}", []).append(
@@ -397,11 +389,8 @@ def run(settings: DemoSettings) -> DemoResult:
                 "model_retraining", {"model_name": MODEL, "reason": "demo: feedback arrived"}
             )
             retrain_state = admin.wait_for_run("model_retraining", retrain_run, timeout=600)
-            last_run = conn.execute(
-                "SELECT status, decision, gate, candidate_version FROM training_runs WHERE model_name = %s "
-                "ORDER BY id DESC LIMIT 1",
-                (MODEL,),
-            ).fetchone()
+            runs = conn.execute(queries.sql("demo/training_runs"), {"model_name": MODEL}).fetchall()
+            last_run = runs[-1] if runs else None
             conn.commit()
             progress(
                 f"      retraining run {retrain_state}: {last_run['status'] if last_run else 'no run'}: "
@@ -469,13 +458,9 @@ def run(settings: DemoSettings) -> DemoResult:
                         else None,
                     }
                 )
-            feedback_stored = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"]
-            rollups = conn.execute("SELECT count(*) AS n FROM feedback_rollups").fetchone()["n"]
-            training_runs = conn.execute(
-                "SELECT id, status, triggered_by, reason, candidate_version, decision FROM training_runs "
-                "WHERE model_name = %s ORDER BY id",
-                (MODEL,),
-            ).fetchall()
+            counts = conn.execute(queries.sql("demo/row_counts")).fetchone()
+            feedback_stored, rollups = counts["feedback"], counts["rollups"]
+            training_runs = conn.execute(queries.sql("demo/training_runs"), {"model_name": MODEL}).fetchall()
             series = negative_rates(conn)
             conn.commit()
 
@@ -512,7 +497,7 @@ def run(settings: DemoSettings) -> DemoResult:
                 plots=written,
                 ui_url=state.api_url,
                 gate=(last_run or {}).get("gate") or {},
-                training_runs=[dict(r) for r in training_runs],
+                training_runs=[{k: v for k, v in r.items() if k != "gate"} for r in training_runs],
             )
             (settings.output_dir / "summary.json").write_text(
                 json.dumps(result.to_dict(), indent=2, default=str)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
+from feedback_loop import queries
 from feedback_loop.config import NotifyConfig
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,7 @@ def slack_payload(text: str, fields: dict[str, Any] | None = None) -> dict[str, 
 
 def enqueue(conn: psycopg.Connection, topic: str, text: str, fields: dict[str, Any] | None = None) -> int:
     row = conn.execute(
-        "INSERT INTO notifications (topic, payload) VALUES (%s, %s) RETURNING id",
-        (topic, Jsonb(slack_payload(text, fields))),
+        queries.sql("notify/enqueue"), {"topic": topic, "payload": Jsonb(slack_payload(text, fields))}
     ).fetchone()
     return int(row["id"])
 
@@ -83,9 +83,7 @@ def deliver(
     conn: psycopg.Connection, notification_id: int, settings: NotifyConfig, *, backoff_seconds: float = 0.5
 ) -> Delivery:
     """Try to deliver one stored notification; records the outcome, never raises for delivery errors."""
-    row = conn.execute(
-        "SELECT payload, attempts, status FROM notifications WHERE id = %s", (notification_id,)
-    ).fetchone()
+    row = conn.execute(queries.sql("notify/get"), {"id": notification_id}).fetchone()
     if row is None or row["status"] == "delivered":
         return Delivery(notification_id, "delivered" if row else "missing", row["attempts"] if row else 0)
     url = webhook_url(settings)
@@ -101,13 +99,8 @@ def deliver(
             break
     status = "delivered" if error is None else "failed"
     conn.execute(
-        """
-        UPDATE notifications
-        SET status = %s, attempts = %s, last_error = %s,
-            delivered_at = CASE WHEN %s = 'delivered' THEN now() END
-        WHERE id = %s
-        """,
-        (status, attempts, error, status, notification_id),
+        queries.sql("notify/record_delivery"),
+        {"status": status, "attempts": attempts, "error": error, "id": notification_id},
     )
     if error is not None:
         log.warning(
@@ -140,9 +133,7 @@ def notify(
 
 def deliver_pending(conn: psycopg.Connection, settings: NotifyConfig, limit: int = 100) -> list[Delivery]:
     """Retry notifications that were not delivered yet, oldest first."""
-    rows = conn.execute(
-        "SELECT id FROM notifications WHERE status <> 'delivered' ORDER BY id LIMIT %s", (limit,)
-    ).fetchall()
+    rows = conn.execute(queries.sql("notify/undelivered"), {"limit": limit}).fetchall()
     results = []
     for row in rows:
         results.append(deliver(conn, int(row["id"]), settings))

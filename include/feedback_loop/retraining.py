@@ -232,19 +232,16 @@ def model_lock(
 ) -> Iterator[None]:
     """Hold the per-model retraining lock (session advisory lock on a dedicated connection)."""
     started = time.monotonic()
+    lock_key = {"lock_class": LOCK_CLASS, "model_name": model_name}
     with db.connect(url, autocommit=True) as lock_conn:
         waited = False
         while True:
-            row = lock_conn.execute(
-                "SELECT pg_try_advisory_lock(%s, hashtext(%s)) AS ok", (LOCK_CLASS, model_name)
-            ).fetchone()
+            row = lock_conn.execute(queries.sql("retraining/try_lock"), lock_key).fetchone()
             if row["ok"]:
                 break
             if not waited:
                 holder = lock_conn.execute(
-                    "SELECT id, started_at FROM training_runs WHERE model_name = %s AND status = 'running' "
-                    "ORDER BY id LIMIT 1",
-                    (model_name,),
+                    queries.sql("retraining/running_run"), {"model_name": model_name}
                 ).fetchone()
                 what = (
                     f"training run #{holder['id']} (started {holder['started_at']:%Y-%m-%d %H:%M:%S})"
@@ -263,7 +260,7 @@ def model_lock(
         try:
             yield
         finally:
-            lock_conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, model_name))
+            lock_conn.execute(queries.sql("retraining/unlock"), lock_key)
 
 
 # --- the steps -------------------------------------------------------------------------------------------
@@ -659,8 +656,7 @@ def plan(
 
 def runs_of_airflow_run(conn: psycopg.Connection, airflow_run_id: str) -> list[dict[str, Any]]:
     return conn.execute(
-        "SELECT id, model_name, status FROM training_runs WHERE airflow_run_id = %s ORDER BY id",
-        (airflow_run_id,),
+        queries.sql("retraining/runs_of_airflow_run"), {"airflow_run_id": airflow_run_id}
     ).fetchall()
 
 

@@ -350,7 +350,7 @@ def resolve_truth(conn, pending: PendingTruth, *, require_all: bool = True) -> d
 
 
 def _traces_of_items(conn, item_ids: list[int]) -> dict[int, str]:
-    rows = conn.execute("SELECT id, trace_id FROM review_items WHERE id = ANY(%s)", (item_ids,)).fetchall()
+    rows = conn.execute(queries.sql("simulate/traces_of_items"), {"ids": item_ids}).fetchall()
     return {int(row["id"]): str(row["trace_id"]) for row in rows}
 
 

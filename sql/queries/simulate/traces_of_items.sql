@@ -1,0 +1,3 @@
+SELECT id, trace_id
+FROM review_items
+WHERE id = ANY(%(ids)s)
