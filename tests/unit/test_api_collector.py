@@ -60,3 +60,40 @@ def test_an_error_inside_still_restores_the_collector():
     except ValueError:
         pass
     assert gc.isenabled()
+
+
+def test_overlapping_batches_still_get_their_cycles_collected(monkeypatch):
+    # A steady stream of overlapping batches never lets the holder count reach zero: a full pass every
+    # MAX_PAUSE_SECONDS keeps cycles from piling up.
+    import time
+    import weakref
+
+    monkeypatch.setattr(collector, "MAX_PAUSE_SECONDS", 0.05)
+
+    class Node:
+        pass
+
+    hold, release = threading.Event(), threading.Event()
+
+    def long_batch() -> None:
+        with collector.paused():
+            hold.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=long_batch)
+    thread.start()
+    try:
+        assert hold.wait(5)
+        node = Node()
+        node.self = node  # a cycle: reference counting alone never frees it
+        alive = weakref.ref(node)
+        del node
+        time.sleep(0.1)
+        with collector.paused():  # another batch ends while the long one still runs
+            pass
+        assert alive() is None
+        assert not gc.isenabled()  # the long batch still holds the pause
+    finally:
+        release.set()
+        thread.join(5)
+    assert gc.isenabled()
