@@ -87,7 +87,7 @@ def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
     conn.execute(queries.sql("registry/lock"), {"key": f"registry:{scope}:{model_name}"})
 
 
-def skops_io() -> ModuleType:
+def _skops_io() -> ModuleType:
     """skops.io, imported without a flood of Airflow warnings.
 
     On import skops names scipy's ufuncs by calling getattr() on every loaded module. Where Airflow is
@@ -110,7 +110,7 @@ def sha256_file(path: Path) -> str:
 
 def write_artifact(estimator: Any, model_name: str, version: int, directory: Path | None = None) -> Path:
     """Serialise with skops to <artifact dir>/<model>/v<version>.skops, atomically (temp file + rename)."""
-    sio = skops_io()
+    sio = _skops_io()
 
     target_dir = (directory or paths.artifact_dir()) / model_name
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -333,7 +333,7 @@ def rollback(
 def read_skops(data: bytes, label: str) -> Any:
     """Deserialise skops bytes that hold only types skops trusts plus our allow-list; anything else, or
     a file skops cannot read, is refused. `label` names the artifact in the error."""
-    sio = skops_io()
+    sio = _skops_io()
 
     try:
         untrusted = set(sio.get_untrusted_types(data=data))
