@@ -97,3 +97,13 @@ def test_fast_failure_check_agrees_with_the_case_insensitive_pattern(comment):
 )
 def test_fast_failure_check_agrees_on_any_text(comment):
     assert triage._may_name_failure(comment) == bool(triage._ANY_FAILURE_MODE.search(comment))
+
+
+def test_failure_mode_patterns_are_lower_case_so_the_fast_check_sees_them():
+    # _may_name_failure matches lower-cased text without re.I: a capital letter in a pattern would never
+    # match there. Escapes such as \b or \w are case-sensitive syntax, not text, so they are left out.
+    import re
+
+    for tag, pattern in triage.COMMENT_FAILURE_MODES:
+        text = re.sub(r"\\.", "", pattern.pattern)
+        assert text == text.lower(), f"failure mode {tag!r}: write its pattern in lower case"
