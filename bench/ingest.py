@@ -2,8 +2,8 @@
 
 - single events: N concurrent clients POST /feedback (each with its own client_event_id) to a real
   `feedback-loop api serve` process on 127.0.0.1; requests/s and p50/p99 latency;
-- batch: POST /feedback/batch with B items per request (one transaction: COPY into a staging table, then
-  INSERT ... SELECT ... ON CONFLICT DO NOTHING); rows/s;
+- batch: POST /feedback/batch with B items per request (one transaction, COPY straight into `feedback`);
+  rows/s;
 - ceiling: raw COPY of the same rows straight into the feedback table; rows/s.
 Batch and raw COPY rounds alternate (the machine is shared, load moves), and each is reported as the median
 over the rounds, with the worst and best per-round ratio.
@@ -11,7 +11,9 @@ over the rounds, with the worst and best per-round ratio.
 Everything runs on a throwaway database on the resolved PostgreSQL server and a throwaway Airflow home
 (tokens are Airflow JWTs signed by the simple auth manager, verified by the server with Airflow's code).
 Knobs (environment): BENCH_INGEST_CLIENTS (32), BENCH_INGEST_REQUESTS (3000), BENCH_INGEST_BATCH (10000),
-BENCH_INGEST_ROUNDS (7), BENCH_INGEST_WORKERS (uvicorn workers, 1).
+BENCH_INGEST_ROUNDS (7), BENCH_INGEST_WORKERS (uvicorn workers, 1), BENCH_INGEST_SERVER: `standalone`
+(`feedback-loop api serve`, the default) or `plugin` (the API as mounted by our plugin on `airflow
+api-server`, under /feedback-api; its metric names start with `plugin_`).
 """
 
 from __future__ import annotations
@@ -134,14 +136,25 @@ def _seed(url: str, n: int) -> list[uuid.UUID]:
 
 
 @contextmanager
-def _server(env: dict[str, str], workers: int, log_path: Path) -> Iterator[int]:
+def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Iterator[tuple[int, str]]:
+    """(port, URL prefix of the feedback API) of a running server of the given mode."""
     import socket
+
+    from feedback_loop import paths, stack
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "feedback_loop.cli", "api", "serve", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", str(workers)]
+    if mode == "plugin":
+        prefix = "/feedback-api"
+        root = paths.project_root() or Path.cwd()
+        command = [stack._airflow_bin(), "api-server", "--apps", "core", "-H", "127.0.0.1", "-p", str(port)]
+        command += ["-w", str(workers)]
+        env = {**env, "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins")}
+    else:
+        prefix = ""
+        command = [sys.executable, "-m", "feedback_loop.cli", "api", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -150,18 +163,18 @@ def _server(env: dict[str, str], workers: int, log_path: Path) -> Iterator[int]:
             deadline = time.monotonic() + 90
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError(f"api serve exited:\n{log_path.read_text()[-2000:]}")
+                    raise RuntimeError(f"the {mode} server exited:\n{log_path.read_text()[-2000:]}")
                 try:
                     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    connection.request("GET", "/healthz")
+                    connection.request("GET", f"{prefix}/healthz")
                     if connection.getresponse().status == 200:
                         break
                 except OSError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError("api serve did not become healthy within 90s")
+                    raise RuntimeError(f"the {mode} server did not become healthy within 90s")
                 time.sleep(0.2)
-            yield port
+            yield port, prefix
         finally:
             process.terminate()
             try:
@@ -171,7 +184,9 @@ def _server(env: dict[str, str], workers: int, log_path: Path) -> Iterator[int]:
                 process.wait()
 
 
-def _single_events(port: int, token: str, bodies: list[bytes], clients: int) -> tuple[float, list[float]]:
+def _single_events(
+    port: int, prefix: str, token: str, bodies: list[bytes], clients: int
+) -> tuple[float, list[float]]:
     """(wall seconds, per-request latencies) for all bodies sent by `clients` keep-alive connections."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     local = threading.local()
@@ -181,7 +196,7 @@ def _single_events(port: int, token: str, bodies: list[bytes], clients: int) -> 
         if not hasattr(local, "connection"):
             local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         started = time.perf_counter()
-        local.connection.request("POST", "/feedback", body=body, headers=headers)
+        local.connection.request("POST", f"{prefix}/feedback", body=body, headers=headers)
         response = local.connection.getresponse()
         response.read()
         elapsed = time.perf_counter() - started
@@ -198,14 +213,14 @@ def _single_events(port: int, token: str, bodies: list[bytes], clients: int) -> 
     return wall, latencies
 
 
-def _batches(port: int, token: str, payloads: list[bytes], expected: int) -> float:
+def _batches(port: int, prefix: str, token: str, payloads: list[bytes], expected: int) -> float:
     """Seconds to POST the payloads one after another (each must store `expected` new rows)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     total = 0.0
     for payload in payloads:
         started = time.perf_counter()
-        connection.request("POST", "/feedback/batch", body=payload, headers=headers)
+        connection.request("POST", f"{prefix}/feedback/batch", body=payload, headers=headers)
         response = connection.getresponse()
         body = response.read()
         total += time.perf_counter() - started
@@ -258,23 +273,26 @@ def run() -> list[dict[str, Any]]:
     batch_size = _setting("BATCH", 10_000)
     rounds = _setting("ROUNDS", 7)
     workers = _setting("WORKERS", 1)
+    mode = os.environ.get("BENCH_INGEST_SERVER", "standalone")
+    if mode not in ("standalone", "plugin"):
+        raise SystemExit(f"BENCH_INGEST_SERVER must be standalone or plugin, not {mode!r}")
     tmp = Path(tempfile.mkdtemp(prefix="fl-bench-ingest-"))
     try:
         with _environment(tmp) as env:
             url = env["FEEDBACK_LOOP_DB_URL"]
             token = _airflow_token()
             traces = _seed(url, batch_size)
-            _log(f"seeded {len(traces)} predictions; starting api serve ({workers} worker(s))")
-            with _server(env, workers, tmp / "server.log") as port:
+            _log(f"seeded {len(traces)} predictions; starting the {mode} server ({workers} worker(s))")
+            with _server(env, workers, tmp / "server.log", mode) as (port, prefix):
                 warmup = [json.dumps(_event(i, traces[i], "warm")).encode() for i in range(200)]
-                _single_events(port, token, warmup, clients)
+                _single_events(port, prefix, token, warmup, clients)
                 single = [
                     json.dumps(_event(i, traces[i % len(traces)], "single")).encode() for i in range(n_single)
                 ]
                 _log(f"{n_single} single events with {clients} concurrent clients")
-                wall, latencies = _single_events(port, token, single, clients)
+                wall, latencies = _single_events(port, prefix, token, single, clients)
                 warm_batch = [_event(i, traces[i], "warmbatch") for i in range(min(1000, batch_size))]
-                _batches(port, token, [json.dumps({"items": warm_batch}).encode()], len(warm_batch))
+                _batches(port, prefix, token, [json.dumps({"items": warm_batch}).encode()], len(warm_batch))
                 # Rounds alternate: a batch through the API, then raw COPY of the same rows, so both see
                 # the same machine load (it is shared); the figures are medians over the rounds.
                 _log(f"{rounds} rounds: a batch of {batch_size} items, then raw COPY of the same rows")
@@ -282,7 +300,7 @@ def run() -> list[dict[str, Any]]:
                 for r in range(rounds):
                     items = [_event(i, traces[i], f"batch{r}") for i in range(batch_size)]
                     payload = json.dumps({"items": items}).encode()
-                    batch_rates.append(batch_size / _batches(port, token, [payload], batch_size))
+                    batch_rates.append(batch_size / _batches(port, prefix, token, [payload], batch_size))
                     copy_rows = _copy_rows(items, f"copy{r}")
                     copy_rates.append(batch_size / _raw_copy(url, [copy_rows]))
     finally:
@@ -293,7 +311,8 @@ def run() -> list[dict[str, Any]]:
     batch_rps = statistics.median(batch_rates)
     copy_rps = statistics.median(copy_rates)
     pair_ratios = sorted(b / c for b, c in zip(batch_rates, copy_rates, strict=True))
-    return [
+    tag = "plugin_" if mode == "plugin" else ""
+    rows = [
         {"metric": f"single_event_requests_per_s_{clients}_clients", "value": single_rps, "unit": "req/s"},
         {"metric": "single_event_latency_p50", "value": quantiles[49] * 1000, "unit": "ms"},
         {"metric": "single_event_latency_p99", "value": quantiles[98] * 1000, "unit": "ms"},
@@ -308,3 +327,4 @@ def run() -> list[dict[str, Any]]:
         {"metric": "ratio_batch_to_raw_copy_best_round", "value": pair_ratios[-1], "unit": "x"},
         {"metric": "ratio_batch_to_single_event", "value": batch_rps / single_rps, "unit": "x"},
     ]
+    return [{**row, "metric": tag + row["metric"]} for row in rows]
