@@ -20,6 +20,7 @@ from feedback_loop.errors import FeedbackLoopError
 COMMAND_MODULES = (
     "feedback_loop.commands.db",
     "feedback_loop.commands.model",
+    "feedback_loop.commands.eval_cases",
     "feedback_loop.commands.predict",
     "feedback_loop.commands.api",
     "feedback_loop.commands.simulate",

@@ -197,6 +197,26 @@ def compare(candidate: Scores, champion: Scores | None, config: GateConfig) -> V
                 ),
             )
         )
+    watched = [c for c in candidate.cases if not c.must_pass]
+    if watched:
+        # Demoted by a person (feedback-loop eval-cases demote): still scored, so a wrong demotion shows.
+        missed = [c.id for c in watched if not c.passed]
+        champion_watched = [c for c in champion.cases if not c.must_pass] if champion is not None else []
+        checks.append(
+            Check(
+                name="eval cases (watched)",
+                passed=True,
+                candidate=(len(watched) - len(missed)) / len(watched),
+                champion=(
+                    sum(c.passed for c in champion_watched) / len(champion_watched)
+                    if champion_watched
+                    else None
+                ),
+                threshold=None,
+                detail=f"{len(watched) - len(missed)}/{len(watched)} passed; reported, not gated"
+                + (f"; missed case ids {missed[:20]}" if missed else ""),
+            )
+        )
     reasons = [
         c.detail if c.name.startswith("eval") else f"{c.name}: {c.detail}" for c in checks if not c.passed
     ]

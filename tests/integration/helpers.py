@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 from feedback_loop import config, registry, store
@@ -15,6 +18,17 @@ models:
 """,
     "toy.yaml",
 )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`feedback-loop ARGS` in a fresh process, as a user types it (exit code and stderr are the contract)."""
+    return subprocess.run(
+        [sys.executable, "-m", "feedback_loop.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
+    )
 
 
 def toy_estimator(seed: int = 0, flip: bool = False):

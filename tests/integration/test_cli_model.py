@@ -1,21 +1,11 @@
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from feedback_loop import cli, registry
 
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "feedback_loop.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ},
-    )
+from .helpers import run_cli
 
 
 def test_register_promote_list_rollback_history_through_the_cli(conn, capsys):
@@ -86,7 +76,6 @@ def test_every_command_has_help():
 
 
 def test_register_an_existing_skops_artifact_and_refuse_untrusted_types(conn, tmp_path, capsys):
-    import os
 
     import skops.io as sio
     from sklearn.preprocessing import FunctionTransformer

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from feedback_loop import cli, registry
 
-from .helpers import register_toy
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "feedback_loop.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ},
-    )
+from .helpers import register_toy, run_cli
 
 
 @pytest.fixture

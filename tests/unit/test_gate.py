@@ -141,3 +141,23 @@ def test_significance_zero_means_tolerance_alone():
     candidate = paired([True] * 11 + [False, False])
     config = GateConfig(tolerance=0.01, significance=0)
     assert not compare(candidate, champion, config).passed
+
+
+def test_a_watched_case_is_reported_but_never_blocks():
+    # Case 1 must pass and does; case 2 was demoted (its label was wrong) and the candidate "misses" it.
+    results = [
+        CaseResult(id=1, expected="a", predicted="a", must_pass=True),
+        CaseResult(id=2, expected="a", predicted="b", must_pass=False),
+    ]
+    verdict = compare(Scores(None, holdout(0.9), results), None, CONFIG)
+    assert verdict.passed
+    watched = next(c for c in verdict.checks if c.name == "eval cases (watched)")
+    assert watched.passed and watched.candidate == 0.0
+    assert watched.detail == "0/1 passed; reported, not gated; missed case ids [2]"
+    must = next(c for c in verdict.checks if c.name == "eval cases (must pass)")
+    assert must.detail == "1/1 passed"
+
+
+def test_without_watched_cases_the_verdict_has_no_watched_line():
+    verdict = compare(Scores(None, holdout(0.9), cases(True, True)), None, CONFIG)
+    assert [c.name for c in verdict.checks] == ["eval cases (must pass)"]

@@ -8,18 +8,9 @@ from pathlib import Path
 
 from feedback_loop import baseline, config, db, registry
 from feedback_loop.cli import actor
+from feedback_loop.commands.arguments import positive_int
 from feedback_loop.commands.output import emit_json, progress, table
 from feedback_loop.errors import InvalidInputError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -48,7 +39,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 
     promote = commands.add_parser("promote", help="make a version the champion (audited)")
     promote.add_argument("--model", required=True, help="model name")
-    promote.add_argument("--version", required=True, type=_positive_int, help="version number to promote")
+    promote.add_argument("--version", required=True, type=positive_int, help="version number to promote")
     promote.add_argument("--reason", default="", help="why, for the audit trail")
     promote.add_argument("--json", action="store_true", help="print the result as JSON")
     promote.set_defaults(handler=run_promote)
@@ -56,7 +47,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     rollback = commands.add_parser("rollback", help="move the champion back (default: the previous one)")
     rollback.add_argument("--model", required=True, help="model name")
     rollback.add_argument(
-        "--to-version", type=_positive_int, help="version to restore (default: previous champion)"
+        "--to-version", type=positive_int, help="version to restore (default: previous champion)"
     )
     rollback.add_argument("--reason", default="", help="why, for the audit trail")
     rollback.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -1,0 +1,138 @@
+"""`feedback-loop eval-cases`: a reviewer's slip becomes a must-pass case and blocks a good candidate; on-call
+finds it from the gate's verdict, demotes it, and the next run passes with the case still reported."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from feedback_loop import cli, eval_cases, registry, retraining
+
+from .helpers import run_cli
+from .retraining_helpers import (
+    add_feedback,
+    champion_v1,
+    digits_model,
+    honest_feedback,
+    log_scored,
+    production_rows,
+)
+
+
+def cli_json(capsys, *args: str):
+    assert cli.main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn, capsys):
+    model = digits_model()
+    champion_v1(conn, model)
+    scored = log_scored(conn, model, production_rows(model, 400))
+    assert honest_feedback(conn, scored) > 5  # real failures, corrected with the true label
+    # A reviewer "corrects" a prediction that was right: the slip becomes a must-pass case with a wrong label.
+    right = next(s for s in scored if s["predicted"] == s["truth"])
+    slip_label = "0" if right["truth"] != "0" else "1"
+    add_feedback(conn, [(right["trace_id"], "correction", None, slip_label, "review", "reviewer-slip")])
+
+    blocked = retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"))
+
+    assert blocked.status == "rejected", blocked.decision
+    (slip,) = [c for c in eval_cases.load(conn, "digits") if c["trace_id"] == str(right["trace_id"])]
+    assert f"failing case ids [{slip['id']}]" in blocked.decision
+
+    listed = cli_json(capsys, "eval-cases", "list", "--model", "digits", "--id", str(slip["id"]))
+    assert [(c["id"], c["must_pass"], c["expected_label"]) for c in listed] == [
+        (slip["id"], True, slip_label)
+    ]
+    assert (listed[0]["feedback_source"], listed[0]["feedback_by"]) == ("review", "reviewer-slip")
+
+    demoted = cli_json(
+        capsys,
+        "eval-cases",
+        "demote",
+        "--model",
+        "digits",
+        "--id",
+        str(slip["id"]),
+        "--reason",
+        "reviewer slip",
+    )
+    assert demoted["changed"] == [slip["id"]] and demoted["unchanged"] == []
+    assert cli_json(capsys, "eval-cases", "list", "--model", "digits", "--watched") == [
+        {**listed[0], "must_pass": False, **_change_of(conn, slip["id"])}
+    ]
+
+    passed = retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"))
+
+    assert passed.status == "promoted", passed.decision
+    gate = conn.execute("SELECT gate FROM training_runs ORDER BY id DESC LIMIT 1").fetchone()["gate"]
+    watched = next(c for c in gate["checks"] if c["name"] == "eval cases (watched)")
+    assert watched["passed"] and watched["detail"].startswith("0/1 passed; reported, not gated")
+    assert registry.champion(conn, "digits").version == 3
+
+    # Undo: the case gates again, and both changes are in the audit trail.
+    restored = cli_json(
+        capsys, "eval-cases", "restore", "--model", "digits", "--id", str(slip["id"]), "--reason", "undo"
+    )
+    assert restored["changed"] == [slip["id"]]
+    events = conn.execute(
+        "SELECT must_pass, reason FROM eval_case_events WHERE eval_case_id = %s ORDER BY id", (slip["id"],)
+    ).fetchall()
+    assert [(e["must_pass"], e["reason"]) for e in events] == [(False, "reviewer slip"), (True, "undo")]
+    again = cli_json(
+        capsys, "eval-cases", "restore", "--model", "digits", "--id", str(slip["id"]), "--reason", "again"
+    )
+    assert again == {"model": "digits", "must_pass": True, "changed": [], "unchanged": [slip["id"]]}
+
+
+def _change_of(conn, case_id: int) -> dict:
+    row = conn.execute(
+        "SELECT actor, reason, created_at FROM eval_case_events WHERE eval_case_id = %s ORDER BY id DESC LIMIT 1",
+        (case_id,),
+    ).fetchone()
+    return {
+        "changed_by": row["actor"],
+        "change_reason": row["reason"],
+        "changed_at": row["created_at"].isoformat(),
+    }
+
+
+def test_an_unknown_case_id_changes_nothing_and_says_which(conn):
+    model = digits_model()
+    champion_v1(conn, model)
+    scored = log_scored(conn, model, production_rows(model, 200))
+    assert honest_feedback(conn, scored) > 0
+    retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"))
+    real = eval_cases.load(conn, "digits")[0]["id"]
+
+    result = run_cli(
+        "eval-cases", "demote", "--model", "digits", "--id", str(real), "--id", "999999", "--reason", "x"
+    )
+
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result
+    assert "no eval case with id 999999; nothing was changed" in result.stderr
+    assert all(c["must_pass"] for c in eval_cases.load(conn, "digits"))
+    assert conn.execute("SELECT count(*) AS n FROM eval_case_events").fetchone()["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval-cases", "list", "--model", "ghost"], "unknown model 'ghost'"),
+        (["eval-cases", "demote", "--model", "digits", "--id", "1"], "--reason"),
+        (
+            ["eval-cases", "demote", "--model", "digits", "--id", "1", "--reason", "  "],
+            "--reason is required",
+        ),
+        (["eval-cases", "demote", "--model", "digits", "--reason", "r"], "--id"),
+        (
+            ["eval-cases", "restore", "--model", "digits", "--id", "0", "--reason", "r"],
+            "expected a positive integer",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_a_reason(conn, args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result
+    assert message in result.stderr
