@@ -266,6 +266,18 @@ def model_lock(
 # --- the steps -------------------------------------------------------------------------------------------
 
 
+def _eval_case_hint(model_name: str, result: GateResult) -> str:
+    """Where to look when must-pass eval cases failed: one of them may carry a wrong label."""
+    failing = [c.id for c in result.candidate.cases if c.must_pass and not c.passed]
+    if not failing or all(c.name != "eval cases (must pass)" or c.passed for c in result.verdict.checks):
+        return ""
+    ids = " ".join(f"--id {i}" for i in failing[:5])
+    return (
+        f" (a case's label may be wrong: `feedback-loop eval-cases list --model {model_name} {ids}`; "
+        "`eval-cases demote` takes a wrong one out of the must-pass set)"
+    )
+
+
 def pull(conn: psycopg.Connection, model: ModelConfig, params: RunParams) -> training_data.TrainingSet:
     return training_data.build(
         conn,
@@ -504,7 +516,7 @@ def execute(conn: psycopg.Connection, model: ModelConfig, params: RunParams, run
     if not verdict.passed:
         outcome.status, outcome.decision = (
             "rejected",
-            f"rejected v{version.version}: {'; '.join(verdict.reasons)}",
+            f"rejected v{version.version}: {'; '.join(verdict.reasons)}{_eval_case_hint(model.name, result)}",
         )
         record(conn, run_id, status="rejected", decision=outcome.decision, finished=True)
         log.warning(

@@ -40,6 +40,7 @@ def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn,
     assert blocked.status == "rejected", blocked.decision
     (slip,) = [c for c in eval_cases.load(conn, "digits") if c["trace_id"] == str(right["trace_id"])]
     assert f"failing case ids [{slip['id']}]" in blocked.decision
+    assert f"feedback-loop eval-cases list --model digits --id {slip['id']}`" in blocked.decision
 
     listed = cli_json(capsys, "eval-cases", "list", "--model", "digits", "--id", str(slip["id"]))
     assert [(c["id"], c["must_pass"], c["expected_label"]) for c in listed] == [
