@@ -52,6 +52,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--id",
             dest="ids",
+            metavar="ID",
             action="append",
             required=True,
             type=positive_int,
