@@ -441,3 +441,60 @@ def test_tampered_champion_fails_the_run_and_logs_nothing(airflow_db, dagbag, co
     assert {r["status"] for r in conn.execute("SELECT status FROM inference_requests").fetchall()} == {
         "pending"
     }
+
+
+@pytest.mark.timeout(400)
+def test_mapped_review_tasks_show_on_airflows_required_actions_page(
+    airflow_db, dagbag, conn, champion, tmp_path
+):
+    """What a reviewer sees: Airflow's own Required Actions page (the React UI, served by the real API app
+    and rendered by headless Chromium) lists every waiting mapped review task by its subject. The page is
+    kept as .local/test-artifacts/required-actions.png for people to look at."""
+    from ..conftest import ROOT
+    from ..e2e.browser import airflow_api_server, chromium, chromium_binary, png_size
+
+    binary = chromium_binary()
+    enqueue(conn, MIXED_BATCH)
+    seen: dict[str, Any] = {}
+
+    def decide(detail: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        if "dom" not in seen:  # the first answer waits until the page has been looked at
+            seen["subjects"] = sorted(d["subject"] for d in reviewer.pending)
+            with airflow_api_server() as url:
+                page = f"{url}/required_actions?response_received=false"
+                # A single-page app renders after its own API calls: a busy machine gets more virtual time.
+                for budget_ms in (20_000, 40_000, 80_000):
+                    dom = chromium(
+                        binary,
+                        tmp_path / f"dom-{budget_ms}",
+                        f"--virtual-time-budget={budget_ms}",
+                        "--dump-dom",
+                        page,
+                    ).stdout
+                    if all(subject in dom for subject in seen["subjects"]):
+                        break
+                seen["dom"] = dom
+                shot = ROOT / ".local" / "test-artifacts" / "required-actions.png"
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                shot.unlink(missing_ok=True)
+                chromium(
+                    binary,
+                    tmp_path / "shot",
+                    f"--virtual-time-budget={budget_ms}",
+                    "--window-size=1400,900",
+                    f"--screenshot={shot}",
+                    page,
+                )
+                seen["shot"] = shot
+        return "alice", detail["options"][0], {"corrected_label": None, "comment": None}
+
+    reviewer = Reviewer(expected=3, decide=decide)
+    dag_run = run_dag(dagbag, reviewer, review_budget=3)
+
+    assert reviewer.error is None, reviewer.error
+    assert dag_run.state == "success"
+    assert sorted(d["task_instance"]["map_index"] for d in reviewer.pending) == [0, 1, 2]
+    missing = [s for s in seen["subjects"] if s not in seen["dom"]]
+    assert not missing, f"not on the Required Actions page: {missing}; page ends with {seen['dom'][-1500:]}"
+    assert len(set(seen["subjects"])) == 3  # three distinct tasks, each listed
+    assert png_size(seen["shot"]) == (1400, 900)

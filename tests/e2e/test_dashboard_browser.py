@@ -9,15 +9,7 @@ page inside Airflow's own UI through the plugin's nav entry) for people to look 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import struct
-import subprocess
-import threading
-import time
-from pathlib import Path
 
 import pytest
 
@@ -26,68 +18,20 @@ from feedback_loop import aggregation, registry
 from ..conftest import ROOT
 from ..e2e.api_support import init_airflow_db
 from ..integration.aggregation_data import HOUR, T0, Replayer, event_stream, register_profiled, settings_for
+from .browser import airflow_api_server, chromium, chromium_binary, png_size
 
 MODEL, SLICE = "digits", "writer_group"
 HOURS = 12
 DRIFTED_HOURS = 4
 ARTIFACTS = ROOT / ".local" / "test-artifacts"
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
-
-
-def chromium_binary() -> str:
-    path = os.environ.get("FEEDBACK_LOOP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).is_file():
-        pytest.fail(
-            f"headless Chromium not found at {path}: install Debian's chromium package "
-            "(`apt-get install -y chromium`, which `make test` does when run as root) or set FEEDBACK_LOOP_CHROMIUM"
-        )
-    return path
-
-
-def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"chromium failed ({result.returncode}): {result.stderr[-2000:]}"
-    return result
 
 
 @pytest.fixture(scope="module")
 def server(db_url):
     """The real Airflow API app (core + plugins) served by uvicorn on a free loopback port."""
-    import uvicorn
-
     init_airflow_db()
-    from airflow.api_fastapi.app import create_app
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    instance = uvicorn.Server(
-        uvicorn.Config(create_app(apps="core"), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "dashboard server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with airflow_api_server() as url:
+        yield url
 
 
 @pytest.fixture
@@ -123,12 +67,6 @@ def a_day_of_rollups(conn):
     for start, end in aggregation.intervals(T0, T0 + HOURS * HOUR, HOUR):
         aggregation.aggregate_interval(conn, settings.model(MODEL), settings, start, end)
     return conn
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    return struct.unpack(">II", header[16:24])
 
 
 def test_dashboard_renders_in_headless_chromium(server, a_day_of_rollups, tmp_path):
