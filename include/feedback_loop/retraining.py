@@ -200,6 +200,13 @@ def get_run(conn: psycopg.Connection, run_id: int) -> dict[str, Any]:
     return row
 
 
+def recent_runs(conn: psycopg.Connection, model_name: str, limit: int = 10) -> list[dict[str, Any]]:
+    """The model's latest training runs, newest first."""
+    return conn.execute(
+        queries.sql("retraining/recent_runs"), {"model_name": model_name, "limit": limit}
+    ).fetchall()
+
+
 def finish_run(conn: psycopg.Connection, run_id: int) -> str:
     """Close the run: if no step recorded an outcome (a task failed, the process died), mark it failed and
     say how far it got. Returns the final status."""

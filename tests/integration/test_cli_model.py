@@ -97,3 +97,57 @@ def test_register_an_existing_skops_artifact_and_refuse_untrusted_types(conn, tm
     assert result.returncode == 4
     assert f"--artifact {evil}: artifact contains untrusted types" in result.stderr
     assert len(registry.list_versions(conn, "digits")) == 1
+
+
+def test_model_runs_lists_retraining_runs_and_shows_one_with_its_gate_checks(conn, capsys):
+    from feedback_loop import retraining
+
+    from .retraining_helpers import champion_v1, digits_model, honest_feedback, log_scored, production_rows
+
+    model = digits_model()
+    champion_v1(conn, model)
+    assert honest_feedback(conn, log_scored(conn, model, production_rows(model, 300))) > 0
+    outcome = retraining.run(
+        conn, model, retraining.resolve_params(model, triggered_by="on-call", reason="weekly")
+    )
+
+    assert cli.main(["model", "runs", "--model", "digits", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    stored = retraining.get_run(conn, outcome.run_id)
+    assert (listed["id"], listed["status"], listed["decision"]) == (
+        outcome.run_id,
+        outcome.status,
+        stored["decision"],
+    )
+    assert listed["triggered_by"] == "on-call" and listed["candidate_version"] == 2
+
+    assert cli.main(["model", "runs", "--model", "digits"]) == 0
+    text = capsys.readouterr().out
+    assert "v1 -> v2" in text and f"feedback-loop model runs --id {outcome.run_id}" in text
+
+    assert cli.main(["model", "runs", "--id", str(outcome.run_id)]) == 0
+    detail = capsys.readouterr().out
+    assert f"training run #{outcome.run_id} of digits: {outcome.status}" in detail
+    assert (
+        "eval cases (must pass)" in detail
+        and "accuracy" in detail
+        and "feedback-derived training data" in detail
+    )
+
+    assert cli.main(["model", "runs", "--id", str(outcome.run_id), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gate"]["checks"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model", "runs", "--id", "987654"], "unknown training run #987654"),
+        (["model", "runs", "--model", "ghost"], "unknown model 'ghost'"),
+        (["model", "runs"], "one of the arguments --model --id is required"),
+        (["model", "runs", "--model", "digits", "--limit", "0"], "expected a positive integer"),
+    ],
+)
+def test_model_runs_bad_input_exits_2_with_a_reason(conn, args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2, result
+    assert message in result.stderr

@@ -53,6 +53,20 @@ def register(groups: argparse._SubParsersAction) -> None:
     rollback.add_argument("--json", action="store_true", help="print the result as JSON")
     rollback.set_defaults(handler=run_rollback)
 
+    runs = commands.add_parser(
+        "runs",
+        help="training runs: what each decided and why (the gate's checks with --id)",
+        description="Training runs of a model, newest first; --id shows one run with every gate check.",
+    )
+    which = runs.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="model name: list its latest runs")
+    which.add_argument(
+        "--id", type=positive_int, help="one run in full: decision, gate checks, training data"
+    )
+    runs.add_argument("--limit", type=positive_int, default=10, help="how many runs to list (default 10)")
+    runs.add_argument("--json", action="store_true", help="print the result as JSON")
+    runs.set_defaults(handler=run_runs)
+
     history = commands.add_parser("history", help="who held the champion alias, when, and why")
     history.add_argument("--model", required=True, help="model name")
     history.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -167,4 +181,46 @@ def run_history(args: argparse.Namespace) -> int:
         print(f"{args.model} has never had a champion")
     else:
         print(table(rows, ["id", "action", "version", "previous_version", "actor", "reason", "created_at"]))
+    return 0
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from feedback_loop import retraining
+
+    with db.connect() as conn:
+        if args.id is not None:
+            return _show_run(retraining.get_run(conn, args.id), args.json)
+        registry.list_versions(conn, args.model)  # an unknown model is an error, not an empty list
+        rows = retraining.recent_runs(conn, args.model, args.limit)
+    if args.json:
+        emit_json(rows)
+    elif not rows:
+        print(f"{args.model}: no training runs yet")
+    else:
+        for row in rows:
+            row["versions"] = f"v{row['champion_version'] or '-'} -> v{row['candidate_version'] or '-'}"
+            row["decision"] = row["decision"][:90] + ("..." if len(row["decision"]) > 90 else "")
+        print(table(rows, ["id", "status", "versions", "triggered_by", "started_at", "decision"]))
+        print(f"details: feedback-loop model runs --id {rows[0]['id']}")
+    return 0
+
+
+def _show_run(run: dict, as_json: bool) -> int:
+    if as_json:
+        emit_json(run)
+        return 0
+    print(f"training run #{run['id']} of {run['model_name']}: {run['status']}")
+    print(
+        f"  triggered by {run['triggered_by'] or '-'} at {run['started_at']:%Y-%m-%d %H:%M:%S}: {run['reason'] or '-'}"
+    )
+    print(f"  decision: {run['decision'] or '-'}")
+    feedback = (run["data_snapshot"] or {}).get("feedback") or {}
+    if feedback:
+        counts = ", ".join(f"{k} {v}" for k, v in feedback.items() if isinstance(v, int))
+        print(f"  feedback-derived training data: {counts}")
+    checks = (run["gate"] or {}).get("checks") or []
+    if checks:
+        print()
+        rows = [{**c, "result": "pass" if c["passed"] else "FAIL"} for c in checks]
+        print(table(rows, ["name", "champion", "candidate", "threshold", "result", "detail"]))
     return 0
