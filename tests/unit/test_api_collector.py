@@ -62,9 +62,9 @@ def test_an_error_inside_still_restores_the_collector():
     assert gc.isenabled()
 
 
-def test_overlapping_batches_still_get_their_cycles_collected(monkeypatch):
-    # A steady stream of overlapping batches never lets the holder count reach zero: a full pass every
-    # MAX_PAUSE_SECONDS keeps cycles from piling up.
+def test_cycles_are_collected_while_a_batch_holds_the_pause_for_long(monkeypatch):
+    # One batch waiting on a lock, or a stream of overlapping ones, must not keep cycles alive: a timer
+    # runs a full pass every MAX_PAUSE_SECONDS while the pause lasts.
     import time
     import weakref
 
@@ -73,27 +73,37 @@ def test_overlapping_batches_still_get_their_cycles_collected(monkeypatch):
     class Node:
         pass
 
-    hold, release = threading.Event(), threading.Event()
-
-    def long_batch() -> None:
-        with collector.paused():
-            hold.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=long_batch)
-    thread.start()
-    try:
-        assert hold.wait(5)
+    with collector.paused():
         node = Node()
         node.self = node  # a cycle: reference counting alone never frees it
         alive = weakref.ref(node)
         del node
-        time.sleep(0.1)
-        with collector.paused():  # another batch ends while the long one still runs
-            pass
+        deadline = time.monotonic() + 5
+        while alive() is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert alive() is None
-        assert not gc.isenabled()  # the long batch still holds the pause
-    finally:
-        release.set()
-        thread.join(5)
+        assert not gc.isenabled()  # still paused: the pass was a timed one
     assert gc.isenabled()
+
+
+def test_no_timed_passes_when_the_collector_was_off_before(monkeypatch):
+    import time
+    import weakref
+
+    monkeypatch.setattr(collector, "MAX_PAUSE_SECONDS", 0.02)
+
+    class Node:
+        pass
+
+    gc.disable()
+    try:
+        with collector.paused():
+            node = Node()
+            node.self = node
+            alive = weakref.ref(node)
+            del node
+            time.sleep(0.2)
+            assert alive() is not None  # whoever turned it off decides when to collect
+    finally:
+        gc.enable()
+        gc.collect()

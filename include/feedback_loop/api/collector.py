@@ -5,16 +5,19 @@ response is sent. Each time the young generations overflow, the collector walks 
 passes walk the whole heap as well: inside Airflow's api-server that heap holds all of Airflow. Measured
 on a 10,000-item batch: ~45 ms of ~230 ms with the heap frozen (`feedback-loop api serve`); inside
 Airflow's api-server, whose heap is not frozen, the worst of 7 batches reached 0.27 of raw COPY's rows/s
-without the pause and 0.59 with it (docs/benchmarks.md). Reference counting still frees everything that is not
-in a cycle; cycles made meanwhile are collected at the next pass after the last batch finishes, or, when
-batches keep overlapping so that there is no last one, by a full pass every MAX_PAUSE_SECONDS.
+without the pause and 0.59 with it (docs/benchmarks.md).
+
+Reference counting still frees everything that is not in a cycle. Cycles made meanwhile are collected at
+the next pass after the last batch finishes; and while any batch holds the pause (batches that keep
+overlapping, or one that waits on a lock), a timer runs a full pass every MAX_PAUSE_SECONDS, so the
+collector is never off for long. The collector's state is read when the first batch enters and restored
+when the last one leaves: a gc.disable() or gc.enable() by other code in between is not seen.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,32 +26,45 @@ MAX_PAUSE_SECONDS = 2.0
 _lock = threading.Lock()
 _holders = 0
 _enable_when_done = False
-_paused_since = 0.0
+_generation = 0  # one pause period, from the first batch in to the last one out; its timer chain ends with it
+
+
+def _collect_while_paused(generation: int) -> None:
+    """Timer callback: a full pass, then the next timer, for as long as this pause period lasts."""
+    with _lock:
+        if generation != _generation:
+            return
+    gc.collect()
+    with _lock:
+        if generation == _generation:
+            _start_timer(generation)
+
+
+def _start_timer(generation: int) -> None:
+    timer = threading.Timer(MAX_PAUSE_SECONDS, _collect_while_paused, args=(generation,))
+    timer.daemon = True
+    timer.start()
 
 
 @contextmanager
 def paused() -> Iterator[None]:
     """Collector off while any thread is inside this block; back to its previous state after the last."""
-    global _holders, _enable_when_done, _paused_since
+    global _holders, _enable_when_done, _generation
     with _lock:
         if _holders == 0:
-            # Someone who disabled it on purpose gets it back disabled.
+            # Someone who disabled it on purpose gets it back disabled, and no timed passes.
             _enable_when_done = gc.isenabled()
-            _paused_since = time.monotonic()
             gc.disable()
+            _generation += 1
+            if _enable_when_done:
+                _start_timer(_generation)
         _holders += 1
     try:
         yield
     finally:
         with _lock:
             _holders -= 1
-            if _holders == 0 and _enable_when_done:
-                gc.enable()
-            overdue = (
-                _holders > 0 and _enable_when_done and time.monotonic() - _paused_since > MAX_PAUSE_SECONDS
-            )
-            if overdue:
-                _paused_since = time.monotonic()
-        if overdue:
-            # Overlapping batches have kept it off for a while: collect now, so cycles cannot pile up.
-            gc.collect()
+            if _holders == 0:
+                _generation += 1  # a timer still pending finds another generation and stops
+                if _enable_when_done:
+                    gc.enable()
