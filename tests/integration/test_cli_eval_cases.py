@@ -11,7 +11,6 @@ from feedback_loop import cli, eval_cases, registry, retraining
 
 from .helpers import run_cli
 from .retraining_helpers import (
-    add_feedback,
     champion_v1,
     digits_model,
     honest_feedback,
@@ -29,18 +28,22 @@ def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn,
     model = digits_model()
     champion_v1(conn, model)
     scored = log_scored(conn, model, production_rows(model, 400))
-    assert honest_feedback(conn, scored) > 5  # real failures, corrected with the true label
-    # A reviewer "corrects" a prediction that was right: the slip becomes a must-pass case with a wrong label.
-    right = next(s for s in scored if s["predicted"] == s["truth"])
-    slip_label = "0" if right["truth"] != "0" else "1"
-    add_feedback(conn, [(right["trace_id"], "correction", None, slip_label, "review", "reviewer-slip")])
+    # Last month a reviewer "corrected" a prediction that was right (v1's most confident right one), and that
+    # month's run made the slip a must-pass case. It is outside this week's window, so no candidate trains
+    # on the wrong label: every candidate that gets the input right fails the case, as in production.
+    slip, slip_label = _last_months_slip(conn, scored)
+    assert honest_feedback(conn, scored) > 5  # this week: real failures, corrected with the true label
+    week = {"triggered_by": "test", "window_days": 7}
 
-    blocked = retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"))
+    blocked = retraining.run(conn, model, retraining.resolve_params(model, **week))
 
     assert blocked.status == "rejected", blocked.decision
-    (slip,) = [c for c in eval_cases.load(conn, "digits") if c["trace_id"] == str(right["trace_id"])]
-    assert f"failing case ids [{slip['id']}]" in blocked.decision
-    assert f"feedback-loop eval-cases list --model digits --id {slip['id']}`" in blocked.decision
+    assert blocked.decision.endswith(
+        f"failing case ids [{slip['id']}] (a case's label may be wrong: "
+        f"`feedback-loop eval-cases list --model digits --id {slip['id']}`; "
+        "`eval-cases demote` takes a wrong one out of the must-pass set)"
+    )
+    assert blocked.decision.count(";") == 2, "the slip must be the only reason"
 
     listed = cli_json(capsys, "eval-cases", "list", "--model", "digits", "--id", str(slip["id"]))
     assert [(c["id"], c["must_pass"], c["expected_label"]) for c in listed] == [
@@ -64,7 +67,7 @@ def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn,
         {**listed[0], "must_pass": False, **_change_of(conn, slip["id"])}
     ]
 
-    passed = retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"))
+    passed = retraining.run(conn, model, retraining.resolve_params(model, **week))
 
     assert passed.status == "promoted", passed.decision
     gate = conn.execute("SELECT gate FROM training_runs ORDER BY id DESC LIMIT 1").fetchone()["gate"]
@@ -85,6 +88,44 @@ def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn,
         capsys, "eval-cases", "restore", "--model", "digits", "--id", str(slip["id"]), "--reason", "again"
     )
     assert again == {"model": "digits", "must_pass": True, "changed": [], "unchanged": [slip["id"]]}
+
+
+def _last_months_slip(conn, scored: list[dict]) -> tuple[dict, str]:
+    """A wrong correction, 30 days old, on v1's most confident right prediction, made a must-pass case."""
+    right = {str(s["trace_id"]): s["truth"] for s in scored if s["predicted"] == s["truth"]}
+    confident = conn.execute(
+        "SELECT trace_id::text AS trace_id FROM predictions WHERE trace_id::text = ANY(%s) "
+        "ORDER BY confidence DESC, trace_id LIMIT 1",
+        (list(right),),
+    ).fetchone()["trace_id"]
+    truth = right[confident]
+    slip_label = "0" if truth != "0" else "1"
+    feedback_id = conn.execute(
+        """
+        INSERT INTO feedback (trace_id, model_name, model_version, kind, label, source, user_id, created_at)
+        SELECT trace_id, model_name, model_version, 'correction', %s, 'review', 'reviewer-slip',
+               now() - interval '30 days'
+        FROM predictions WHERE trace_id = %s::uuid
+        RETURNING id
+        """,
+        (slip_label, confident),
+    ).fetchone()["id"]
+    conn.commit()
+    promoted = eval_cases.promote_failures(
+        conn,
+        "digits",
+        [
+            {
+                "trace_id": confident,
+                "expected_label": slip_label,
+                "wrong_label": truth,
+                "feedback_id": feedback_id,
+            }
+        ],
+    )
+    assert promoted["inserted"] == 1
+    (case,) = [c for c in eval_cases.load(conn, "digits") if c["trace_id"] == confident]
+    return case, slip_label
 
 
 def _change_of(conn, case_id: int) -> dict:
