@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,6 +88,9 @@ def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
     conn.execute(queries.sql("registry/lock"), {"key": f"registry:{scope}:{model_name}"})
 
 
+_SKOPS_IMPORT = threading.Lock()
+
+
 def _skops_io() -> ModuleType:
     """skops.io, imported without a flood of Airflow warnings.
 
@@ -94,10 +98,14 @@ def _skops_io() -> ModuleType:
     loaded (every task, the API server) that reaches each of Airflow's deprecated-import shims, and each
     one warns: 1,160 log lines that say nothing about the model. Only those warnings are silenced."""
     if "skops.io" not in sys.modules:
-        with warnings.catch_warnings():
+        # One thread imports under the filter (catch_warnings swaps process-wide state); the others wait.
+        with _SKOPS_IMPORT, warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
             import skops.io  # noqa: F401 - imported here for the filter above
-    return sys.modules["skops.io"]
+    # A real import, not sys.modules: it waits for a module another thread is still importing.
+    import skops.io as sio
+
+    return sio
 
 
 def sha256_file(path: Path) -> str:
