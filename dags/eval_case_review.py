@@ -52,6 +52,7 @@ from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, TAGS, actor_from_c
             type="string",
             minLength=3,
             maxLength=500,
+            pattern=r"\S",
             title="Reason",
             description="Why, e.g. 'reviewer slip: the input is a 7' (kept in eval_case_events).",
         ),

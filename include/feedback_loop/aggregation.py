@@ -18,7 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from feedback_loop import alerts as alert_rules
-from feedback_loop import drift, notify, queries
+from feedback_loop import db, drift, notify, queries
 from feedback_loop.config import ModelConfig, Settings
 from feedback_loop.errors import InvalidInputError
 
@@ -190,10 +190,7 @@ def aggregate_interval(
     up with one consistent set of rows whatever the overlap between a scheduled run and a backfill.
     """
     with conn.transaction():
-        conn.execute(
-            queries.sql("aggregation/lock_interval"),
-            {"key": f"rollup:{model.name}:{start.isoformat()}:{end.isoformat()}"},
-        )
+        db.transaction_lock(conn, f"rollup:{model.name}:{start.isoformat()}:{end.isoformat()}")
         rollups = compute(conn, model, settings, start, end)
         for rollup in rollups:
             conn.execute(

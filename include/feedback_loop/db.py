@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from feedback_loop import embedded_postgres, paths
+from feedback_loop import embedded_postgres, paths, queries
 from feedback_loop.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
@@ -125,3 +125,8 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psy
         ) from exc
     with conn:
         yield conn
+
+
+def transaction_lock(conn: psycopg.Connection, key: str) -> None:
+    """Wait for, then hold, the lock named `key` until the current transaction ends."""
+    conn.execute(queries.sql("locks/transaction_lock"), {"key": key})

@@ -17,10 +17,15 @@ from typing import Any
 
 import psycopg
 
-from feedback_loop import queries
+from feedback_loop import db, queries, registry
 from feedback_loop.errors import InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
+
+
+def _lock(conn: psycopg.Connection, model_name: str) -> None:
+    """Promotion and demotion of one model's cases take turns: they lock rows in different orders."""
+    db.transaction_lock(conn, f"eval_cases:{model_name}")
 
 
 def promote_failures(conn: psycopg.Connection, model_name: str, corrected: Sequence[dict[str, Any]]) -> dict:
@@ -40,6 +45,7 @@ def promote_failures(conn: psycopg.Connection, model_name: str, corrected: Seque
     }
     conn.commit()  # end any implicit transaction so the block below commits on its own
     with conn.transaction():
+        _lock(conn, model_name)
         rows = conn.execute(queries.sql("retraining/upsert_eval_cases"), params).fetchall()
     inserted = sum(1 for r in rows if r["inserted"])
     result = {"inserted": inserted, "updated": len(rows) - inserted, "unchanged": len(failures) - len(rows)}
@@ -71,12 +77,14 @@ def set_must_pass(
 
     Returns {"changed": [...], "unchanged": [...]} (unchanged: already in that state). Commits."""
     if not reason.strip():
-        raise InvalidInputError("--reason is required: say why, for the audit trail")
+        raise InvalidInputError("reason: must not be empty; say why, for the audit trail")
     wanted = sorted(set(ids))
     if not wanted:
-        raise InvalidInputError("give at least one --id")
+        raise InvalidInputError("ids: give at least one eval case id")
+    registry.list_versions(conn, model_name)  # an unknown model says so, not "no case with id ..."
     conn.commit()  # end any implicit transaction so the block below commits on its own
     with conn.transaction():
+        _lock(conn, model_name)
         found = conn.execute(
             queries.sql("eval_cases/lock_cases"), {"model_name": model_name, "ids": wanted}
         ).fetchall()

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from feedback_loop import paths, queries
+from feedback_loop import db, paths, queries
 from feedback_loop.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class AliasEvent:
 
 def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
     """Transaction-scoped lock per model and purpose, held until commit or rollback."""
-    conn.execute(queries.sql("registry/lock"), {"key": f"registry:{scope}:{model_name}"})
+    db.transaction_lock(conn, f"registry:{scope}:{model_name}")
 
 
 _SKOPS_IMPORT = threading.Lock()

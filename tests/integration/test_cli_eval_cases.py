@@ -162,10 +162,11 @@ def test_an_unknown_case_id_changes_nothing_and_says_which(conn):
     ("args", "message"),
     [
         (["eval-cases", "list", "--model", "ghost"], "unknown model 'ghost'"),
+        (["eval-cases", "demote", "--model", "ghost", "--id", "1", "--reason", "r"], "unknown model 'ghost'"),
         (["eval-cases", "demote", "--model", "digits", "--id", "1"], "--reason"),
         (
             ["eval-cases", "demote", "--model", "digits", "--id", "1", "--reason", "  "],
-            "--reason is required",
+            "reason: must not be empty",
         ),
         (["eval-cases", "demote", "--model", "digits", "--reason", "r"], "--id"),
         (

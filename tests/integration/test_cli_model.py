@@ -151,3 +151,17 @@ def test_model_runs_bad_input_exits_2_with_a_reason(conn, args, message):
     result = run_cli(*args)
     assert result.returncode == 2, result
     assert message in result.stderr
+
+
+def test_model_runs_shows_runs_of_a_model_that_has_no_version_yet(conn, capsys):
+    # Every run can end skipped or failed before anything is registered: those runs are what on-call needs.
+    assert cli.main(["model", "runs", "--model", "digits"]) == 0
+    assert capsys.readouterr().out.strip() == "digits: no training runs yet"
+    conn.execute(
+        "INSERT INTO training_runs (model_name, status, triggered_by, decision) "
+        "VALUES ('digits', 'failed', 'test', 'stopped before registering a candidate')"
+    )
+    conn.commit()
+    assert cli.main(["model", "runs", "--model", "digits", "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert (run["status"], run["decision"]) == ("failed", "stopped before registering a candidate")

@@ -10,7 +10,7 @@ from feedback_loop import baseline, config, db, registry
 from feedback_loop.cli import actor
 from feedback_loop.commands.arguments import positive_int
 from feedback_loop.commands.output import emit_json, progress, table
-from feedback_loop.errors import InvalidInputError
+from feedback_loop.errors import InvalidInputError, NotFoundError
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -190,8 +190,15 @@ def run_runs(args: argparse.Namespace) -> int:
     with db.connect() as conn:
         if args.id is not None:
             return _show_run(retraining.get_run(conn, args.id), args.json)
-        registry.list_versions(conn, args.model)  # an unknown model is an error, not an empty list
         rows = retraining.recent_runs(conn, args.model, args.limit)
+        # Runs can exist before any version does (every run skipped or failed), so look at them first.
+        if not rows and args.model not in registry.model_names(conn):
+            configured = [m.name for m in config.load().models]
+            if args.model not in configured:
+                raise NotFoundError(
+                    f"unknown model {args.model!r}: neither registered nor configured (configured: "
+                    f"{', '.join(configured) or 'none'})"
+                )
     if args.json:
         emit_json(rows)
     elif not rows:
