@@ -20,7 +20,13 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, TAGS, actor_from_context, model_param
+from feedback_loop.adapters.airflow_dags import (
+    DEFAULT_ARGS,
+    TAGS,
+    actor_from_context,
+    model_param,
+    required_reason_param,
+)
 
 
 @dag(
@@ -47,14 +53,8 @@ from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, TAGS, actor_from_c
             title="Action",
             description="demote: watched, reported but not gating. restore: must-pass again.",
         ),
-        "reason": Param(
-            "",
-            type="string",
-            minLength=3,
-            maxLength=500,
-            pattern=r"\S",
-            title="Reason",
-            description="Why, e.g. 'reviewer slip: the input is a 7' (kept in eval_case_events).",
+        "reason": required_reason_param(
+            "Why, e.g. 'reviewer slip: the input is a 7' (kept in eval_case_events)."
         ),
     },
 )

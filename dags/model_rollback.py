@@ -21,7 +21,14 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from feedback_loop.adapters import airflow_retraining
-from feedback_loop.adapters.airflow_dags import CHAMPION, DEFAULT_ARGS, TAGS, actor_from_context, model_param
+from feedback_loop.adapters.airflow_dags import (
+    CHAMPION,
+    DEFAULT_ARGS,
+    TAGS,
+    actor_from_context,
+    model_param,
+    required_reason_param,
+)
 
 
 @dag(
@@ -40,14 +47,7 @@ from feedback_loop.adapters.airflow_dags import CHAMPION, DEFAULT_ARGS, TAGS, ac
             title="Target version",
             description="Version to restore. Empty = the version the current champion replaced.",
         ),
-        "reason": Param(
-            "",
-            type="string",
-            minLength=3,
-            maxLength=500,
-            title="Reason",
-            description="Why you are rolling back (kept in the alias history).",
-        ),
+        "reason": required_reason_param("Why you are rolling back (kept in the alias history)."),
     },
 )
 def model_rollback():

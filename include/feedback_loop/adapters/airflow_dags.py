@@ -34,6 +34,19 @@ def model_names() -> list[str]:
     return [m.name for m in config.load().models]
 
 
+def required_reason_param(description: str) -> Param:
+    """The reason an on-call action is audited with: required, and more than blanks."""
+    return Param(
+        "",
+        type="string",
+        minLength=3,
+        maxLength=500,
+        pattern=r"\S",
+        title="Reason",
+        description=description,
+    )
+
+
 def model_param(description: str) -> Param:
     names = model_names()
     return Param(
