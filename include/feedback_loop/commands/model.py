@@ -205,7 +205,9 @@ def run_runs(args: argparse.Namespace) -> int:
         print(f"{args.model}: no training runs yet")
     else:
         for row in rows:
-            row["versions"] = f"v{row['champion_version'] or '-'} -> v{row['candidate_version'] or '-'}"
+            row["versions"] = " -> ".join(
+                f"v{v}" if v else "-" for v in (row["champion_version"], row["candidate_version"])
+            )
             row["decision"] = row["decision"][:90] + ("..." if len(row["decision"]) > 90 else "")
         print(table(rows, ["id", "status", "versions", "triggered_by", "started_at", "decision"]))
         print(f"details: feedback-loop model runs --id {rows[0]['id']}")
