@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
     from feedback_loop.features import FeatureSpec
 
+MUST_PASS_CHECK = "eval cases (must pass)"
+WATCHED_CHECK = "eval cases (watched)"
 EPSILON = 1e-12  # float noise must not turn "equal" into "regressed"
 
 
@@ -186,7 +188,7 @@ def compare(candidate: Scores, champion: Scores | None, config: GateConfig) -> V
         failing = [c.id for c in must if not c.passed]
         checks.append(
             Check(
-                name="eval cases (must pass)",
+                name=MUST_PASS_CHECK,
                 passed=rate >= config.eval_case_pass_rate - EPSILON,
                 candidate=rate,
                 champion=champion.case_pass_rate() if champion is not None else None,
@@ -204,7 +206,7 @@ def compare(candidate: Scores, champion: Scores | None, config: GateConfig) -> V
         champion_watched = [c for c in champion.cases if not c.must_pass] if champion is not None else []
         checks.append(
             Check(
-                name="eval cases (watched)",
+                name=WATCHED_CHECK,
                 passed=True,
                 candidate=(len(watched) - len(missed)) / len(watched),
                 champion=(

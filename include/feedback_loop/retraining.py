@@ -276,7 +276,7 @@ def model_lock(
 def _eval_case_hint(model_name: str, result: GateResult) -> str:
     """Where to look when must-pass eval cases failed: one of them may carry a wrong label."""
     failing = [c.id for c in result.candidate.cases if c.must_pass and not c.passed]
-    if not failing or all(c.name != "eval cases (must pass)" or c.passed for c in result.verdict.checks):
+    if not failing or all(c.name != gate.MUST_PASS_CHECK or c.passed for c in result.verdict.checks):
         return ""
     ids = " ".join(f"--id {i}" for i in failing[:5])
     return (
