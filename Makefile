@@ -39,13 +39,13 @@ chromium: ## install Debian's chromium for the dashboard browser test (root only
 	fi
 
 demo: install ## run the loop on the bundled digits data set
-	@$(RUN) python -m feedback_loop.demo
+	@$(RUN) python -m feedback_loop.lab.demo
 
 up: install ## start PostgreSQL + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
-	@$(RUN) python -m feedback_loop.stack up
+	@$(RUN) python -m feedback_loop.lab.stack up
 
 down: install ## stop everything `make up` or `make demo` started
-	@$(RUN) python -m feedback_loop.stack down
+	@$(RUN) python -m feedback_loop.lab.stack down
 
 lint: install ## ruff check + ruff format --check
 	@$(RUN) ruff check .

@@ -20,7 +20,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from feedback_loop import aggregation, config, db, migrations
+from feedback_loop.core import config, db, migrations
+from feedback_loop.monitoring import aggregation
 
 MODEL = "bench"
 TARGET = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -18,7 +18,10 @@ import sys
 import time
 import uuid
 
-from feedback_loop import baseline, config, datasets, db, inference, migrations, registry, store
+from feedback_loop.core import config, db, migrations, store
+from feedback_loop.inference import scoring as inference
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import baseline, datasets
 
 
 def _progress(message: str) -> None:

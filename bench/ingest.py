@@ -72,7 +72,7 @@ def _event(i: int, trace: uuid.UUID, prefix: str) -> dict[str, Any]:
 @contextmanager
 def _environment(tmp: Path) -> Iterator[dict[str, str]]:
     """A throwaway Airflow home and feedback database; yields the environment for the server process."""
-    from feedback_loop import db, migrations
+    from feedback_loop.core import db, migrations
 
     server_url = db.resolve_url()
     name = f"fl_bench_{uuid.uuid4().hex[:8]}"
@@ -119,7 +119,8 @@ def _airflow_token() -> str:
 def _seed(url: str, n: int) -> list[uuid.UUID]:
     from sklearn.dummy import DummyClassifier
 
-    from feedback_loop import db, registry, store
+    from feedback_loop.core import db, store
+    from feedback_loop.registry import versions as registry
 
     traces = [uuid.uuid4() for _ in range(n)]
     with db.connect(url) as conn:
@@ -140,7 +141,8 @@ def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Ite
     """(port, URL prefix of the feedback API) of a running server of the given mode."""
     import socket
 
-    from feedback_loop import paths, stack
+    from feedback_loop.core import paths
+    from feedback_loop.lab import stack
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -231,7 +233,7 @@ def _batches(port: int, prefix: str, token: str, payloads: list[bytes], expected
 
 def _raw_copy(url: str, rounds: list[list[tuple[Any, ...]]]) -> float:
     """COPY the same rows straight into feedback (the ceiling: no HTTP, no validation, no staging)."""
-    from feedback_loop import db
+    from feedback_loop.core import db
 
     columns = (
         "trace_id, model_name, model_version, kind, rating, label, signal, comment, user_id, source, "

@@ -13,7 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from feedback_loop import plots, simulate
+from feedback_loop.lab import plots, simulate
 
 OUTPUT = Path(__file__).resolve().parents[1] / "bench-output"
 

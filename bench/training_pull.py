@@ -23,7 +23,7 @@ FEATURES = [f"pixel_{i}" for i in range(64)]
 def _populate(url: str, n: int) -> None:
     import numpy as np
 
-    from feedback_loop import db, store
+    from feedback_loop.core import db, store
 
     rng = np.random.default_rng(0)
     with db.connect(url) as conn:
@@ -71,7 +71,7 @@ def _populate(url: str, n: int) -> None:
 
 
 def _model():
-    from feedback_loop import config
+    from feedback_loop.core import config
 
     return config.parse(
         "models:\n  - name: bench\n    label_column: label\n    slice_columns: [writer_group]\n"
@@ -98,7 +98,8 @@ def _measure(fn) -> tuple[float, float, int]:
 def run() -> list[dict]:
     import pandas as pd
 
-    from feedback_loop import db, migrations, queries, training_data
+    from feedback_loop.core import db, migrations, queries
+    from feedback_loop.retrain import training_data
 
     server = db.resolve_url()
     name = f"fl_bench_{uuid.uuid4().hex[:8]}"

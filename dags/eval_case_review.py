@@ -61,7 +61,8 @@ from feedback_loop.adapters.airflow_dags import (
 def eval_case_review():
     @task
     def change_must_pass() -> dict:
-        from feedback_loop import db, eval_cases
+        from feedback_loop.core import db
+        from feedback_loop.retrain import eval_cases
 
         context = get_current_context()
         params = context["params"]

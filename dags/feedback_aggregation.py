@@ -62,14 +62,15 @@ def _interval(context) -> tuple[datetime, datetime]:
 def feedback_aggregation():
     @task
     def models_to_aggregate() -> list[str]:
-        from feedback_loop import config
+        from feedback_loop.core import config
 
         chosen = get_current_context()["params"].get("model_names") or []
         return list(chosen) or [m.name for m in config.load().models]
 
     @task(outlets=[ROLLUPS])
     def roll_up(model_name: str) -> dict:
-        from feedback_loop import aggregation, config, db
+        from feedback_loop.core import config, db
+        from feedback_loop.monitoring import aggregation
 
         start, end = _interval(get_current_context())
         settings = config.load()
@@ -85,7 +86,8 @@ def feedback_aggregation():
     def check_alerts(rolled: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from feedback_loop import aggregation, config, db
+        from feedback_loop.core import config, db
+        from feedback_loop.monitoring import aggregation
 
         context = get_current_context()
         start, end = _interval(context)

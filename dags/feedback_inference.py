@@ -29,9 +29,9 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from feedback_loop import config
 from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, FEEDBACK, PREDICTIONS, TAGS, model_param
 from feedback_loop.adapters.airflow_hitl import ReviewNotifier, ReviewOperator, review_params
+from feedback_loop.core import config
 
 _MODELS = config.load().models
 _CONFIGURED = ", ".join(
@@ -83,8 +83,9 @@ def feedback_inference():
     def score_requests() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from feedback_loop import db, inference
-        from feedback_loop.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+        from feedback_loop.core import db
+        from feedback_loop.core.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
+        from feedback_loop.inference import scoring as inference
 
         context = get_current_context()
         params = context["params"]
@@ -115,8 +116,9 @@ def feedback_inference():
 
     @task
     def open_reviews(batch: dict) -> list[dict]:
-        from feedback_loop import db, inference
         from feedback_loop.adapters.airflow_hitl import review_task_kwargs
+        from feedback_loop.core import db
+        from feedback_loop.inference import scoring as inference
 
         context = get_current_context()
         model = config.load().model(batch["model_name"])
@@ -129,7 +131,8 @@ def feedback_inference():
 
     @task(trigger_rule=TriggerRule.NONE_SKIPPED, outlets=[FEEDBACK])
     def close_round() -> dict:
-        from feedback_loop import db, inference
+        from feedback_loop.core import db
+        from feedback_loop.inference import scoring as inference
 
         context = get_current_context()
         with db.connect() as conn:

@@ -95,7 +95,8 @@ def model_retraining():
     def plan_runs() -> list[dict]:
         """Which models this trigger retrains, with validated parameters (bad input fails here, once:
         retrying cannot fix a wrong form)."""
-        from feedback_loop import config, retraining
+        from feedback_loop.core import config
+        from feedback_loop.retrain import pipeline as retraining
 
         context = get_current_context()
         planned = retraining.plan(
@@ -117,7 +118,8 @@ def model_retraining():
     def retrain(spec: dict) -> dict:
         """Under the model's lock: pull, eval cases, train, gate, register, promote (or wait for approval).
         No automatic retry: a failed run is recorded as failed and the next trigger starts afresh."""
-        from feedback_loop import config, db, retraining
+        from feedback_loop.core import config, db
+        from feedback_loop.retrain import pipeline as retraining
 
         params = retraining.RunParams.from_dict(spec)
         model = config.load().model(params.model_name)
@@ -168,7 +170,8 @@ def model_retraining():
     @task(outlets=[CHAMPION], retries=0)
     def promote_approved(outcomes: list[dict]) -> list[dict]:
         """Promote what the approver signed off, if the champion has not moved since the gate."""
-        from feedback_loop import db, retraining
+        from feedback_loop.core import db
+        from feedback_loop.retrain import pipeline as retraining
 
         context = get_current_context()
         approver = airflow_retraining.responder(context["ti"].xcom_pull(task_ids="request_approval"))
@@ -190,7 +193,8 @@ def model_retraining():
     @task(retries=3)
     def close_runs() -> list[dict]:
         """Always runs last: runs left 'running' are marked failed, unapproved candidates rejected."""
-        from feedback_loop import db, retraining
+        from feedback_loop.core import db
+        from feedback_loop.retrain import pipeline as retraining
 
         context = get_current_context()
         approver = airflow_retraining.responder(context["ti"].xcom_pull(task_ids="request_approval"))

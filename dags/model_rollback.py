@@ -63,7 +63,8 @@ def model_rollback():
         """Automatic rollback for models that enable it; skipped (no champion event) when nothing moved."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from feedback_loop import config, db, post_promotion
+        from feedback_loop.core import config, db
+        from feedback_loop.registry import auto_rollback as post_promotion
 
         with db.connect() as conn:
             results = [
@@ -81,7 +82,8 @@ def model_rollback():
 
     @task(outlets=[CHAMPION])
     def roll_back_champion() -> dict:
-        from feedback_loop import db, registry
+        from feedback_loop.core import db
+        from feedback_loop.registry import versions as registry
 
         context = get_current_context()
         params = context["params"]

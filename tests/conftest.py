@@ -37,7 +37,7 @@ os.environ["FEEDBACK_LOOP_STATE_DIR"] = str(_STATE_DIR)
 os.environ["FEEDBACK_LOOP_ARTIFACT_DIR"] = str(_STATE_DIR / "models")
 sys.path.insert(0, str(ROOT))
 
-from feedback_loop import db, embedded_postgres, migrations  # noqa: E402
+from feedback_loop.core import db, embedded_postgres, migrations  # noqa: E402
 
 
 def _server_for_tests() -> tuple[str, Path | None]:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from feedback_loop import __version__
-from feedback_loop.errors import FeedbackLoopError
+from feedback_loop.core.errors import FeedbackLoopError
 
 # Each module exposes register(subparsers); order is the order shown in --help.
 COMMAND_MODULES = (

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop import eval_cases, registry
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import eval_cases
 
 from ..integration.helpers import make_predictions, register_toy
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop import aggregation, config, registry
+from feedback_loop.core import config
+from feedback_loop.monitoring import aggregation
+from feedback_loop.registry import versions as registry
 
 from ..integration.aggregation_data import (
     HOUR,

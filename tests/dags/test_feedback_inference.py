@@ -20,7 +20,9 @@ from urllib.parse import quote
 
 import pytest
 
-from feedback_loop import inference, registry, review
+from feedback_loop.inference import review
+from feedback_loop.inference import scoring as inference
+from feedback_loop.registry import versions as registry
 
 from ..integration.helpers import register_toy
 

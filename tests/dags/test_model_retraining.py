@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
-from feedback_loop import registry
+from feedback_loop.registry import versions as registry
 
 from ..integration.retraining_helpers import (
     champion_v1,
@@ -180,7 +180,7 @@ class Approver(threading.Thread):
 
 @pytest.fixture
 def approval_config(tmp_path, monkeypatch):
-    from feedback_loop import config
+    from feedback_loop.core import config
 
     text = Path(config.default_path()).read_text(encoding="utf-8")
     assert "require_approval: false" in text
@@ -222,7 +222,7 @@ def test_with_required_approval_only_approval_promotes(airflow_db, dagbag, conn,
 def test_a_failing_retrain_fails_the_dag_run_and_records_the_run_as_failed(
     airflow_db, dagbag, conn, tmp_path, monkeypatch
 ):
-    from feedback_loop import config
+    from feedback_loop.core import config
 
     model = digits_model()
     champion_v1(conn, model)
@@ -230,7 +230,7 @@ def test_a_failing_retrain_fails_the_dag_run_and_records_the_run_as_failed(
     text = Path(config.default_path()).read_text(encoding="utf-8")
     broken = tmp_path / "broken.yaml"
     broken.write_text(
-        text.replace("feedback_loop.training:default_pipeline", "no_such_package.models:pipeline"),
+        text.replace("feedback_loop.retrain.training:default_pipeline", "no_such_package.models:pipeline"),
         encoding="utf-8",
     )
     monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(broken))
@@ -249,9 +249,9 @@ def test_a_failing_retrain_fails_the_dag_run_and_records_the_run_as_failed(
 def test_model_rollback_listens_to_rollups_only_when_a_model_enables_auto_rollback(
     tmp_path, monkeypatch, dagbag
 ):
-    from feedback_loop import config
     from feedback_loop.adapters import airflow_retraining
     from feedback_loop.adapters.airflow_dags import ROLLUPS
+    from feedback_loop.core import config
 
     assert airflow_retraining.auto_rollback_schedule() is None
     assert type(dagbag.dags["model_rollback"].timetable).__name__ == "NullTimetable"

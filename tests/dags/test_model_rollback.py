@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop import registry
+from feedback_loop.registry import versions as registry
 
 from ..integration.helpers import register_toy
 

@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from feedback_loop import aggregation, registry
+from feedback_loop.monitoring import aggregation
+from feedback_loop.registry import versions as registry
 
 from ..conftest import ROOT
 from ..e2e.api_support import init_airflow_db

@@ -1,5 +1,5 @@
 """The demo's path in short form (one round) against real Airflow processes: api-server, scheduler,
-dag-processor and triggerer started by `feedback_loop.stack`, driven only through HTTP."""
+dag-processor and triggerer started by `feedback_loop.lab.stack`, driven only through HTTP."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import os
 
 import pytest
 
-from feedback_loop import db, demo, registry, stack
+from feedback_loop.core import db
+from feedback_loop.lab import demo, stack
+from feedback_loop.registry import versions as registry
 
 
 @pytest.fixture

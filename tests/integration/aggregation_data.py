@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from feedback_loop import config, registry
+from feedback_loop.core import config
+from feedback_loop.registry import versions as registry
 
 T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -38,7 +39,7 @@ def register_profiled(conn, settings: config.Settings, model_name: str, slice_co
     import numpy as np
     import pandas as pd
 
-    from feedback_loop import training
+    from feedback_loop.retrain import training
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(2000, 2))
@@ -246,7 +247,7 @@ class Replayer:
 
 def rollup_values(conn, model_name: str) -> list[tuple]:
     """Every stored rollup of a model without computed_at, in key order (what reruns must reproduce)."""
-    from feedback_loop.aggregation import ROLLUP_VALUE_COLUMNS
+    from feedback_loop.monitoring.aggregation import ROLLUP_VALUE_COLUMNS
 
     rows = conn.execute(
         f"SELECT {', '.join(ROLLUP_VALUE_COLUMNS)} FROM feedback_rollups WHERE model_name = %s "  # noqa: S608

@@ -7,7 +7,8 @@ import subprocess
 import sys
 import uuid
 
-from feedback_loop import config, registry, store
+from feedback_loop.core import config, store
+from feedback_loop.registry import versions as registry
 
 CONFIG = config.parse(
     """
@@ -35,7 +36,7 @@ def toy_estimator(seed: int = 0, flip: bool = False):
     import numpy as np
     import pandas as pd
 
-    from feedback_loop import training
+    from feedback_loop.retrain import training
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(120, 2))

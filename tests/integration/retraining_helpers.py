@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from feedback_loop import baseline, config, datasets, registry, store
+from feedback_loop.core import config, store
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import baseline, datasets
 
 
 def digits_model(**gate_overrides):

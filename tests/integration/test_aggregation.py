@@ -7,8 +7,9 @@ from statistics import quantiles
 
 import pytest
 
-from feedback_loop import aggregation, registry
-from feedback_loop.errors import InvalidInputError
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.monitoring import aggregation
+from feedback_loop.registry import versions as registry
 
 from .aggregation_data import HOUR, T0, Replayer, event_stream, register_profiled, rollup_values, settings_for
 

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from feedback_loop import aggregation, registry
+from feedback_loop.monitoring import aggregation
+from feedback_loop.registry import versions as registry
 
 from ..e2e.api_support import airflow_app, auth_env, bearer, init_airflow_db, token
 from .aggregation_data import HOUR, T0, Replayer, event_stream, register_profiled, settings_for

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from bench import aggregate as bench
-from feedback_loop import queries
+from feedback_loop.core import queries
 
 INTERVAL_PREDICTIONS = 250
 HISTORY_PREDICTIONS = 25_000

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from feedback_loop import store
 from feedback_loop.api.schemas import FeedbackBody
 from feedback_loop.api.service import FeedbackService, _api_request_hash, request_hash_of
+from feedback_loop.core import store
 
 from .helpers import CONFIG, make_predictions, register_toy
 
@@ -83,7 +83,8 @@ def test_concurrent_copies_of_one_batch_store_each_item_once(conn):
 
 
 def test_deliver_pending_command_retries_the_outbox(conn, monkeypatch, capsys):
-    from feedback_loop import cli, notify
+    from feedback_loop import cli
+    from feedback_loop.core import notify
 
     from ..e2e.api_support import WEBHOOK_ENV, WebhookRecorder
 
@@ -102,7 +103,7 @@ def test_the_fast_validity_check_agrees_with_the_full_check():
     import itertools
 
     from feedback_loop.api.service import _plainly_valid
-    from feedback_loop.config import ApiConfig
+    from feedback_loop.core.config import ApiConfig
 
     api = ApiConfig(low_rating_requires_comment=True, low_rating_comment_min_length=5, max_comment_length=20)
     service = FeedbackService(CONFIG)

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
-from feedback_loop import cli, eval_cases, registry, retraining
+from feedback_loop import cli
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import eval_cases
+from feedback_loop.retrain import pipeline as retraining
 
 from .helpers import run_cli
 from .retraining_helpers import (

@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from feedback_loop import cli, registry
+from feedback_loop import cli
+from feedback_loop.registry import versions as registry
 
 from .helpers import run_cli
 
@@ -100,7 +101,7 @@ def test_register_an_existing_skops_artifact_and_refuse_untrusted_types(conn, tm
 
 
 def test_model_runs_lists_retraining_runs_and_shows_one_with_its_gate_checks(conn, capsys):
-    from feedback_loop import retraining
+    from feedback_loop.retrain import pipeline as retraining
 
     from .retraining_helpers import champion_v1, digits_model, honest_feedback, log_scored, production_rows
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from feedback_loop import cli, registry
+from feedback_loop import cli
+from feedback_loop.registry import versions as registry
 
 from .helpers import register_toy, run_cli
 

@@ -7,7 +7,8 @@ import sys
 import psycopg
 import pytest
 
-from feedback_loop import db, embedded_postgres, migrations, registry
+from feedback_loop.core import db, embedded_postgres, migrations
+from feedback_loop.registry import versions as registry
 
 from .helpers import toy_estimator
 

@@ -6,8 +6,11 @@ from datetime import timedelta
 
 import pytest
 
-from feedback_loop import config, inference, registry, review
-from feedback_loop.errors import IntegrityError
+from feedback_loop.core import config
+from feedback_loop.core.errors import IntegrityError
+from feedback_loop.inference import review
+from feedback_loop.inference import scoring as inference
+from feedback_loop.registry import versions as registry
 
 from .helpers import register_toy
 

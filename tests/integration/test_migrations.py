@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from feedback_loop import db, migrations
+from feedback_loop.core import db, migrations
 
 EXPECTED_TABLES = {
     "schema_migrations",

@@ -8,8 +8,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from feedback_loop import notify
-from feedback_loop.config import NotifyConfig
+from feedback_loop.core import notify
+from feedback_loop.core.config import NotifyConfig
 
 SETTINGS = NotifyConfig(webhook_url_env="FL_TEST_WEBHOOK", timeout_seconds=2, max_attempts=3)
 

@@ -2,8 +2,9 @@ import threading
 
 import pytest
 
-from feedback_loop import db, registry
-from feedback_loop.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from feedback_loop.core import db
+from feedback_loop.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from feedback_loop.registry import versions as registry
 
 from .helpers import register_toy, toy_estimator
 
@@ -141,7 +142,7 @@ def test_writing_an_artifact_where_airflow_is_loaded_logs_no_airflow_deprecation
         import airflow.sdk
         from pathlib import Path
         from sklearn.dummy import DummyClassifier
-        from feedback_loop import registry
+        from feedback_loop.registry import versions as registry
         path = registry.write_artifact(DummyClassifier().fit([[0], [1]], ["0", "1"]), "m", 1, Path({str(tmp_path)!r}))
         print(type(registry.read_skops(path.read_bytes(), "m v1")).__name__)
         """

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop import eval_cases, registry, retraining
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import eval_cases
+from feedback_loop.retrain import pipeline as retraining
 
 from .retraining_helpers import (
     champion_v1,
@@ -69,7 +71,8 @@ def test_gate_blocks_a_candidate_trained_on_flipped_labels_and_says_why(conn):
 
 
 def test_a_sql_base_source_is_streamed_with_the_label_as_text(conn):
-    from feedback_loop import config, training_data
+    from feedback_loop.core import config
+    from feedback_loop.retrain import training_data
 
     model = config.parse(
         """

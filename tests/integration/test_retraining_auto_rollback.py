@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop import post_promotion, registry
+from feedback_loop.registry import auto_rollback as post_promotion
+from feedback_loop.registry import versions as registry
 
 from .retraining_helpers import champion_v1, digits_model
 

@@ -13,8 +13,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback_loop import db, eval_cases, registry, retraining, store, training_data
-from feedback_loop.errors import ConflictError
+from feedback_loop.core import db, store
+from feedback_loop.core.errors import ConflictError
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import eval_cases, training_data
+from feedback_loop.retrain import pipeline as retraining
 
 from .retraining_helpers import (
     add_feedback,
@@ -104,7 +107,8 @@ def test_two_concurrent_runs_are_serialised(conn, db_url, with_feedback):
 CRASH = textwrap.dedent(
     """
     import os
-    from feedback_loop import config, db, retraining
+    from feedback_loop.core import config, db
+    from feedback_loop.retrain import pipeline as retraining
     model = config.load().model("digits")
     with db.connect() as conn:
         p = retraining.resolve_params(model, triggered_by="crash-test")

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedback_loop import cli, db
+from feedback_loop import cli
+from feedback_loop.core import db
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from feedback_loop import store
-from feedback_loop.errors import ConflictError, NotFoundError
+from feedback_loop.core import store
+from feedback_loop.core.errors import ConflictError, NotFoundError
 
 from .helpers import make_predictions, register_toy
 

@@ -23,18 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from feedback_loop import (
-    aggregation,
-    config,
-    db,
-    embedded_postgres,
-    inference,
-    migrations,
-    notify,
-    queries,
-    registry,
-    retraining,
-)
+from feedback_loop.core import config, db, embedded_postgres, migrations, notify, queries
+from feedback_loop.inference import scoring as inference
+from feedback_loop.monitoring import aggregation
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import pipeline as retraining
 
 from ..e2e.api_support import api_server
 from ..integration.aggregation_data import (
@@ -186,7 +179,9 @@ def test_postgres_restarted_while_clients_post_stores_every_acknowledged_event_o
 KILL = textwrap.dedent(
     """
     import os, sys
-    from feedback_loop import config, db, registry, retraining
+    from feedback_loop.core import config, db
+    from feedback_loop.registry import versions as registry
+    from feedback_loop.retrain import pipeline as retraining
     step = sys.argv[1]
     if step == "after_training":
         trained = retraining.train_candidate

@@ -17,7 +17,8 @@ import uuid
 import httpx
 import pytest
 
-from feedback_loop import config, notify, privacy
+from feedback_loop.api import privacy
+from feedback_loop.core import config, notify
 
 from ..conftest import ROOT
 from ..integration.helpers import make_predictions, register_toy

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from feedback_loop import alerts
-from feedback_loop.config import AlertConfig
+from feedback_loop.core.config import AlertConfig
+from feedback_loop.monitoring import alerts
 
 SETTINGS = AlertConfig(negative_rate=0.4, accuracy_drop=0.1, psi=0.2, backlog_age_hours=48)
 TRAINING = {"accuracy": 0.9, "slices": {"region": {"north": {"accuracy": 0.92}, "south": {"accuracy": 0.88}}}}

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from feedback_loop import config
-from feedback_loop.errors import ConfigError, NotFoundError
+from feedback_loop.core import config
+from feedback_loop.core.errors import ConfigError, NotFoundError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from feedback_loop import drift
+from feedback_loop.monitoring import drift
 
 
 def numeric_profile(values: np.ndarray, bins: int = 10) -> dict:

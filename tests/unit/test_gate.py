@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop.config import GateConfig
-from feedback_loop.gate import CaseResult, Scores, compare, mcnemar_p
+from feedback_loop.core.config import GateConfig
+from feedback_loop.retrain.gate import CaseResult, Scores, compare, mcnemar_p
 
 
 def holdout(accuracy: float, slices: dict[str, tuple[int, float]] | None = None, macro_f1: float = 0.5):

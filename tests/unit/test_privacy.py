@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feedback_loop import privacy
+from feedback_loop.api import privacy
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback_loop import review
-from feedback_loop.errors import InvalidInputError
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.inference import review
 
 OPENED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

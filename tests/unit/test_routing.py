@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from feedback_loop import routing
-from feedback_loop.errors import InvalidInputError
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.inference import routing
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

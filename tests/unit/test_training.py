@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feedback_loop import config, datasets, training
-from feedback_loop.errors import InvalidInputError
-from feedback_loop.features import feature_spec
+from feedback_loop.core import config
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.retrain import datasets, training
+from feedback_loop.retrain.features import feature_spec
 
 MIXED = config.parse(
     """

@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from feedback_loop import config, retraining
-from feedback_loop.errors import InvalidInputError
-from feedback_loop.training_data import ORIGIN_COLUMN, TRACE_COLUMN, Vote, apply_cap, feedback_cap, resolve
+from feedback_loop.core import config
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain.training_data import (
+    ORIGIN_COLUMN,
+    TRACE_COLUMN,
+    Vote,
+    apply_cap,
+    feedback_cap,
+    resolve,
+)
 
 _ids = iter(range(1, 10_000))
 

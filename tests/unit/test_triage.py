@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedback_loop import triage
-from feedback_loop.config import TriageConfig
+from feedback_loop.api import triage
+from feedback_loop.core.config import TriageConfig
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from airflow.sdk import CronDataIntervalTimetable
 
-from feedback_loop import config
-from feedback_loop.errors import ConfigError
+from feedback_loop.core import config
+from feedback_loop.core.errors import ConfigError
 
 
 def aggregation_schedule(settings: config.Settings) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param
 
-from feedback_loop import config
+from feedback_loop.core import config
 
 OWNER = "feedback-loop"
 TAGS = ["feedback-loop"]

@@ -1,6 +1,6 @@
 """Airflow adapter for human review: the HITL operator that records its own answer, and the notifier.
 
-Review content and the meaning of answers live in feedback_loop.review (plain Python); this module only
+Review content and the meaning of answers live in feedback_loop.inference.review (plain Python); this module only
 moves them in and out of the standard provider's human-in-the-loop operator. It is imported by the DAG
 file at parse time, so it stays light (no pandas, no psycopg at module level).
 """
@@ -14,8 +14,8 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseNotifier, Param
 
-from feedback_loop import review
-from feedback_loop.config import ModelConfig
+from feedback_loop.core.config import ModelConfig
+from feedback_loop.inference import review
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,8 @@ class ReviewOperator(HITLOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         result = super().execute_complete(context, event)
-        from feedback_loop import db, inference
+        from feedback_loop.core import db
+        from feedback_loop.inference import scoring as inference
 
         answer = review.Answer(
             chosen_options=list(result["chosen_options"]),
@@ -85,7 +86,7 @@ class ReviewOperator(HITLOperator):
 class ReviewNotifier(BaseNotifier):
     """Tells reviewers a review task is waiting: a webhook message with the link to the task.
 
-    Goes through feedback_loop.notify (outbox table, timeout, retries), so a dead webhook never fails
+    Goes through feedback_loop.core.notify (outbox table, timeout, retries), so a dead webhook never fails
     or delays the review task; undelivered messages stay in `notifications` for retry.
     """
 
@@ -105,7 +106,7 @@ class ReviewNotifier(BaseNotifier):
 
     def notify(self, context: Any) -> None:
         try:
-            from feedback_loop import config, db, notify
+            from feedback_loop.core import config, db, notify
 
             task = context["task"]
             link = self._link(context)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from feedback_loop import config
+from feedback_loop.core import config
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from feedback_loop import __version__, config
+from feedback_loop import __version__
 from feedback_loop.api.problems import ApiProblem
 from feedback_loop.api.routes import ROUTES
 from feedback_loop.api.schemas import ProblemOut
 from feedback_loop.api.service import FeedbackService
-from feedback_loop.errors import DatabaseUnavailableError
+from feedback_loop.core import config
+from feedback_loop.core.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 

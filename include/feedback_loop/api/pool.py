@@ -1,7 +1,7 @@
 """A small thread-safe pool of psycopg connections for the API's worker threads.
 
 Opening a PostgreSQL connection per request costs a server process fork; the API keeps a few open.
-Connections are opened exactly as `feedback_loop.db.connect` opens them (dict rows, same URL resolution).
+Connections are opened exactly as `feedback_loop.core.db.connect` opens them (dict rows, same URL resolution).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.rows import dict_row
 
-from feedback_loop import db
-from feedback_loop.errors import DatabaseUnavailableError
+from feedback_loop.core import db
+from feedback_loop.core.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 

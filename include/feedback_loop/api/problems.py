@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedback_loop.errors import FeedbackLoopError
+from feedback_loop.core.errors import FeedbackLoopError
 
 
 class ApiProblem(FeedbackLoopError):

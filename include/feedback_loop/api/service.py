@@ -22,11 +22,13 @@ from typing import Any
 
 import psycopg
 
-from feedback_loop import config, db, notify, privacy, queries, registry, store, triage
+from feedback_loop.api import privacy, triage
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Invalid, NotFound
 from feedback_loop.api.schemas import FeedbackBody
-from feedback_loop.errors import ConflictError, NotFoundError
+from feedback_loop.core import config, db, notify, queries, store
+from feedback_loop.core.errors import ConflictError, NotFoundError
+from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
 

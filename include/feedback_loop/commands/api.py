@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from feedback_loop.commands.output import emit_json, progress
-from feedback_loop.errors import InvalidInputError
+from feedback_loop.core.errors import InvalidInputError
 
 
 def _port(text: str) -> int:
@@ -67,7 +67,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_deliver_pending(args: argparse.Namespace) -> int:
-    from feedback_loop import config, db, notify
+    from feedback_loop.core import config, db, notify
 
     if args.limit < 1:
         raise InvalidInputError(f"--limit must be at least 1, got {args.limit}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlsplit
 
-from feedback_loop import db, embedded_postgres, migrations
 from feedback_loop.commands.output import emit_json
+from feedback_loop.core import db, embedded_postgres, migrations
 
 
 def register(groups: argparse._SubParsersAction) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from feedback_loop import db, eval_cases, registry
 from feedback_loop.cli import actor
 from feedback_loop.commands.arguments import positive_int
 from feedback_loop.commands.output import emit_json, table
+from feedback_loop.core import db
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import eval_cases
 
 
 def register(groups: argparse._SubParsersAction) -> None:

@@ -6,11 +6,13 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from feedback_loop import baseline, config, db, registry
 from feedback_loop.cli import actor
 from feedback_loop.commands.arguments import positive_int
 from feedback_loop.commands.output import emit_json, progress, table
-from feedback_loop.errors import InvalidInputError, NotFoundError
+from feedback_loop.core import config, db
+from feedback_loop.core.errors import InvalidInputError, NotFoundError
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import baseline
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -185,7 +187,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from feedback_loop import retraining
+    from feedback_loop.retrain import pipeline as retraining
 
     with db.connect() as conn:
         if args.id is not None:

@@ -7,9 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from feedback_loop import config, datasets, db, inference, registry
 from feedback_loop.commands.output import emit_json, progress
-from feedback_loop.errors import InvalidInputError
+from feedback_loop.core import config, db
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.inference import scoring as inference
+from feedback_loop.registry import versions as registry
+from feedback_loop.retrain import datasets
 
 
 def register(groups: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""`feedback-loop simulate`: the closed loop on a data set, without the scheduler (see feedback_loop.simulate)."""
+"""`feedback-loop simulate`: the closed loop on a data set, without the scheduler (see feedback_loop.lab.simulate)."""
 
 from __future__ import annotations
 
@@ -68,8 +68,8 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
-    from feedback_loop import simulate
-    from feedback_loop.errors import InvalidInputError
+    from feedback_loop.core.errors import InvalidInputError
+    from feedback_loop.lab import simulate
 
     label = args.label_column or ("label" if args.data == "digits" else None)
     if label is None:

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
-from feedback_loop import config, db, registry
+from feedback_loop.core import config, db
 from feedback_loop.dashboard import data, page
+from feedback_loop.registry import versions as registry
 
 Model = Annotated[str | None, Query(description="model name; default: the first configured model")]
 Days = Annotated[int | None, Query(ge=1, le=366, description="window length in days (default from config)")]

@@ -8,7 +8,8 @@ from typing import Any
 
 import psycopg
 
-from feedback_loop import queries, registry
+from feedback_loop.core import queries
+from feedback_loop.registry import versions as registry
 
 
 @dataclass

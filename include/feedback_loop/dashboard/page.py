@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from html import escape
 from urllib.parse import urlencode
 
-from feedback_loop.config import AlertConfig
+from feedback_loop.core.config import AlertConfig
 from feedback_loop.dashboard import charts
 from feedback_loop.dashboard.data import ModelView
 

@@ -1,0 +1,233 @@
+"""The models this deployment serves, read from one YAML file and validated with pydantic.
+
+Path: FEEDBACK_LOOP_CONFIG, else `config/feedback_loop.yaml` in the checkout (the commented demo example).
+A wrong file fails as a whole with the file, the key and the reason; nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from feedback_loop.core import paths
+from feedback_loop.core.errors import ConfigError, NotFoundError
+
+ENV_CONFIG = "FEEDBACK_LOOP_CONFIG"
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+DEFAULT_ESTIMATOR = "feedback_loop.retrain.training:default_pipeline"
+# Modules that moved when the package was split into stages; configs written before keep working.
+MOVED_MODULES = {"feedback_loop.training": "feedback_loop.retrain.training"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingData(Strict):
+    """Where the base training set comes from: a bundled data set, a file, or SQL on feedback_db."""
+
+    bundled: Literal["digits"] | None = None
+    path: str | None = None
+    query: str | None = None
+    limit: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one_source(self) -> TrainingData:
+        given = [name for name in ("bundled", "path", "query") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(f"set exactly one of bundled, path, query (got {given or 'none'})")
+        return self
+
+
+class GateConfig(Strict):
+    primary_metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    tolerance: Annotated[float, Field(ge=0, le=1)] = 0.01
+    slice_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.05
+    min_slice_rows: Annotated[int, Field(ge=1)] = 20
+    eval_case_pass_rate: Annotated[float, Field(ge=0, le=1)] = 1.0
+    # A drop beyond the tolerance blocks only when the paired holdout predictions show it is real (one-sided
+    # exact McNemar test, p < significance); 0 disables the test. A drop beyond max_regression always blocks
+    # (None = no such floor; on a small holdout one row can exceed any floor).
+    significance: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    max_regression: Annotated[float, Field(gt=0, le=1)] | None = None
+    require_approval: bool = False
+    # Automatic rollback: when the first rollups after a promotion show labelled-feedback accuracy this much
+    # below the previous champion's last rollups (each side with >= auto_rollback_min_labelled labels).
+    # None = off.
+    auto_rollback_accuracy_drop: Annotated[float, Field(gt=0, le=1)] | None = None
+    auto_rollback_min_labelled: Annotated[int, Field(ge=1)] = 30
+    auto_rollback_intervals: Annotated[int, Field(ge=1)] = 3
+
+
+class Schedules(Strict):
+    inference: str | None = None
+    aggregation: str | None = "@hourly"
+    retraining: str | None = "@weekly"
+
+
+class ModelConfig(Strict):
+    name: str
+    label_column: str
+    feature_columns: list[str] | Literal["all"] = "all"
+    categorical_columns: list[str] = []
+    slice_columns: list[str] = []
+    drop_columns: list[str] = []
+    training_data: TrainingData
+    estimator: str = DEFAULT_ESTIMATOR
+    seed: int = 42
+    confidence_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
+    review_budget: Annotated[int, Field(ge=0)] = 20
+    review_timeout_minutes: Annotated[int, Field(gt=0)] = 24 * 60
+    review_queue_max_age_hours: Annotated[int, Field(gt=0)] = 72
+    reviewers: list[str] = []
+    min_rating: Annotated[int, Field(ge=1, le=5)] = 4
+    max_feedback_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    gate: GateConfig = GateConfig()
+    schedules: Schedules = Schedules()
+
+    @field_validator("name")
+    @classmethod
+    def valid_name(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError("must be 1-100 characters of letters, digits, '_', '.', '-'")
+        return value
+
+    @field_validator("estimator")
+    @classmethod
+    def valid_import_path(cls, value: str) -> str:
+        if not IMPORT_PATH.match(value):
+            raise ValueError("must be an import path like 'package.module:function'")
+        return value
+
+    @model_validator(mode="after")
+    def label_not_a_feature(self) -> ModelConfig:
+        if isinstance(self.feature_columns, list) and self.label_column in self.feature_columns:
+            raise ValueError(f"label_column {self.label_column!r} is also listed in feature_columns")
+        return self
+
+    def estimator_factory(self) -> Any:
+        module_name, _, attr = self.estimator.partition(":")
+        module_name = MOVED_MODULES.get(module_name, module_name)
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"model {self.name!r}: estimator {self.estimator!r} cannot be imported: {exc}"
+            ) from exc
+
+
+class ApiConfig(Strict):
+    max_batch_size: Annotated[int, Field(gt=0, le=100_000)] = 10_000
+    max_comment_length: Annotated[int, Field(gt=0)] = 4_000
+    low_rating_requires_comment: bool = False
+    low_rating_comment_min_length: Annotated[int, Field(ge=0)] = 10
+    # 10,000 items of a few hundred bytes fit easily; larger bodies are refused with 413 before parsing.
+    max_body_bytes: Annotated[int, Field(gt=0)] = 20 * 1024 * 1024
+
+
+class TriageConfig(Strict):
+    negative_share_threshold: Annotated[float, Field(gt=0, le=1)] = 0.3
+    negative_window: Annotated[int, Field(gt=0)] = 10
+
+
+class NotifyConfig(Strict):
+    webhook_url_env: str = "FEEDBACK_LOOP_WEBHOOK_URL"
+    timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class AlertConfig(Strict):
+    negative_rate: Annotated[float, Field(ge=0, le=1)] = 0.4
+    accuracy_drop: Annotated[float, Field(ge=0, le=1)] = 0.1
+    psi: Annotated[float, Field(gt=0)] = 0.2
+    backlog_age_hours: Annotated[float, Field(gt=0)] = 48
+    # Rates only alert once they rest on this many rows, so one thumbs-down in a quiet hour pages nobody.
+    min_signals: Annotated[int, Field(ge=1)] = 20
+    min_labelled: Annotated[int, Field(ge=1)] = 20
+    min_drift_rows: Annotated[int, Field(ge=1)] = 100
+
+
+class AggregationConfig(Strict):
+    drift_max_rows: Annotated[int, Field(ge=100)] = 50_000
+    dashboard_days: Annotated[int, Field(ge=1, le=366)] = 14
+
+
+class Settings(Strict):
+    models: list[ModelConfig]
+    api: ApiConfig = ApiConfig()
+    triage: TriageConfig = TriageConfig()
+    notify: NotifyConfig = NotifyConfig()
+    alerts: AlertConfig = AlertConfig()
+    aggregation: AggregationConfig = AggregationConfig()
+
+    @model_validator(mode="after")
+    def unique_names(self) -> Settings:
+        names = [m.name for m in self.models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicates)}")
+        if not names:
+            raise ValueError("list at least one model")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        for candidate in self.models:
+            if candidate.name == name:
+                return candidate
+        known = ", ".join(m.name for m in self.models)
+        raise NotFoundError(f"unknown model {name!r}; configured models: {known}")
+
+
+def default_path() -> Path:
+    configured = os.environ.get(ENV_CONFIG)
+    if configured:
+        return Path(configured)
+    root = paths.project_root()
+    if root is not None:
+        return root / "config" / "feedback_loop.yaml"
+    return paths.PACKAGE_DIR / "config" / "feedback_loop.yaml"
+
+
+def _location(loc: tuple) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def parse(text: str, source: str = "<config>") -> Settings:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with a 'models' list at the top level")
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{source}: {problems}") from None
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime: float) -> Settings:
+    return parse(Path(path).read_text(encoding="utf-8"), source=path)
+
+
+def load(path: Path | str | None = None) -> Settings:
+    """The validated settings; re-read when the file changes."""
+    target = Path(path) if path else default_path()
+    if not target.is_file():
+        raise ConfigError(f"{target}: configuration file not found (set {ENV_CONFIG})")
+    return _load_cached(str(target), target.stat().st_mtime)

@@ -1,0 +1,132 @@
+"""The one place that decides which PostgreSQL to use and opens connections to it.
+
+Resolution order (DESIGN.md, "Where PostgreSQL comes from"):
+1. FEEDBACK_LOOP_DB_URL, when set; the value `embedded` forces the throwaway server;
+2. inside an Airflow task, the `feedback_db` connection (through the Airflow adapter);
+3. a server on 127.0.0.1:5432, if one answers: a dedicated database `feedback_loop` is created on it;
+4. a throwaway server started under `.local/pg` from the embedded-PostgreSQL wheel.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from feedback_loop.core import embedded_postgres, paths, queries
+from feedback_loop.core.errors import DatabaseUnavailableError
+
+log = logging.getLogger(__name__)
+
+ENV_URL = "FEEDBACK_LOOP_DB_URL"
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_DATABASE = "feedback_loop"
+EMBEDDED = "embedded"
+
+_resolved: str | None = None
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def normalise(url: str) -> str:
+    """Accept SQLAlchemy-style driver suffixes (postgresql+psycopg://) that libpq does not know."""
+    scheme, sep, rest = url.partition("://")
+    if sep and scheme.startswith(("postgresql+", "postgres+")):
+        return f"postgresql://{rest}"
+    return url
+
+
+def server_answers(url: str, timeout: float = 2.0) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout))):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def ensure_database(server_url: str, database: str) -> str:
+    """Create `database` on the server if missing; returns its URL."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                log.info("created database %s", database)
+            except psycopg.errors.DuplicateDatabase:
+                pass  # created by a concurrent process: that is what we wanted
+    return with_database(server_url, database)
+
+
+def drop_database(server_url: str, database: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+def embedded_data_dir() -> os.PathLike:
+    return paths.state_dir() / "pg"
+
+
+def start_embedded() -> str:
+    server = embedded_postgres.start(embedded_data_dir())
+    return server.url
+
+
+def resolve_url() -> str:
+    """The URL of the feedback database, following the resolution order above (cached per process)."""
+    global _resolved
+    if _resolved is not None:
+        return _resolved
+    configured = os.environ.get(ENV_URL, "").strip()
+    if configured and configured != EMBEDDED:
+        _resolved = normalise(configured)
+        return _resolved
+    if not configured:
+        from feedback_loop.adapters import airflow_connection
+
+        airflow_url = airflow_connection.feedback_db_url()
+        if airflow_url:
+            _resolved = normalise(airflow_url)
+            return _resolved
+        if server_answers(LOCAL_SERVER):
+            log.info("using the PostgreSQL server on 127.0.0.1:5432")
+            _resolved = ensure_database(LOCAL_SERVER, DEFAULT_DATABASE)
+            return _resolved
+        log.info("no PostgreSQL on 127.0.0.1:5432; starting a throwaway server under %s", embedded_data_dir())
+    _resolved = ensure_database(start_embedded(), DEFAULT_DATABASE)
+    return _resolved
+
+
+def reset_resolution() -> None:
+    """Forget the cached URL (tests switch databases)."""
+    global _resolved
+    _resolved = None
+
+
+@contextmanager
+def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
+    """A psycopg connection with dict rows; commits on success, rolls back on error, always closes."""
+    target = url or resolve_url()
+    try:
+        conn = psycopg.connect(target, row_factory=dict_row, autocommit=autocommit, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        host = urlsplit(target).hostname or "local socket"
+        raise DatabaseUnavailableError(
+            f"cannot connect to the feedback database at {host}: {str(exc).strip().splitlines()[0]}"
+        ) from exc
+    with conn:
+        yield conn
+
+
+def transaction_lock(conn: psycopg.Connection, key: str) -> None:
+    """Wait for, then hold, the lock named `key` until the current transaction ends."""
+    conn.execute(queries.sql("locks/transaction_lock"), {"key": key})

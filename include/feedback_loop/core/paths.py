@@ -1,0 +1,43 @@
+"""Where the project keeps local state (throwaway PostgreSQL, model artifacts, demo output)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # include/feedback_loop (this file is in core/)
+
+
+def project_root() -> Path | None:
+    """The source checkout this package runs from, when it runs from one (editable install)."""
+    candidate = PACKAGE_DIR.parents[1]
+    return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def state_dir() -> Path:
+    """`.local/` in the checkout, or FEEDBACK_LOOP_STATE_DIR, or ~/.local/share/feedback-loop."""
+    configured = os.environ.get("FEEDBACK_LOOP_STATE_DIR")
+    if configured:
+        path = Path(configured)
+    elif (root := project_root()) is not None:
+        path = root / ".local"
+    else:
+        path = Path.home() / ".local" / "share" / "feedback-loop"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def artifact_dir() -> Path:
+    """Where model artifacts are written; shared storage in a distributed deployment."""
+    configured = os.environ.get("FEEDBACK_LOOP_ARTIFACT_DIR")
+    path = Path(configured) if configured else state_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sql_dir() -> Path:
+    """The sql/ folder: in the checkout, or shipped inside the package when installed from a wheel."""
+    root = project_root()
+    if root is not None and (root / "sql").is_dir():
+        return root / "sql"
+    return PACKAGE_DIR / "sql"

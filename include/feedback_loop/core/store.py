@@ -1,0 +1,178 @@
+"""Typed access to predictions, feedback and review items.
+
+Bulk writes use COPY; idempotent writes use unique keys with ON CONFLICT so a retry stores nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from feedback_loop.core import queries
+from feedback_loop.core.errors import ConflictError, NotFoundError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    trace_id: uuid.UUID
+    model_name: str
+    model_version: int
+    input: dict[str, Any]
+    output_label: str
+    confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict)
+    slice: dict[str, Any] = field(default_factory=dict)
+    source_run_id: str | None = None
+
+
+PREDICTION_COPY_COLUMNS = (
+    "trace_id",
+    "model_name",
+    "model_version",
+    "input",
+    "output_label",
+    "confidence",
+    "probabilities",
+    "slice",
+    "source_run_id",
+)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
+
+
+def log_predictions(conn: psycopg.Connection, predictions: Iterable[Prediction]) -> int:
+    """Insert predictions with one COPY; returns the number written."""
+    written = 0
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY predictions ({', '.join(PREDICTION_COPY_COLUMNS)}) FROM STDIN") as copy:
+            for p in predictions:
+                copy.write_row(
+                    (
+                        p.trace_id,
+                        p.model_name,
+                        p.model_version,
+                        _json_text(p.input),
+                        p.output_label,
+                        p.confidence,
+                        _json_text(p.probabilities),
+                        _json_text(p.slice),
+                        p.source_run_id,
+                    )
+                )
+                written += 1
+    return written
+
+
+def get_prediction(conn: psycopg.Connection, trace_id: uuid.UUID | str) -> dict[str, Any]:
+    row = conn.execute(queries.sql("store/prediction_by_trace"), {"trace_id": str(trace_id)}).fetchone()
+    if row is None:
+        raise NotFoundError(f"unknown trace_id {trace_id}")
+    return row
+
+
+@dataclass(frozen=True)
+class FeedbackIn:
+    """One feedback event as accepted by the store (validated upstream by the API or the review task)."""
+
+    trace_id: uuid.UUID
+    kind: str
+    rating: int | None = None
+    label: str | None = None
+    signal: str | None = None
+    comment: str | None = None
+    user_id: str | None = None
+    source: str = "api"
+    priority: str = "normal"
+    failure_mode: str | None = None
+    review_item_id: int | None = None
+    latency_seconds: float | None = None
+
+    def request_hash(self) -> str:
+        """Fingerprint of the request body, to tell a true retry from a reused idempotency key."""
+        payload = {k: v for k, v in asdict(self).items() if k not in ("priority", "failure_mode")}
+        return hashlib.sha256(_json_text(payload).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    row: dict[str, Any]
+    created: bool
+
+
+def record_feedback(
+    conn: psycopg.Connection, item: FeedbackIn, idempotency_key: str | None = None
+) -> FeedbackResult:
+    """Store one feedback event. With a key, a retry returns the original row and stores nothing;
+    the same key with a different body raises ConflictError. Unknown trace ids raise NotFoundError."""
+    params = {
+        **asdict(item),
+        "trace_id": str(item.trace_id),
+        "idempotency_key": idempotency_key,
+        "request_hash": item.request_hash(),
+    }
+    row = conn.execute(queries.sql("store/insert_feedback"), params).fetchone()
+    if row is not None:
+        return FeedbackResult(row=row, created=True)
+    if idempotency_key is None:
+        raise NotFoundError(f"unknown trace_id {item.trace_id}")
+    existing = conn.execute(queries.sql("store/feedback_by_key"), params).fetchone()
+    if existing is None:
+        raise NotFoundError(f"unknown trace_id {item.trace_id}")
+    if existing.pop("request_hash").strip() != params["request_hash"]:
+        raise ConflictError(f"idempotency key {idempotency_key!r} was already used with a different body")
+    return FeedbackResult(row=existing, created=False)
+
+
+def get_feedback(conn: psycopg.Connection, feedback_id: int) -> dict[str, Any]:
+    row = conn.execute(queries.sql("store/feedback_by_id"), {"id": feedback_id}).fetchone()
+    if row is None:
+        raise NotFoundError(f"unknown feedback id {feedback_id}")
+    return row
+
+
+def read_feedback(
+    conn: psycopg.Connection, start: datetime, end: datetime, model_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Feedback created in [start, end), oldest first; uses the (model, version, created_at) index."""
+    params = {"start": start, "end": end, "model_name": model_name}
+    return conn.execute(queries.sql("store/feedback_in_interval"), params).fetchall()
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    trace_id: uuid.UUID
+    reason: str
+    priority: float = 0.0
+
+
+def queue_review_items(
+    conn: psycopg.Connection, requests: Sequence[ReviewRequest], assigned_reviewers: Sequence[str] = ()
+) -> list[int]:
+    """Queue review items in one statement; a trace already queued or open for the same reason is not
+    queued twice. Returns the ids of the items created now."""
+    if not requests:
+        return []
+    params = {
+        "assigned_reviewers": list(assigned_reviewers),
+        "trace_ids": [str(r.trace_id) for r in requests],
+        "reasons": [r.reason for r in requests],
+        "priorities": [float(r.priority) for r in requests],
+    }
+    rows = conn.execute(queries.sql("store/queue_review_items"), params).fetchall()
+    return [int(row["id"]) for row in rows]
+
+
+def review_items(
+    conn: psycopg.Connection, model_name: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    params = {"model_name": model_name, "status": status}
+    return conn.execute(queries.sql("store/review_items_for_model"), params).fetchall()

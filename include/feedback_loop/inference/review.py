@@ -1,0 +1,261 @@
+"""What a reviewer sees and what their answer means: pure functions, no database, no Airflow.
+
+`build_review` turns a prediction into the content of one review task (subject, markdown body, options,
+defaults). `outcome_of_answer` turns the response into feedback rows for the store and the review item's
+final status. The Airflow adapter (adapters/airflow_hitl.py) only moves these values in and out of
+Airflow's human-in-the-loop operator.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from feedback_loop.core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    # The store imports psycopg; DAG files import this module at parse time, so only type-check it.
+    from feedback_loop.core.store import FeedbackIn
+
+NONE_OF_THESE = "None of these"
+SKIP = "Skip (cannot tell)"
+RESERVED_OPTIONS = (NONE_OF_THESE, SKIP)
+# The option an unanswered review falls back to when its response timeout passes: it carries no label,
+# so a timeout never turns into a silent confirmation of the model.
+DEFAULT_OPTION = SKIP
+MAX_LABEL_OPTIONS = 5
+TABLE_PAIRS_PER_ROW = 4
+CORRECTED_LABEL = "corrected_label"
+COMMENT = "comment"
+MAX_LABEL_LENGTH = 200
+MAX_COMMENT_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A review item joined with its prediction: everything needed to ask and to record the answer."""
+
+    item_id: int
+    trace_id: uuid.UUID
+    model_name: str
+    model_version: int
+    input: dict[str, Any]
+    output_label: str
+    confidence: float
+    probabilities: dict[str, float]
+    slice: dict[str, Any] = field(default_factory=dict)
+    opened_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReviewContent:
+    subject: str
+    body: str
+    options: list[str]
+    defaults: list[str]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response as Airflow's HITL operator returns it; `responded_by` is None when it timed out."""
+
+    chosen_options: list[str]
+    params_input: dict[str, Any]
+    responded_at: datetime
+    responded_by: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # answered | expired
+    feedback: FeedbackIn | None
+    summary: str
+
+
+def ranked_labels(probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
+    """Labels by probability, highest first; ties broken by label so the order is stable."""
+    return sorted(((str(k), float(v)) for k, v in probabilities.items()), key=lambda kv: (-kv[1], kv[0]))
+
+
+def label_options(item: ReviewItem, max_labels: int = MAX_LABEL_OPTIONS) -> list[str]:
+    """Candidate labels ordered by probability; the predicted label always comes first."""
+    labels = [label for label, _ in ranked_labels(item.probabilities)]
+    if item.output_label in labels:
+        labels.remove(item.output_label)
+    labels.insert(0, item.output_label)
+    clashes = sorted(set(labels) & set(RESERVED_OPTIONS))
+    if clashes:
+        raise InvalidInputError(
+            f"model {item.model_name!r}: class label(s) {clashes} clash with review options"
+        )
+    return labels[:max_labels]
+
+
+MARKDOWN_SPECIAL = frozenset("\\`*_{}[]<>()#+-!|~:&")
+
+
+def _cell(value: Any) -> str:
+    """A value as inert markdown: inputs come from applications, so nothing in them may become a link,
+    an image, HTML or a broken table in the reviewer's UI."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int):
+        return str(value)
+    text = " ".join(str(value).split())[:80]
+    return "".join(f"\\{ch}" if ch in MARKDOWN_SPECIAL else ch for ch in text)
+
+
+def input_table(values: Mapping[str, Any], pairs_per_row: int = TABLE_PAIRS_PER_ROW) -> str:
+    """The input as a markdown table; wide inputs wrap into several feature/value column pairs."""
+    items = list(values.items())
+    if not items:
+        return "_(empty input)_"
+    pairs = max(1, min(pairs_per_row, len(items)))
+    header = "| " + " | ".join(["feature | value"] * pairs) + " |"
+    rule = "|" + "---|---|" * pairs
+    lines = [header, rule]
+    for start in range(0, len(items), pairs):
+        chunk = items[start : start + pairs]
+        cells = [f"{_cell(k)} | {_cell(v)}" for k, v in chunk]
+        cells += ["  |  "] * (pairs - len(chunk))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def build_review(
+    item: ReviewItem, threshold: float | None = None, max_labels: int = MAX_LABEL_OPTIONS
+) -> ReviewContent:
+    """Subject, markdown body, options (labels by probability, then "None of these" and skip) and
+    defaults (skip) of the review task for one prediction."""
+    options = label_options(item, max_labels)
+    ranked = ranked_labels(item.probabilities)
+    subject = (
+        f"{item.model_name} v{item.model_version}: is it {item.output_label!r}? "
+        f"(confidence {item.confidence:.0%})"
+    )
+    lines = [
+        f"**Prediction:** {_cell(item.output_label)} with confidence **{item.confidence:.1%}**"
+        + (f" (below the review threshold {threshold:.0%})" if threshold is not None else ""),
+        "",
+        "**Top alternatives**",
+        "",
+        "| rank | label | probability |",
+        "|---|---|---|",
+    ]
+    for rank, (label, probability) in enumerate(ranked[: max(max_labels, 1)], start=1):
+        lines.append(f"| {rank} | {_cell(label)} | {probability:.1%} |")
+    lines += ["", "**Input**", "", input_table(item.input)]
+    if item.slice:
+        lines += ["", "**Slice:** " + ", ".join(f"{_cell(k)}={_cell(v)}" for k, v in item.slice.items())]
+    lines += [
+        "",
+        f"Pick the correct label. If it is not listed, choose *{NONE_OF_THESE}* and type it in "
+        f"*Corrected label*. Choose *{SKIP}* if you cannot decide; a comment is always welcome.",
+        "",
+        f"Trace `{item.trace_id}` · review item {item.item_id}",
+    ]
+    return ReviewContent(
+        subject=subject,
+        body="\n".join(lines),
+        options=options + list(RESERVED_OPTIONS),
+        defaults=[DEFAULT_OPTION],
+    )
+
+
+def _text(params: Mapping[str, Any], key: str, limit: int) -> str | None:
+    value = params.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(value)
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidInputError(f"{key}: at most {limit} characters, got {len(value)}")
+    return value or None
+
+
+def outcome_of_answer(item: ReviewItem, answer: Answer) -> Outcome:
+    """What an answer means for the feedback table and the review item.
+
+    - no responder (the response timeout passed and Airflow applied the defaults): expired, no feedback;
+    - the predicted label: a confirmation (thumbs_up carrying the predicted label);
+    - another label, or "None of these" with a corrected label: a correction with that label;
+    - "None of these" without a label: thumbs_down (wrong, right answer unknown);
+    - skip: answered, and only a comment is kept if one was written.
+    Confirmations and corrections are both labels for retraining.
+    """
+    from feedback_loop.core.store import FeedbackIn
+
+    if answer.responded_by is None:
+        return Outcome("expired", None, f"review item {item.item_id} expired without an answer")
+    if len(answer.chosen_options) != 1:
+        raise InvalidInputError(f"chosen_options: expected exactly one option, got {answer.chosen_options}")
+    chosen = answer.chosen_options[0]
+    corrected = _text(answer.params_input, CORRECTED_LABEL, MAX_LABEL_LENGTH)
+    comment = _text(answer.params_input, COMMENT, MAX_COMMENT_LENGTH)
+    reviewer = str(answer.responded_by.get("id") or answer.responded_by.get("name") or "") or None
+    latency = None
+    if item.opened_at is not None:
+        latency = max(0.0, (answer.responded_at - item.opened_at).total_seconds())
+
+    def row(kind: str, label: str | None) -> FeedbackIn:
+        return FeedbackIn(
+            trace_id=item.trace_id,
+            kind=kind,
+            label=label,
+            comment=comment,
+            user_id=reviewer,
+            source="review",
+            review_item_id=item.item_id,
+            latency_seconds=latency,
+        )
+
+    if chosen == SKIP:
+        feedback = row("comment", None) if comment else None
+        return Outcome("answered", feedback, f"{reviewer} skipped review item {item.item_id}")
+    if chosen == NONE_OF_THESE:
+        if corrected is None:
+            return Outcome(
+                "answered",
+                row("thumbs_down", None),
+                f"{reviewer} marked {item.output_label!r} wrong without a corrected label",
+            )
+        chosen = corrected
+    if chosen == item.output_label:
+        return Outcome("answered", row("thumbs_up", item.output_label), f"{reviewer} confirmed {chosen!r}")
+    return Outcome(
+        "answered",
+        row("correction", chosen),
+        f"{reviewer} corrected {item.output_label!r} to {chosen!r}",
+    )
+
+
+def review_params_schema(classes: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The form fields of every review task (Airflow Param keyword arguments, no Airflow import)."""
+    label: dict[str, Any] = {
+        "default": None,
+        "type": ["null", "string"],
+        "maxLength": MAX_LABEL_LENGTH,
+        "title": "Corrected label",
+        "description": f"Only with '{NONE_OF_THESE}': the right label, if you know it.",
+    }
+    if classes:
+        label["examples"] = list(classes)
+    return {
+        CORRECTED_LABEL: label,
+        COMMENT: {
+            "default": None,
+            "type": ["null", "string"],
+            "maxLength": MAX_COMMENT_LENGTH,
+            "title": "Comment",
+            "description": "Optional: why, or anything the model owners should know.",
+        },
+    }

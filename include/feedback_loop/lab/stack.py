@@ -1,0 +1,305 @@
+"""`make up` / `make down`: a local Airflow 3 (api-server, scheduler, dag-processor, triggerer) plus the
+feedback database, bound to 127.0.0.1, each component in its own process group so `down` leaves nothing.
+
+State lives in `.local/airflow/`: the Airflow home (SQLite metadata DB, logs), the generated login
+passwords, a JWT secret made on first start (never committed) and `stack.json` with pids and ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from feedback_loop.commands.output import progress
+from feedback_loop.core import db, embedded_postgres, migrations, paths
+from feedback_loop.core.errors import FeedbackLoopError
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+USERS = "admin:admin,reviewer:user,app:op"
+
+
+@dataclass
+class StackState:
+    api_url: str
+    pids: dict[str, int]
+    feedback_db_url: str
+    airflow_home: str
+
+    @property
+    def passwords(self) -> dict[str, str]:
+        path = Path(self.airflow_home) / "simple_auth_manager_passwords.json.generated"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def airflow_home() -> Path:
+    path = paths.state_dir() / "airflow"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _state_file() -> Path:
+    return airflow_home() / "stack.json"
+
+
+def _free_port(preferred: int | None = None) -> int:
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise FeedbackLoopError("no free TCP port on 127.0.0.1")
+
+
+def _jwt_secret(home: Path) -> str:
+    path = home / "jwt_secret"
+    if not path.is_file():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def metadata_database_name() -> str:
+    """One Airflow metadata database per state folder, so two checkouts (or a test session and the demo)
+    on one PostgreSQL server never share Airflow state."""
+    import hashlib
+
+    digest = hashlib.sha256(str(paths.state_dir().resolve()).encode()).hexdigest()[:8]
+    return f"feedback_loop_airflow_{digest}"
+
+
+def metadata_db_url(feedback_db_url: str) -> str:
+    """Airflow's metadata DB: a database of its own on the same PostgreSQL server.
+
+    DESIGN.md planned SQLite here; under the demo's concurrent review answers SQLite answered
+    "database is locked" (HTTP 500 on PATCH .../hitlDetails), so the stack uses PostgreSQL, which it
+    has anyway."""
+    server = feedback_db_url
+    url = db.ensure_database(server, metadata_database_name())
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, str]:
+    root = paths.project_root() or Path.cwd()
+    api_url = f"http://127.0.0.1:{api_port}"
+    # Airflow settings of the calling process (a test session, a shell) must not leak into the stack.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+    env = {
+        **inherited,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url(feedback_db_url),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port(8793)),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port(8794)),
+        "AIRFLOW_CONN_FEEDBACK_DB": feedback_db_url,
+        "FEEDBACK_LOOP_DB_URL": feedback_db_url,
+        "FEEDBACK_LOOP_STATE_DIR": str(paths.state_dir()),
+    }
+    env.setdefault("FEEDBACK_LOOP_CONFIG", str(root / "config" / "feedback_loop.yaml"))
+    return env
+
+
+def _airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def read_state() -> StackState | None:
+    path = _state_file()
+    if not path.is_file():
+        return None
+    return StackState(**json.loads(path.read_text()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _api_ready(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def is_running() -> bool:
+    """Whether a stack started by this checkout is up (all components alive, API answering)."""
+    current = read_state()
+    return (
+        current is not None and all(_alive(p) for p in current.pids.values()) and _api_ready(current.api_url)
+    )
+
+
+def up(*, wait_seconds: float = 180) -> StackState:
+    """Start the stack (or return the running one)."""
+    current = read_state()
+    if current is not None and is_running():
+        progress(f"Airflow already running at {current.api_url}")
+        return current
+    if current is not None:
+        down(quiet=True)
+
+    progress("preparing the feedback database ...")
+    feedback_url = db.resolve_url()
+    migrations.upgrade(feedback_url)
+    home = airflow_home()
+    api_port = _free_port(8080)
+    env = airflow_env(home, api_port, feedback_url)
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+
+    progress("migrating Airflow's metadata database (PostgreSQL) ...")
+    migrate = subprocess.run([_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True)
+    if migrate.returncode != 0:
+        raise FeedbackLoopError(f"airflow db migrate failed: {migrate.stderr.strip()[-400:]}")
+
+    pids: dict[str, int] = {}
+    for component in COMPONENTS:
+        log_file = (logs / f"{component}.log").open("ab")
+        process = subprocess.Popen(
+            [_airflow_bin(), component],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # own process group: `down` kills the component and all its children
+        )
+        pids[component] = process.pid
+    state = StackState(
+        api_url=f"http://127.0.0.1:{api_port}",
+        pids=pids,
+        feedback_db_url=feedback_url,
+        airflow_home=str(home),
+    )
+    _state_file().write_text(json.dumps(asdict(state), indent=2))
+
+    progress(f"starting Airflow ({', '.join(COMPONENTS)}) on {state.api_url} ...")
+    deadline = time.monotonic() + wait_seconds
+    expected_users = {entry.split(":")[0] for entry in USERS.split(",")}
+    # Ready means: the API answers and the auth manager has written every user's generated password.
+    while not (_api_ready(state.api_url) and expected_users <= set(_passwords_or_empty(state))):
+        dead = [name for name, pid in pids.items() if not _alive(pid)]
+        if dead:
+            down(quiet=True)
+            raise FeedbackLoopError(f"Airflow component(s) {dead} exited during start-up; see {logs}")
+        if time.monotonic() > deadline:
+            down(quiet=True)
+            raise FeedbackLoopError(f"Airflow API not ready after {wait_seconds:.0f}s; see {logs}")
+        time.sleep(2)
+    return state
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _passwords_or_empty(state: StackState) -> dict[str, str]:
+    try:
+        return state.passwords
+    except ValueError:  # the file is being written
+        return {}
+
+
+def _kill_groups(pids: list[int], grace: float = 15) -> None:
+    """SIGTERM every component's process group at once, then SIGKILL whatever is left after `grace`."""
+    groups = []
+    for pid in pids:
+        try:
+            groups.append(os.getpgid(pid))
+        except ProcessLookupError:
+            continue
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
+        for pgid in groups:
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
+            time.sleep(0.2)
+        groups = [g for g in groups if _group_alive(g)]
+        if not groups:
+            return
+
+
+def down(*, quiet: bool = False, stop_database: bool = True) -> None:
+    """Stop every Airflow component we started, and the throwaway PostgreSQL if we started one."""
+    state = read_state()
+    if state is not None:
+        _kill_groups(list(state.pids.values()))
+        if not quiet:
+            progress(f"stopped {', '.join(state.pids)}")
+        _state_file().unlink(missing_ok=True)
+    if stop_database and embedded_postgres.status(db.embedded_data_dir()) is not None:
+        embedded_postgres.stop(db.embedded_data_dir())
+        if not quiet:
+            progress("stopped the throwaway PostgreSQL server")
+    if state is None and not quiet:
+        progress("no Airflow started by this project is running")
+
+
+def describe(state: StackState) -> str:
+    passwords = state.passwords
+    lines = [f"Airflow UI: {state.api_url}  (Browse -> Required Actions for review tasks)"]
+    for user in ("admin", "reviewer"):
+        if user in passwords:
+            lines.append(f"  login {user} / {passwords[user]}")
+    lines.append(f"Feedback API: {state.api_url}/feedback-api/docs")
+    lines.append("Stop everything with: make down")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["up"]:
+            print(describe(up()))
+            return 0
+        if argv[:1] == ["down"]:
+            down()
+            return 0
+    except FeedbackLoopError as exc:
+        print(f"feedback-loop stack: error: {exc}", file=sys.stderr)
+        return 1
+    print("usage: python -m feedback_loop.lab.stack up|down", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,375 @@
+"""Model registry in PostgreSQL: versions with metrics and data snapshots, skops artifacts checked by
+sha256, and an append-only alias history where promotion and rollback are single transactions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import threading
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from feedback_loop.core import db, paths, queries
+from feedback_loop.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+# Types skops does not trust by default that our pipelines legitimately contain. Anything else found in
+# an artifact is refused: we never trust whatever list the file itself presents.
+TRUSTED_EXTRA_TYPES = frozenset({"numpy.dtype"})
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_name: str
+    version: int
+    artifact_uri: str
+    sha256: str
+    format: str
+    status: str
+    classes: list[str]
+    feature_columns: list[str]
+    metrics: dict[str, Any]
+    data_snapshot: dict[str, Any]
+    reference_profile: dict[str, Any]
+    parent_version: int | None
+    created_by: str
+    note: str
+    created_at: datetime
+
+    @property
+    def artifact_path(self) -> Path:
+        return Path(unquote(urlsplit(self.artifact_uri).path))
+
+    def summary(self) -> dict[str, Any]:
+        """The fields people list and compare (no reference profile)."""
+        return {
+            "model_name": self.model_name,
+            "version": self.version,
+            "status": self.status,
+            "accuracy": self.metrics.get("accuracy"),
+            "train_rows": self.metrics.get("train_rows"),
+            "sha256": self.sha256,
+            "artifact_uri": self.artifact_uri,
+            "parent_version": self.parent_version,
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    id: int
+    model_name: str
+    alias: str
+    version: int
+    previous_version: int | None
+    action: str
+    actor: str
+    reason: str
+    created_at: datetime
+
+
+def _lock(conn: psycopg.Connection, scope: str, model_name: str) -> None:
+    """Transaction-scoped lock per model and purpose, held until commit or rollback."""
+    db.transaction_lock(conn, f"registry:{scope}:{model_name}")
+
+
+_SKOPS_IMPORT = threading.Lock()
+
+
+def _skops_io() -> ModuleType:
+    """skops.io, imported without a flood of Airflow warnings.
+
+    On import skops names scipy's ufuncs by calling getattr() on every loaded module. Where Airflow is
+    loaded (every task, the API server) that reaches each of Airflow's deprecated-import shims, and each
+    one warns: 1,160 log lines that say nothing about the model. Only those warnings are silenced."""
+    if "skops.io" not in sys.modules:
+        # One thread imports under the filter (catch_warnings swaps process-wide state); the others wait.
+        with _SKOPS_IMPORT, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
+            import skops.io  # noqa: F401 - imported here for the filter above
+    # A real import, not sys.modules: it waits for a module another thread is still importing.
+    import skops.io as sio
+
+    return sio
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(estimator: Any, model_name: str, version: int, directory: Path | None = None) -> Path:
+    """Serialise with skops to <artifact dir>/<model>/v<version>.skops, atomically (temp file + rename)."""
+    sio = _skops_io()
+
+    target_dir = (directory or paths.artifact_dir()) / model_name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / f"v{version}.skops"
+    fd, tmp = tempfile.mkstemp(dir=target_dir, suffix=".tmp")
+    os.close(fd)
+    try:
+        sio.dump(estimator, tmp)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+def register(
+    conn: psycopg.Connection,
+    model_name: str,
+    estimator: Any,
+    *,
+    created_by: str,
+    metrics: dict[str, Any] | None = None,
+    data_snapshot: dict[str, Any] | None = None,
+    reference_profile: dict[str, Any] | None = None,
+    classes: list[str] | None = None,
+    feature_columns: list[str] | None = None,
+    parent_version: int | None = None,
+    status: str = "registered",
+    note: str = "",
+    artifact_root: Path | None = None,
+) -> ModelVersion:
+    """Allocate the next version number, write the artifact and record it, in one transaction."""
+    with conn.transaction():
+        _lock(conn, "register", model_name)
+        row = conn.execute(queries.sql("registry/next_version"), {"model_name": model_name}).fetchone()
+        version = int(row["next"])
+        path = write_artifact(estimator, model_name, version, artifact_root)
+        classes = classes if classes is not None else [str(c) for c in getattr(estimator, "classes_", [])]
+        if feature_columns is None:
+            feature_columns = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
+        conn.execute(
+            queries.sql("registry/insert_version"),
+            {
+                "model_name": model_name,
+                "version": version,
+                "artifact_uri": path.resolve().as_uri(),
+                "sha256": sha256_file(path),
+                "status": status,
+                "classes": Jsonb(classes),
+                "feature_columns": Jsonb(feature_columns),
+                "metrics": Jsonb(metrics or {}),
+                "data_snapshot": Jsonb(data_snapshot or {}),
+                "reference_profile": Jsonb(reference_profile or {}),
+                "parent_version": parent_version,
+                "created_by": created_by,
+                "note": note,
+            },
+        )
+    log.info("registered %s v%s (%s) at %s", model_name, version, status, path)
+    return get_version(conn, model_name, version)
+
+
+def _version_from_row(row: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**{**row, "sha256": row["sha256"].strip()})
+
+
+def get_version(conn: psycopg.Connection, model_name: str, version: int) -> ModelVersion:
+    row = conn.execute(
+        queries.sql("registry/version"), {"model_name": model_name, "version": version}
+    ).fetchone()
+    if row is None:
+        _require_model(conn, model_name)
+        raise NotFoundError(f"model {model_name!r} has no version {version}")
+    return _version_from_row(row)
+
+
+def _require_model(conn: psycopg.Connection, model_name: str) -> None:
+    found = conn.execute(queries.sql("registry/model_exists"), {"model_name": model_name}).fetchone()
+    if found is None:
+        raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
+
+
+def list_versions(conn: psycopg.Connection, model_name: str) -> list[ModelVersion]:
+    rows = conn.execute(queries.sql("registry/versions"), {"model_name": model_name}).fetchall()
+    if not rows:
+        raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
+    return [_version_from_row(r) for r in rows]
+
+
+def model_names(conn: psycopg.Connection) -> list[str]:
+    rows = conn.execute(queries.sql("registry/model_names")).fetchall()
+    return [r["model_name"] for r in rows]
+
+
+def current_version(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> int | None:
+    row = conn.execute(
+        queries.sql("registry/current_version"), {"model_name": model_name, "alias": alias}
+    ).fetchone()
+    return None if row is None else int(row["version"])
+
+
+def champion(conn: psycopg.Connection, model_name: str) -> ModelVersion:
+    version = current_version(conn, model_name)
+    if version is None:
+        _require_model(conn, model_name)
+        raise NotFoundError(f"model {model_name!r} has no champion yet; promote a version first")
+    return get_version(conn, model_name, version)
+
+
+def alias_history(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> list[AliasEvent]:
+    rows = conn.execute(
+        queries.sql("registry/alias_history"), {"model_name": model_name, "alias": alias}
+    ).fetchall()
+    return [AliasEvent(**r) for r in rows]
+
+
+def _move_alias(
+    conn: psycopg.Connection,
+    model_name: str,
+    version: int,
+    *,
+    action: str,
+    actor: str,
+    reason: str,
+    alias: str,
+    expected_current: int | None = None,
+) -> AliasEvent:
+    target = get_version(conn, model_name, version)
+    if target.status == "rejected":
+        raise InvalidInputError(f"{model_name} v{version} was rejected by the gate and cannot serve")
+    if not target.artifact_path.is_file():
+        raise IntegrityError(f"{model_name} v{version}: artifact {target.artifact_path} is missing")
+    current = current_version(conn, model_name, alias)
+    if expected_current is not None and current != expected_current:
+        raise ConflictError(
+            f"{model_name} {alias} is v{current}, not v{expected_current}; someone moved it meanwhile"
+        )
+    if current == version:
+        raise ConflictError(f"{model_name} v{version} is already {alias}")
+    row = conn.execute(
+        queries.sql("registry/insert_alias_event"),
+        {
+            "model_name": model_name,
+            "alias": alias,
+            "version": version,
+            "previous_version": current,
+            "action": action,
+            "actor": actor,
+            "reason": reason,
+        },
+    ).fetchone()
+    log.info("%s: %s %s v%s -> v%s by %s (%s)", model_name, action, alias, current, version, actor, reason)
+    return AliasEvent(**row)
+
+
+def promote(
+    conn: psycopg.Connection,
+    model_name: str,
+    version: int,
+    *,
+    actor: str,
+    reason: str = "",
+    alias: str = CHAMPION,
+    expected_current: int | None = None,
+) -> AliasEvent:
+    """Make `version` the holder of `alias`; one transaction, serialised per model."""
+    with conn.transaction():
+        _lock(conn, f"alias:{alias}", model_name)
+        return _move_alias(
+            conn,
+            model_name,
+            version,
+            action="promote",
+            actor=actor,
+            reason=reason,
+            alias=alias,
+            expected_current=expected_current,
+        )
+
+
+def previous_holder(conn: psycopg.Connection, model_name: str, alias: str = CHAMPION) -> int | None:
+    """The version the current holder replaced when it was last promoted: rolling back walks back along
+    the promotion lineage (v3 -> v2 -> v1), it does not toggle between the last two holders."""
+    history = alias_history(conn, model_name, alias)
+    if not history:
+        return None
+    current = history[-1].version
+    for event in reversed(history):
+        if event.action == "promote" and event.version == current:
+            return event.previous_version
+    return None
+
+
+def rollback(
+    conn: psycopg.Connection,
+    model_name: str,
+    *,
+    actor: str,
+    reason: str = "",
+    to_version: int | None = None,
+    alias: str = CHAMPION,
+) -> AliasEvent:
+    """Move `alias` back to `to_version` (default: the previous holder); audited like a promotion."""
+    with conn.transaction():
+        _lock(conn, f"alias:{alias}", model_name)
+        current = current_version(conn, model_name, alias)
+        if current is None:
+            _require_model(conn, model_name)
+            raise InvalidInputError(f"model {model_name!r} has no {alias} to roll back from")
+        target = to_version if to_version is not None else previous_holder(conn, model_name, alias)
+        if target is None:
+            raise InvalidInputError(
+                f"model {model_name!r}: {alias} v{current} did not replace an earlier version; "
+                "nothing earlier to roll back to"
+            )
+        return _move_alias(
+            conn, model_name, target, action="rollback", actor=actor, reason=reason, alias=alias
+        )
+
+
+def read_skops(data: bytes, label: str) -> Any:
+    """Deserialise skops bytes that hold only types skops trusts plus our allow-list; anything else, or
+    a file skops cannot read, is refused. `label` names the artifact in the error."""
+    sio = _skops_io()
+
+    try:
+        untrusted = set(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means the file is not a valid artifact
+        raise IntegrityError(f"{label}: not a readable skops file: {exc}") from exc
+    unexpected = sorted(untrusted - TRUSTED_EXTRA_TYPES)
+    if unexpected:
+        raise IntegrityError(f"{label}: artifact contains untrusted types {unexpected}; refusing to load")
+    return sio.loads(data, trusted=sorted(untrusted))
+
+
+def load_artifact(version: ModelVersion) -> Any:
+    """Load the estimator after verifying its sha256 and that it holds only trusted types."""
+    label = f"{version.model_name} v{version.version}"
+    path = version.artifact_path
+    if not path.is_file():
+        raise IntegrityError(f"{label}: artifact {path} is missing")
+    data = path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != version.sha256:
+        raise IntegrityError(
+            f"{label}: artifact checksum mismatch "
+            f"(recorded {version.sha256[:12]}…, file {actual[:12]}…); refusing to load {path}"
+        )
+    return read_skops(data, label)
+
+
+def load(conn: psycopg.Connection, model_name: str, version: int | None = None) -> tuple[Any, ModelVersion]:
+    """The estimator and its registry entry: `version`, or the current champion."""
+    entry = get_version(conn, model_name, version) if version is not None else champion(conn, model_name)
+    return load_artifact(entry), entry

@@ -1,0 +1,171 @@
+"""Default estimator, training and the metrics every model version carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.retrain.features import FeatureSpec, feature_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from feedback_loop.core.config import ModelConfig
+
+PROFILE_BINS = 10
+
+
+def default_pipeline(spec: FeatureSpec, seed: int = 42) -> Any:
+    """Impute, scale numeric and one-hot categorical columns, then logistic regression.
+
+    Columns are listed explicitly (no make_column_selector) so the artifact loads with skops' default
+    trusted types plus our short allow-list.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    transformers = []
+    if spec.numeric:
+        numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+        transformers.append(("numeric", numeric, spec.numeric))
+    if spec.categorical:
+        categorical = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="most_frequent")),
+                ("onehot", OneHotEncoder(handle_unknown="ignore")),
+            ]
+        )
+        transformers.append(("categorical", categorical, spec.categorical))
+    return Pipeline(
+        [
+            ("features", ColumnTransformer(transformers)),
+            ("classifier", LogisticRegression(max_iter=2000, random_state=seed)),
+        ]
+    )
+
+
+@dataclass
+class TrainedModel:
+    estimator: Any
+    spec: FeatureSpec
+    classes: list[str]
+    metrics: dict[str, Any]
+    reference_profile: dict[str, Any] = field(default_factory=dict)
+
+
+def check_labels(frame: pd.DataFrame, label: str) -> None:
+    if label not in frame.columns:
+        raise InvalidInputError(f"label column {label!r} not found in the data")
+    classes = frame[label].dropna().unique()
+    if len(classes) < 2:
+        raise InvalidInputError(
+            f"label column {label!r} has {len(classes)} class(es); a classifier needs at least two"
+        )
+
+
+def fit(model: ModelConfig, frame: pd.DataFrame, spec: FeatureSpec | None = None) -> Any:
+    """Fit the configured estimator on `frame` (features + label), deterministic for the model's seed."""
+    check_labels(frame, model.label_column)
+    spec = spec or feature_spec(model, frame)
+    factory = model.estimator_factory()
+    estimator = factory(spec, model.seed)
+    estimator.fit(frame[spec.features], frame[model.label_column].astype(str))
+    return estimator
+
+
+def evaluate(estimator: Any, frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+    """Accuracy and macro F1 on `frame`, plus accuracy per slice value."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    truth = frame[spec.label].astype(str).to_numpy()
+    predicted = estimator.predict(frame[spec.features]).astype(str)
+    metrics: dict[str, Any] = {
+        "rows": int(len(frame)),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        "slices": {},
+    }
+    for column in spec.slices:
+        if column not in frame.columns:
+            continue
+        per_value = {}
+        for value, index in frame.groupby(column, dropna=False).groups.items():
+            mask = frame.index.get_indexer(index)
+            per_value[str(value)] = {
+                "rows": int(len(mask)),
+                "accuracy": float(accuracy_score(truth[mask], predicted[mask])),
+            }
+        metrics["slices"][column] = per_value
+    return metrics
+
+
+def reference_profile(estimator: Any, frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+    """Distributions at training time, the baseline the aggregation DAG measures drift against.
+
+    Numeric features: decile edges and the share of rows per bin; categorical: share per value;
+    confidence: the same binned shape over the model's top-class probability.
+    """
+    import numpy as np
+
+    def binned(values: np.ndarray) -> dict[str, Any]:
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            return {"type": "numeric", "edges": [], "shares": [], "sample": []}
+        edges = np.unique(np.quantile(values, np.linspace(0, 1, PROFILE_BINS + 1)))
+        inner = edges[1:-1]
+        counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(inner) + 1)
+        rng = np.random.default_rng(0)
+        sample = rng.choice(values, size=min(500, values.size), replace=False)
+        return {
+            "type": "numeric",
+            "edges": [float(e) for e in inner],
+            "shares": [float(c) / values.size for c in counts],
+            "sample": [float(v) for v in np.sort(sample)],
+        }
+
+    profile: dict[str, Any] = {"rows": int(len(frame)), "features": {}}
+    for column in spec.features:
+        series = frame[column]
+        if column in spec.categorical:
+            shares = series.astype(str).value_counts(normalize=True)
+            profile["features"][column] = {"type": "categorical", "shares": shares.round(6).to_dict()}
+        else:
+            profile["features"][column] = binned(series.astype(float).to_numpy())
+    confidence = estimator.predict_proba(frame[spec.features]).max(axis=1)
+    profile["confidence"] = binned(np.asarray(confidence, dtype=float))
+    return profile
+
+
+def train(
+    model: ModelConfig,
+    frame: pd.DataFrame,
+    *,
+    holdout: pd.DataFrame | None = None,
+    holdout_share: float = 0.25,
+) -> TrainedModel:
+    """Fit on `frame` and evaluate on `holdout` (or a stratified share of `frame` held back)."""
+    from sklearn.model_selection import train_test_split
+
+    check_labels(frame, model.label_column)
+    spec = feature_spec(model, frame)
+    if holdout is None:
+        counts = frame[model.label_column].value_counts()
+        stratify = frame[model.label_column] if counts.min() >= 2 else None
+        frame, holdout = train_test_split(
+            frame, test_size=holdout_share, random_state=model.seed, stratify=stratify
+        )
+    estimator = fit(model, frame, spec)
+    metrics = evaluate(estimator, holdout, spec)
+    metrics["train_rows"] = int(len(frame))
+    classes = [str(c) for c in estimator.classes_]
+    return TrainedModel(
+        estimator=estimator,
+        spec=spec,
+        classes=classes,
+        metrics=metrics,
+        reference_profile=reference_profile(estimator, frame, spec),
+    )
