@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
 
-.PHONY: help install test chromium demo up down lint format bench soak clean
+.PHONY: help install test test-fast chromium demo up down lint format bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## create
 
 test: install chromium ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
 	@$(RUN) pytest $(PYTEST_ARGS)
+
+test-fast: install ## unit and DAG tests only (a few minutes; `make test` is the full suite)
+	@$(RUN) pytest -m "unit or dags" $(PYTEST_ARGS)
 
 # The dashboard test renders the page in Debian's headless Chromium. Installed here when missing and we
 # are root; otherwise say so (the test itself then fails with the reason, it is never skipped).
@@ -47,9 +50,11 @@ up: install ## start PostgreSQL + Airflow (api-server, scheduler, dag-processor,
 down: install ## stop everything `make up` or `make demo` started
 	@$(RUN) python -m feedback_loop.lab.stack down
 
-lint: install ## ruff check + ruff format --check
+lint: install ## ruff, ruff format --check, the import rules (import-linter) and declared dependencies (deptry)
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
+	@$(RUN) lint-imports --no-cache
+	@$(RUN) deptry include
 
 format: install ## apply ruff format and safe fixes
 	@$(RUN) ruff check --fix .

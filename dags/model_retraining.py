@@ -96,10 +96,10 @@ def model_retraining():
         """Which models this trigger retrains, with validated parameters (bad input fails here, once:
         retrying cannot fix a wrong form)."""
         from feedback_loop.core import config
-        from feedback_loop.retrain import pipeline as retraining
+        from feedback_loop.retrain import planning
 
         context = get_current_context()
-        planned = retraining.plan(
+        planned = planning.plan(
             config.load(),
             run_type=airflow_retraining.run_type(context),
             params=dict(context["params"]),
@@ -119,12 +119,12 @@ def model_retraining():
         """Under the model's lock: pull, eval cases, train, gate, register, promote (or wait for approval).
         No automatic retry: a failed run is recorded as failed and the next trigger starts afresh."""
         from feedback_loop.core import config, db
-        from feedback_loop.retrain import pipeline as retraining
+        from feedback_loop.retrain import pipeline, planning
 
-        params = retraining.RunParams.from_dict(spec)
+        params = planning.RunParams.from_dict(spec)
         model = config.load().model(params.model_name)
         with db.connect() as conn:
-            outcome = retraining.run(conn, model, params)
+            outcome = pipeline.run(conn, model, params)
         print(f"{model.name}: {outcome.status}: {outcome.decision}")
         if outcome.table:
             print(outcome.table)
@@ -171,7 +171,7 @@ def model_retraining():
     def promote_approved(outcomes: list[dict]) -> list[dict]:
         """Promote what the approver signed off, if the champion has not moved since the gate."""
         from feedback_loop.core import db
-        from feedback_loop.retrain import pipeline as retraining
+        from feedback_loop.retrain import pipeline
 
         context = get_current_context()
         approver = airflow_retraining.responder(context["ti"].xcom_pull(task_ids="request_approval"))
@@ -179,7 +179,7 @@ def model_retraining():
         with db.connect() as conn:
             for o in outcomes:
                 if o["status"] == "awaiting_approval":
-                    event = retraining.approve(conn, o["run_id"], actor=approver)
+                    event = pipeline.approve(conn, o["run_id"], actor=approver)
                     promoted.append(
                         {
                             "model_name": o["model_name"],
@@ -194,12 +194,12 @@ def model_retraining():
     def close_runs() -> list[dict]:
         """Always runs last: runs left 'running' are marked failed, unapproved candidates rejected."""
         from feedback_loop.core import db
-        from feedback_loop.retrain import pipeline as retraining
+        from feedback_loop.retrain import pipeline
 
         context = get_current_context()
         approver = airflow_retraining.responder(context["ti"].xcom_pull(task_ids="request_approval"))
         with db.connect() as conn:
-            closed = retraining.close_airflow_run(conn, context["dag_run"].run_id, approver=approver)
+            closed = pipeline.close_airflow_run(conn, context["dag_run"].run_id, approver=approver)
         for c in closed:
             print(f"training run #{c['run_id']} ({c['model_name']}): {c['status']}")
         return closed

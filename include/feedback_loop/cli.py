@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
@@ -58,13 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         sys.stdout.flush()
-
-
-def actor() -> str:
-    """Who is acting, for audit trails: the OS user unless FEEDBACK_LOOP_ACTOR says otherwise."""
-    import getpass
-
-    return os.environ.get("FEEDBACK_LOOP_ACTOR") or f"cli:{getpass.getuser()}"
 
 
 if __name__ == "__main__":

@@ -50,3 +50,29 @@ def test_rollback_dag_fails_cleanly_without_an_earlier_version(airflow_db, dagba
     assert dag_run.state == "failed"
     assert registry.champion(conn, "digits").version == 1
     assert len(registry.alias_history(conn, "digits")) == 1
+
+
+def test_a_task_without_a_configured_database_fails_with_one_line_saying_what_to_set(
+    airflow_db, dagbag, conn, three_promotions, monkeypatch, capsys
+):
+    """Inside Airflow the database is explicit: no feedback_db connection and no FEEDBACK_LOOP_DB_URL is a
+    one-line failure, never a fallback to 127.0.0.1 or a throwaway server on the worker."""
+    from feedback_loop.core import db
+
+    monkeypatch.delenv(db.ENV_URL)
+    monkeypatch.delenv("AIRFLOW_CONN_FEEDBACK_DB")
+    monkeypatch.setattr(db, "server_answers", lambda *_a, **_k: pytest.fail("probed 127.0.0.1:5432"))
+    monkeypatch.setattr(db, "start_embedded", lambda: pytest.fail("started a throwaway server"))
+    db.reset_resolution()
+    try:
+        dag_run = run(dagbag, model_name="digits", reason="no database configured")
+    finally:
+        db.reset_resolution()
+    assert dag_run.state == "failed"
+    logged = capsys.readouterr()
+    lines = [
+        line for line in (logged.out + logged.err).splitlines() if "no feedback database configured" in line
+    ]
+    assert lines, "the task log does not say what to configure"
+    assert "feedback_db" in lines[0] and "FEEDBACK_LOOP_DB_URL" in lines[0]
+    assert registry.champion(conn, "digits").version == 3  # nothing moved

@@ -9,8 +9,7 @@ import pytest
 
 from feedback_loop import cli
 from feedback_loop.registry import versions as registry
-from feedback_loop.retrain import eval_cases
-from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain import eval_cases, pipeline, planning
 
 from .helpers import run_cli
 from .retraining_helpers import (
@@ -38,7 +37,7 @@ def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn,
     assert honest_feedback(conn, scored) > 5  # this week: real failures, corrected with the true label
     week = {"triggered_by": "test", "window_days": 7}
 
-    blocked = retraining.run(conn, model, retraining.resolve_params(model, **week))
+    blocked = pipeline.run(conn, model, planning.resolve_params(model, **week))
 
     assert blocked.status == "rejected", blocked.decision
     assert blocked.decision.endswith(
@@ -70,7 +69,7 @@ def test_a_wrong_must_pass_case_blocks_until_demoted_and_is_still_reported(conn,
         {**listed[0], "must_pass": False, **_change_of(conn, slip["id"])}
     ]
 
-    passed = retraining.run(conn, model, retraining.resolve_params(model, **week))
+    passed = pipeline.run(conn, model, planning.resolve_params(model, **week))
 
     assert passed.status == "promoted", passed.decision
     gate = conn.execute("SELECT gate FROM training_runs ORDER BY id DESC LIMIT 1").fetchone()["gate"]
@@ -148,7 +147,7 @@ def test_an_unknown_case_id_changes_nothing_and_says_which(conn):
     champion_v1(conn, model)
     scored = log_scored(conn, model, production_rows(model, 200))
     assert honest_feedback(conn, scored) > 0
-    retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"))
+    pipeline.run(conn, model, planning.resolve_params(model, triggered_by="test"))
     real = eval_cases.load(conn, "digits")[0]["id"]
 
     result = run_cli(

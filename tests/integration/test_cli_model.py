@@ -101,20 +101,20 @@ def test_register_an_existing_skops_artifact_and_refuse_untrusted_types(conn, tm
 
 
 def test_model_runs_lists_retraining_runs_and_shows_one_with_its_gate_checks(conn, capsys):
-    from feedback_loop.retrain import pipeline as retraining
+    from feedback_loop.retrain import pipeline, planning, run_records
 
     from .retraining_helpers import champion_v1, digits_model, honest_feedback, log_scored, production_rows
 
     model = digits_model()
     champion_v1(conn, model)
     assert honest_feedback(conn, log_scored(conn, model, production_rows(model, 300))) > 0
-    outcome = retraining.run(
-        conn, model, retraining.resolve_params(model, triggered_by="on-call", reason="weekly")
+    outcome = pipeline.run(
+        conn, model, planning.resolve_params(model, triggered_by="on-call", reason="weekly")
     )
 
     assert cli.main(["model", "runs", "--model", "digits", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
-    stored = retraining.get_run(conn, outcome.run_id)
+    stored = run_records.get_run(conn, outcome.run_id)
     assert (listed["id"], listed["status"], listed["decision"]) == (
         outcome.run_id,
         outcome.status,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedback_loop.registry import versions as registry
-from feedback_loop.retrain import eval_cases
-from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain import eval_cases, pipeline, planning
 
 from .retraining_helpers import (
     champion_v1,
@@ -20,7 +19,7 @@ from .retraining_helpers import (
 
 
 def params(model, **overrides):
-    return retraining.resolve_params(model, triggered_by="test", **overrides)
+    return planning.resolve_params(model, triggered_by="test", **overrides)
 
 
 def test_retrain_on_feedback_that_fixes_known_failures_is_promoted(conn):
@@ -30,7 +29,7 @@ def test_retrain_on_feedback_that_fixes_known_failures_is_promoted(conn):
     wrong = honest_feedback(conn, scored)
     assert wrong > 5, "v1 must have known weaknesses for this test to mean anything"
 
-    outcome = retraining.run(conn, model, params(model, reason="weekly"))
+    outcome = pipeline.run(conn, model, params(model, reason="weekly"))
 
     assert outcome.status == "promoted", outcome.decision
     assert registry.champion(conn, "digits").version == 2
@@ -54,7 +53,7 @@ def test_gate_blocks_a_candidate_trained_on_flipped_labels_and_says_why(conn):
     champion_v1(conn, model)
     flipped_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
 
-    outcome = retraining.run(conn, model, params(model))
+    outcome = pipeline.run(conn, model, params(model))
 
     assert outcome.status == "rejected"
     assert registry.champion(conn, "digits").version == 1

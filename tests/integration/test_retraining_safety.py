@@ -15,9 +15,9 @@ import pytest
 
 from feedback_loop.core import db, store
 from feedback_loop.core.errors import ConflictError
+from feedback_loop.registry import locks
 from feedback_loop.registry import versions as registry
-from feedback_loop.retrain import eval_cases, training_data
-from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain import eval_cases, pipeline, planning, run_records, training_data
 
 from .retraining_helpers import (
     add_feedback,
@@ -31,7 +31,7 @@ from .retraining_helpers import (
 
 
 def params(model, **overrides):
-    return retraining.resolve_params(model, triggered_by="test", **overrides)
+    return planning.resolve_params(model, triggered_by="test", **overrides)
 
 
 @pytest.fixture
@@ -48,9 +48,9 @@ def test_a_run_waits_for_the_lock_held_by_another_run(conn, db_url, with_feedbac
 
     def second_deployment():
         with db.connect(db_url) as other:
-            outcome["result"] = retraining.run(other, model, params(model), url=db_url)
+            outcome["result"] = pipeline.run(other, model, params(model), url=db_url)
 
-    with retraining.model_lock(model.name, url=db_url):
+    with locks.model_lock(model.name, url=db_url):
         worker = threading.Thread(target=second_deployment)
         worker.start()
         deadline = time.monotonic() + 20
@@ -76,7 +76,7 @@ def test_two_concurrent_runs_are_serialised(conn, db_url, with_feedback):
         try:
             with db.connect(db_url) as own:
                 barrier.wait()
-                outcomes.append(retraining.run(own, model, params(model, reason=tag), url=db_url))
+                outcomes.append(pipeline.run(own, model, params(model, reason=tag), url=db_url))
         except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
 
@@ -108,16 +108,17 @@ CRASH = textwrap.dedent(
     """
     import os
     from feedback_loop.core import config, db
-    from feedback_loop.retrain import pipeline as retraining
+    from feedback_loop.retrain import pipeline, planning, run_records
+    from feedback_loop.registry import locks
     model = config.load().model("digits")
     with db.connect() as conn:
-        p = retraining.resolve_params(model, triggered_by="crash-test")
-        run_id = retraining.start_run(conn, p)
-        with retraining.model_lock(model.name):
-            data = retraining.pull(conn, model, p)
-            trained = retraining.train_candidate(model, data)
-            result = retraining.evaluate_and_gate(conn, model, data, trained)
-            retraining.register_candidate(conn, model, run_id, trained, data, result, created_by="crash-test")
+        p = planning.resolve_params(model, triggered_by="crash-test")
+        run_id = run_records.start_run(conn, p)
+        with locks.model_lock(model.name):
+            data = pipeline.pull(conn, model, p)
+            trained = pipeline.train_candidate(model, data)
+            result = pipeline.evaluate_and_gate(conn, model, data, trained)
+            pipeline.register_candidate(conn, model, run_id, trained, data, result, created_by="crash-test")
             assert result.verdict.passed
             os._exit(9)  # the worker dies between registering and promoting: no cleanup at all
     """
@@ -137,13 +138,13 @@ def test_a_crash_between_registering_and_promoting_leaves_the_old_champion_servi
     (crashed_run,) = runs(conn)
     assert (crashed_run["status"], crashed_run["candidate_version"]) == ("running", 2)
     # the dead worker's connection took the lock with it; the DAG's teardown closes the run
-    with retraining.model_lock(model.name, url=db_url, timeout_s=5):
+    with locks.model_lock(model.name, url=db_url, timeout_s=5):
         pass
-    assert retraining.finish_run(conn, crashed_run["id"]) == "failed"
-    closed = retraining.get_run(conn, crashed_run["id"])
+    assert run_records.finish_run(conn, crashed_run["id"]) == "failed"
+    closed = run_records.get_run(conn, crashed_run["id"])
     assert "before promoting" in closed["decision"] and "unchanged (v1)" in closed["decision"]
     # and the next run starts afresh
-    again = retraining.run(conn, model, params(model), url=db_url)
+    again = pipeline.run(conn, model, params(model), url=db_url)
     assert (again.status, again.champion_version, again.candidate_version) == ("promoted", 1, 3)
 
 
@@ -151,7 +152,7 @@ def test_rollback_restores_the_earlier_version_and_its_artifact_checksum(conn, w
     model = with_feedback
     v1 = registry.get_version(conn, "digits", 1)
     v1_estimator = registry.load_artifact(v1)
-    assert retraining.run(conn, model, params(model)).status == "promoted"
+    assert pipeline.run(conn, model, params(model)).status == "promoted"
 
     event = registry.rollback(conn, "digits", actor="test", reason="v2 misbehaves in production")
 
@@ -168,17 +169,17 @@ def test_approval_required_waits_then_promotes_only_when_approved(conn, db_url):
     champion_v1(conn, model)
     honest_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
 
-    waiting = retraining.run(conn, model, params(model), url=db_url)
+    waiting = pipeline.run(conn, model, params(model), url=db_url)
     assert waiting.status == "awaiting_approval" and "| check |" in waiting.table
     assert registry.champion(conn, "digits").version == 1
-    event = retraining.approve(conn, waiting.run_id, actor="airflow:lead", url=db_url)
+    event = pipeline.approve(conn, waiting.run_id, actor="airflow:lead", url=db_url)
     assert event.version == 2 and event.actor == "airflow:lead"
-    assert retraining.get_run(conn, waiting.run_id)["status"] == "promoted"
+    assert run_records.get_run(conn, waiting.run_id)["status"] == "promoted"
 
-    declined = retraining.run(conn, model, params(model), url=db_url)
-    retraining.reject(conn, declined.run_id, actor="airflow:lead")
+    declined = pipeline.run(conn, model, params(model), url=db_url)
+    pipeline.reject(conn, declined.run_id, actor="airflow:lead")
     assert registry.get_version(conn, "digits", 3).status == "rejected"
-    assert retraining.get_run(conn, declined.run_id)["status"] == "rejected"
+    assert run_records.get_run(conn, declined.run_id)["status"] == "rejected"
     assert registry.champion(conn, "digits").version == 2
 
 
@@ -186,12 +187,12 @@ def test_approval_after_the_champion_moved_is_refused(conn, db_url):
     model = digits_model(require_approval=True)
     champion_v1(conn, model)
     honest_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
-    waiting = retraining.run(conn, model, params(model), url=db_url)
+    waiting = pipeline.run(conn, model, params(model), url=db_url)
     champion_v1(conn, model)  # someone registers and promotes v3 while the approver thinks
     with pytest.raises(ConflictError, match="moved it meanwhile"):
-        retraining.approve(conn, waiting.run_id, actor="airflow:lead", url=db_url)
+        pipeline.approve(conn, waiting.run_id, actor="airflow:lead", url=db_url)
     assert registry.champion(conn, "digits").version == 3
-    assert retraining.get_run(conn, waiting.run_id)["status"] == "failed"
+    assert run_records.get_run(conn, waiting.run_id)["status"] == "failed"
 
 
 def _prediction(conn, label: str) -> uuid.UUID:

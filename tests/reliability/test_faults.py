@@ -27,7 +27,7 @@ from feedback_loop.core import config, db, embedded_postgres, migrations, notify
 from feedback_loop.inference import scoring as inference
 from feedback_loop.monitoring import aggregation
 from feedback_loop.registry import versions as registry
-from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain import pipeline, planning, run_records
 
 from ..e2e.api_support import api_server
 from ..integration.aggregation_data import (
@@ -181,14 +181,14 @@ KILL = textwrap.dedent(
     import os, sys
     from feedback_loop.core import config, db
     from feedback_loop.registry import versions as registry
-    from feedback_loop.retrain import pipeline as retraining
+    from feedback_loop.retrain import pipeline, planning, run_records
     step = sys.argv[1]
     if step == "after_training":
-        trained = retraining.train_candidate
+        trained = pipeline.train_candidate
         def train_then_die(*args, **kwargs):
             trained(*args, **kwargs)
             os._exit(9)
-        retraining.train_candidate = train_then_die
+        pipeline.train_candidate = train_then_die
     elif step == "mid_promotion":
         move = registry._move_alias
         def move_then_die(*args, **kwargs):
@@ -197,7 +197,7 @@ KILL = textwrap.dedent(
         registry._move_alias = move_then_die
     model = config.load().model("digits")
     with db.connect() as conn:
-        retraining.run(conn, model, retraining.resolve_params(model, triggered_by="kill-test"))
+        pipeline.run(conn, model, planning.resolve_params(model, triggered_by="kill-test"))
     """
 )
 
@@ -228,8 +228,8 @@ def test_a_retraining_killed_at_a_step_leaves_exactly_one_verified_champion(conn
     (dead,) = runs(conn)
     assert dead["status"] == "running"
     # the DAG's teardown closes the run (the dead worker's lock went with its connection)
-    assert retraining.finish_run(conn, dead["id"]) == "failed"
-    again = retraining.run(conn, model, retraining.resolve_params(model, triggered_by="test"), url=db_url)
+    assert run_records.finish_run(conn, dead["id"]) == "failed"
+    again = pipeline.run(conn, model, planning.resolve_params(model, triggered_by="test"), url=db_url)
     assert again.status == "promoted"
     assert champions(conn, "digits") == [{"version": again.candidate_version}]
     _, serving = registry.load(conn, "digits")

@@ -9,7 +9,7 @@ import pytest
 
 from feedback_loop.core import config
 from feedback_loop.core.errors import InvalidInputError
-from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain import planning
 from feedback_loop.retrain.training_data import (
     ORIGIN_COLUMN,
     TRACE_COLUMN,
@@ -138,15 +138,15 @@ NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def test_params_default_to_all_feedback_until_now_and_the_configured_rating():
-    p = retraining.resolve_params(MODEL, now=NOW)
+    p = planning.resolve_params(MODEL, now=NOW)
     assert (p.min_rating, p.window_end, p.window_start.year) == (4, NOW, 1970)
-    assert retraining.RunParams.from_dict(p.to_dict()) == p
+    assert planning.RunParams.from_dict(p.to_dict()) == p
 
 
 def test_params_window_days_and_iso_dates():
-    p = retraining.resolve_params(MODEL, window_days=7, now=NOW)
+    p = planning.resolve_params(MODEL, window_days=7, now=NOW)
     assert p.window_start == datetime(2026, 11, 18, 12, tzinfo=UTC)
-    q = retraining.resolve_params(MODEL, window_start="2026-11-01", window_end="2026-11-02T00:00Z")
+    q = planning.resolve_params(MODEL, window_start="2026-11-01", window_end="2026-11-02T00:00Z")
     assert q.window_start == datetime(2026, 11, 1, tzinfo=UTC) and q.window_end.day == 2
 
 
@@ -162,14 +162,14 @@ def test_params_window_days_and_iso_dates():
 )
 def test_bad_params_name_the_field(kwargs, field):
     with pytest.raises(InvalidInputError, match=f"^{field}:"):
-        retraining.resolve_params(MODEL, now=NOW, **kwargs)
+        planning.resolve_params(MODEL, now=NOW, **kwargs)
 
 
 SETTINGS = config.load()
 
 
 def test_plan_manual_uses_the_form():
-    (p,) = retraining.plan(
+    (p,) = planning.plan(
         SETTINGS,
         run_type="manual",
         params={"model_name": "digits", "min_rating": 5, "dry_run": True, "reason": "check"},
@@ -180,7 +180,7 @@ def test_plan_manual_uses_the_form():
 
 
 def test_plan_asset_triggered_takes_models_and_reasons_from_the_events():
-    planned = retraining.plan(
+    planned = planning.plan(
         SETTINGS,
         run_type="asset_triggered",
         params={},
@@ -192,5 +192,5 @@ def test_plan_asset_triggered_takes_models_and_reasons_from_the_events():
 
 
 def test_plan_scheduled_covers_every_model_with_a_schedule():
-    planned = retraining.plan(SETTINGS, run_type="scheduled", params={}, triggered_by="x", now=NOW)
+    planned = planning.plan(SETTINGS, run_type="scheduled", params={}, triggered_by="x", now=NOW)
     assert [p.model_name for p in planned] == [m.name for m in SETTINGS.models if m.schedules.retraining]

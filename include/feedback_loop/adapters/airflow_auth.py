@@ -23,6 +23,7 @@ import logging
 
 from fastapi import FastAPI
 
+from feedback_loop.adapters import airflow_connection
 from feedback_loop.api.app import Access, create_app
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def airflow_access() -> Access:
 
 def create_plugin_app() -> FastAPI:
     """The app the plugin mounts at /feedback-api; Airflow's API server initialises the auth manager."""
+    airflow_connection.install()
     return create_app(airflow_access())
 
 

@@ -10,7 +10,11 @@ from typing import Any
 
 from airflow.sdk import Asset, Param
 
+from feedback_loop.adapters import airflow_connection
 from feedback_loop.core import config
+
+# Tasks of our DAGs read the feedback database from the `feedback_db` connection (or FEEDBACK_LOOP_DB_URL).
+airflow_connection.install()
 
 OWNER = "feedback-loop"
 TAGS = ["feedback-loop"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from feedback_loop import dashboard
+from feedback_loop.adapters import airflow_connection
 
 
 def create_plugin_app() -> FastAPI:
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
     from airflow.api_fastapi.core_api.security import requires_access_view
 
+    airflow_connection.install()
     return dashboard.create_app([Depends(requires_access_view(AccessView.WEBSITE))])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from feedback_loop.commands.output import emit_json, progress
+from feedback_loop.commands.output import emit_json
+from feedback_loop.core.console import progress
 from feedback_loop.core.errors import InvalidInputError
 
 

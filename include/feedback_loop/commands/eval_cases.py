@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from feedback_loop.cli import actor
 from feedback_loop.commands.arguments import positive_int
 from feedback_loop.commands.output import emit_json, table
 from feedback_loop.core import db
+from feedback_loop.core.actors import cli_actor
 from feedback_loop.registry import versions as registry
 from feedback_loop.retrain import eval_cases
 
@@ -87,7 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_set_must_pass(args: argparse.Namespace) -> int:
     with db.connect() as conn:
         result = eval_cases.set_must_pass(
-            conn, args.model, args.ids, must_pass=args.must_pass, actor=actor(), reason=args.reason
+            conn, args.model, args.ids, must_pass=args.must_pass, actor=cli_actor(), reason=args.reason
         )
     if args.json:
         emit_json({"model": args.model, "must_pass": args.must_pass, **result})

@@ -6,10 +6,11 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from feedback_loop.cli import actor
 from feedback_loop.commands.arguments import positive_int
-from feedback_loop.commands.output import emit_json, progress, table
+from feedback_loop.commands.output import emit_json, table
 from feedback_loop.core import config, db
+from feedback_loop.core.actors import cli_actor
+from feedback_loop.core.console import progress
 from feedback_loop.core.errors import InvalidInputError, NotFoundError
 from feedback_loop.registry import versions as registry
 from feedback_loop.retrain import baseline
@@ -115,12 +116,12 @@ def run_register(args: argparse.Namespace) -> int:
         if args.train:
             progress(f"training {model.name} on its base data ({model.estimator}) ...")
             version = baseline.train_and_register(
-                conn, model, created_by=actor(), promote=args.promote, reason=args.reason
+                conn, model, created_by=cli_actor(), promote=args.promote, reason=args.reason
             )
         else:
             version = _register_artifact(conn, model.name, args.artifact, args.reason)
             if args.promote:
-                registry.promote(conn, model.name, version.version, actor=actor(), reason=args.reason)
+                registry.promote(conn, model.name, version.version, actor=cli_actor(), reason=args.reason)
     summary = version.summary()
     if args.json:
         emit_json({**summary, "promoted": bool(args.promote)})
@@ -143,7 +144,7 @@ def _register_artifact(conn, model_name: str, path: Path, reason: str) -> regist
         conn,
         model_name,
         estimator,
-        created_by=actor(),
+        created_by=cli_actor(),
         note=reason or f"imported from {path.name}",
         data_snapshot={"source": f"artifact:{path.name}"},
     )
@@ -151,7 +152,7 @@ def _register_artifact(conn, model_name: str, path: Path, reason: str) -> regist
 
 def run_promote(args: argparse.Namespace) -> int:
     with db.connect() as conn:
-        event = registry.promote(conn, args.model, args.version, actor=actor(), reason=args.reason)
+        event = registry.promote(conn, args.model, args.version, actor=cli_actor(), reason=args.reason)
     if args.json:
         emit_json(asdict(event))
     else:
@@ -162,7 +163,7 @@ def run_promote(args: argparse.Namespace) -> int:
 def run_rollback(args: argparse.Namespace) -> int:
     with db.connect() as conn:
         event = registry.rollback(
-            conn, args.model, actor=actor(), reason=args.reason, to_version=args.to_version
+            conn, args.model, actor=cli_actor(), reason=args.reason, to_version=args.to_version
         )
     if args.json:
         emit_json(asdict(event))
@@ -187,12 +188,12 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from feedback_loop.retrain import pipeline as retraining
+    from feedback_loop.retrain import run_records
 
     with db.connect() as conn:
         if args.id is not None:
-            return _show_run(retraining.get_run(conn, args.id), args.json)
-        rows = retraining.recent_runs(conn, args.model, args.limit)
+            return _show_run(run_records.get_run(conn, args.id), args.json)
+        rows = run_records.recent_runs(conn, args.model, args.limit)
         # Runs can exist before any version does (every run skipped or failed), so look at them first.
         if not rows and args.model not in registry.model_names(conn):
             configured = [m.name for m in config.load().models]

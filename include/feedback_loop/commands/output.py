@@ -35,8 +35,3 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(lines)
-
-
-def progress(message: str) -> None:
-    """Progress for people goes to stderr so stdout stays machine-readable."""
-    print(message, file=sys.stderr, flush=True)

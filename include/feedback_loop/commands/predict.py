@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from feedback_loop.commands.output import emit_json, progress
+from feedback_loop.commands.output import emit_json
 from feedback_loop.core import config, db
+from feedback_loop.core.console import progress
 from feedback_loop.core.errors import InvalidInputError
 from feedback_loop.inference import scoring as inference
 from feedback_loop.registry import versions as registry

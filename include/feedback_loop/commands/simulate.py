@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from feedback_loop.commands.output import emit_json, progress, table
+from feedback_loop.commands.output import emit_json, table
+from feedback_loop.core.console import progress
 
 
 def _int_at_least(minimum: int):

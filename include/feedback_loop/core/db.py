@@ -1,8 +1,9 @@
 """The one place that decides which PostgreSQL to use and opens connections to it.
 
-Resolution order (DESIGN.md, "Where PostgreSQL comes from"):
+Resolution order (docs/architecture.md, "Where PostgreSQL comes from"):
 1. FEEDBACK_LOOP_DB_URL, when set; the value `embedded` forces the throwaway server;
-2. inside an Airflow task, the `feedback_db` connection (through the Airflow adapter);
+2. an installed URL source (`use_url_source`): inside Airflow the adapter installs the `feedback_db`
+   connection, and then that is the only other answer: no fallback to a local or throwaway server;
 3. a server on 127.0.0.1:5432, if one answers: a dedicated database `feedback_loop` is created on it;
 4. a throwaway server started under `.local/pg` from the embedded-PostgreSQL wheel.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,6 +31,17 @@ DEFAULT_DATABASE = "feedback_loop"
 EMBEDDED = "embedded"
 
 _resolved: str | None = None
+# Where an orchestrator keeps the database's address. Installed by the Airflow adapter when Airflow loads
+# our DAGs or plugins, so a worker never guesses a database; plain CLI use has none.
+_url_source: Callable[[], str] | None = None
+
+
+def use_url_source(source: Callable[[], str] | None) -> None:
+    """Install (or remove, with None) the function that names the database when FEEDBACK_LOOP_DB_URL is
+    not set. It returns a URL or raises DatabaseUnavailableError saying what to configure."""
+    global _url_source, _resolved
+    _url_source = source
+    _resolved = None
 
 
 def with_database(url: str, database: str) -> str:
@@ -91,11 +103,8 @@ def resolve_url() -> str:
         _resolved = normalise(configured)
         return _resolved
     if not configured:
-        from feedback_loop.adapters import airflow_connection
-
-        airflow_url = airflow_connection.feedback_db_url()
-        if airflow_url:
-            _resolved = normalise(airflow_url)
+        if _url_source is not None:
+            _resolved = normalise(_url_source())
             return _resolved
         if server_answers(LOCAL_SERVER):
             log.info("using the PostgreSQL server on 127.0.0.1:5432")

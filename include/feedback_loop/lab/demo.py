@@ -32,8 +32,8 @@ from typing import Any
 
 import requests
 
-from feedback_loop.commands.output import progress
 from feedback_loop.core import db, paths, queries
+from feedback_loop.core.console import progress
 from feedback_loop.lab import plots, simulate
 from feedback_loop.lab.airflow_rest import AirflowClient
 from feedback_loop.registry import versions as registry

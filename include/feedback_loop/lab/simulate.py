@@ -3,7 +3,7 @@
 Each cycle: a batch of unlabelled rows arrives and is scored by the champion (inference.score_batch),
 K predictions are routed to review by confidence or at random (inference.open_reviews), simulated reviewers
 answer with label noise (inference.record_answer), then the model is retrained, gated and promoted
-(retraining.run). Accuracy is always measured on a stratified 30% holdout no model ever trains on.
+(pipeline.run). Accuracy is always measured on a stratified 30% holdout no model ever trains on.
 
 The run uses its own throwaway database and artifact folder on the resolved PostgreSQL server and drops
 them at the end, so a simulation never touches the feedback data of a real deployment.
@@ -28,8 +28,7 @@ from feedback_loop.core.errors import InvalidInputError
 from feedback_loop.inference import review
 from feedback_loop.inference import scoring as inference
 from feedback_loop.registry import versions as registry
-from feedback_loop.retrain import baseline, datasets
-from feedback_loop.retrain import pipeline as retraining
+from feedback_loop.retrain import baseline, datasets, pipeline, planning
 
 STRATEGIES = {"uncertainty": "lowest_confidence", "random": "random"}
 HOLDOUT_SHARE = 0.3
@@ -262,10 +261,10 @@ def run(spec: SimulationSpec, progress: Callable[[str], None] = lambda _: None) 
                     corrected += outcome.feedback is not None and outcome.feedback.kind == "correction"
                 conn.commit()
                 labels_used += len(tasks)
-                params = retraining.resolve_params(
+                params = planning.resolve_params(
                     model, reason=f"simulation cycle {cycle}", triggered_by="simulate"
                 )
-                outcome = retraining.run(conn, model, params, url=url)
+                outcome = pipeline.run(conn, model, params, url=url)
                 version, accuracy = holdout_accuracy(conn, model.name, holdout, spec.label_column)
                 gate = "promoted" if outcome.promoted else "rejected"
                 reasons = list(outcome.gate.get("reasons", [])) if not outcome.promoted else []

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import requests
 
-from feedback_loop.commands.output import progress
 from feedback_loop.core import db, embedded_postgres, migrations, paths
+from feedback_loop.core.console import progress
 from feedback_loop.core.errors import FeedbackLoopError
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")

@@ -20,8 +20,8 @@ import psycopg
 
 from feedback_loop.core import queries
 from feedback_loop.core.config import ModelConfig
+from feedback_loop.registry import locks
 from feedback_loop.registry import versions as registry
-from feedback_loop.retrain import pipeline as retraining
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def check(conn: psycopg.Connection, model: ModelConfig, *, url: str | None = Non
     result: dict[str, Any] = {"model_name": model.name, "threshold": gate.auto_rollback_accuracy_drop}
     if gate.auto_rollback_accuracy_drop is None:
         return result | {"decision": "off"}
-    with retraining.model_lock(model.name, url=url):
+    with locks.model_lock(model.name, url=url):
         history = registry.alias_history(conn, model.name)
         if not history or history[-1].action != "promote" or history[-1].previous_version is None:
             return result | {"decision": "nothing_to_compare"}

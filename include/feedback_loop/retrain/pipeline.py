@@ -1,278 +1,40 @@
-"""Retraining as plain steps: start a run, pull data, train, gate, register, promote, finish.
+"""Retraining as plain steps: pull data, train, gate, register, promote; `run()` composes them.
 
-The model_retraining DAG wires these; `feedback-loop simulate` and tests call `run()` directly. Every step
-writes what it learned to its `training_runs` row, so a run that dies part-way still explains itself.
-
-Serialisation: `model_lock()` holds a PostgreSQL session advisory lock per model on its own connection for
-the whole critical section (read champion -> pull -> train -> gate -> register -> promote). Two runs for
-one model, from one Airflow or from two deployments sharing the database, never interleave; the second
-waits (and logs which run it waits for). If the process dies, its connection closes and the lock goes
-with it. Promotion also passes `expected_current`, so a champion moved by someone else (a rollback, a
-manual promote, an approval that waited for hours outside the lock) is detected, not overwritten.
+The model_retraining DAG calls `run()` per model; `feedback-loop simulate` and tests call it directly.
+Each step records what it learned in the run's `training_runs` row (retrain.runs). The critical section
+runs under registry.locks.model_lock; promotion also passes `expected_current`, so a champion moved by
+someone else (a rollback, a manual promote, an approval that waited for hours outside the lock) is
+detected, not overwritten.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
-from feedback_loop.core import db, queries
-from feedback_loop.core.config import ModelConfig, Settings
-from feedback_loop.core.errors import ConflictError, InvalidInputError, NotFoundError
+from feedback_loop.core import queries
+from feedback_loop.core.config import ModelConfig
+from feedback_loop.core.errors import ConflictError, InvalidInputError
 from feedback_loop.registry import versions as registry
+from feedback_loop.registry.locks import DEFAULT_LOCK_TIMEOUT_S, model_lock
 from feedback_loop.retrain import eval_cases, gate, training_data
+from feedback_loop.retrain.planning import RunParams
+from feedback_loop.retrain.run_records import (
+    committed,
+    finish_run,
+    get_run,
+    record,
+    runs_of_airflow_run,
+    start_run,
+)
 
 if TYPE_CHECKING:
     from feedback_loop.retrain.training import TrainedModel
 
 log = logging.getLogger(__name__)
-
-LOCK_CLASS = 0x46425254  # first key of the two-key advisory lock: "FBRT", feedback-loop retraining
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-DEFAULT_LOCK_TIMEOUT_S = 3600.0
-
-
-@dataclass(frozen=True)
-class RunParams:
-    model_name: str
-    min_rating: int
-    include_corrections: bool
-    window_start: datetime
-    window_end: datetime
-    dry_run: bool = False
-    reason: str = ""
-    triggered_by: str = "unknown"
-    airflow_run_id: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["window_start"] = self.window_start.isoformat()
-        data["window_end"] = self.window_end.isoformat()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunParams:
-        return cls(
-            **{
-                **data,
-                "window_start": datetime.fromisoformat(data["window_start"]),
-                "window_end": datetime.fromisoformat(data["window_end"]),
-            }
-        )
-
-
-def _when(name: str, value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInputError(
-                f"{name}: {value!r} is not an ISO date or timestamp (e.g. 2026-11-01 or 2026-11-01T12:00Z)"
-            ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def resolve_params(
-    model: ModelConfig,
-    *,
-    min_rating: int | None = None,
-    include_corrections: bool = True,
-    window_start: Any = None,
-    window_end: Any = None,
-    window_days: int | None = None,
-    dry_run: bool = False,
-    reason: str = "",
-    triggered_by: str = "unknown",
-    airflow_run_id: str | None = None,
-    now: datetime | None = None,
-) -> RunParams:
-    """Validate trigger parameters; errors name the field. Default window: all feedback up to now."""
-    rating = model.min_rating if min_rating is None else min_rating
-    if not isinstance(rating, int) or not 1 <= rating <= 5:
-        raise InvalidInputError(f"min_rating: must be an integer from 1 to 5, got {rating!r}")
-    end = _when("window_end", window_end) or (now or datetime.now(UTC))
-    start = _when("window_start", window_start)
-    if window_days is not None:
-        if start is not None:
-            raise InvalidInputError("window_days: give either window_start or window_days, not both")
-        if not isinstance(window_days, int) or window_days <= 0:
-            raise InvalidInputError(f"window_days: must be a positive number of days, got {window_days!r}")
-        start = end - timedelta(days=window_days)
-    start = start or EPOCH
-    if start >= end:
-        raise InvalidInputError(
-            f"window_start: {start.isoformat()} is not before window_end {end.isoformat()}"
-        )
-    return RunParams(
-        model_name=model.name,
-        min_rating=rating,
-        include_corrections=bool(include_corrections),
-        window_start=start,
-        window_end=end,
-        dry_run=bool(dry_run),
-        reason=(reason or "").strip(),
-        triggered_by=triggered_by,
-        airflow_run_id=airflow_run_id,
-    )
-
-
-# --- the training_runs row -------------------------------------------------------------------------------
-
-
-@contextmanager
-def _write(conn: psycopg.Connection) -> Iterator[None]:
-    """A transaction that really commits at its end: steps must be durable one by one (a crash after
-    registering must leave the registration), so any implicit read transaction is ended first."""
-    conn.commit()
-    with conn.transaction():
-        yield
-
-
-def start_run(conn: psycopg.Connection, params: RunParams) -> int:
-    """Insert the run's row (status running) and commit it, so a crash later still leaves a trace."""
-    with _write(conn):
-        row = conn.execute(
-            queries.sql("retraining/insert_run"),
-            {
-                "model_name": params.model_name,
-                "triggered_by": params.triggered_by,
-                "reason": params.reason,
-                "params": Jsonb(params.to_dict()),
-                "airflow_run_id": params.airflow_run_id,
-            },
-        ).fetchone()
-    log.info("%s: training run #%s started by %s", params.model_name, row["id"], params.triggered_by)
-    return int(row["id"])
-
-
-def record(
-    conn: psycopg.Connection,
-    run_id: int,
-    *,
-    status: str | None = None,
-    data_snapshot: dict | None = None,
-    metrics: dict | None = None,
-    champion_version: int | None = None,
-    candidate_version: int | None = None,
-    gate_verdict: dict | None = None,
-    decision: str | None = None,
-    finished: bool = False,
-) -> dict[str, Any]:
-    """Write what a step learned to the run's row, committed at once."""
-
-    def js(value: dict | None) -> Jsonb | None:
-        return None if value is None else Jsonb(value)
-
-    with _write(conn):
-        row = conn.execute(
-            queries.sql("retraining/update_run"),
-            {
-                "id": run_id,
-                "status": status,
-                "data_snapshot": js(data_snapshot),
-                "metrics": js(metrics),
-                "champion_version": champion_version,
-                "candidate_version": candidate_version,
-                "gate": js(gate_verdict),
-                "decision": decision,
-                "finished": finished,
-            },
-        ).fetchone()
-    if row is None:
-        raise NotFoundError(f"unknown training run #{run_id}")
-    return row
-
-
-def get_run(conn: psycopg.Connection, run_id: int) -> dict[str, Any]:
-    row = conn.execute(queries.sql("retraining/get_run"), {"id": run_id}).fetchone()
-    if row is None:
-        raise NotFoundError(f"unknown training run #{run_id}")
-    return row
-
-
-def recent_runs(conn: psycopg.Connection, model_name: str, limit: int = 10) -> list[dict[str, Any]]:
-    """The model's latest training runs, newest first."""
-    return conn.execute(
-        queries.sql("retraining/recent_runs"), {"model_name": model_name, "limit": limit}
-    ).fetchall()
-
-
-def finish_run(conn: psycopg.Connection, run_id: int) -> str:
-    """Close the run: if no step recorded an outcome (a task failed, the process died), mark it failed and
-    say how far it got. Returns the final status."""
-    run = get_run(conn, run_id)
-    if run["status"] == "running":
-        if run["candidate_version"] is not None:
-            decision = (
-                f"stopped after registering v{run['candidate_version']} and before promoting it; "
-                f"the champion is unchanged (v{run['champion_version']})"
-            )
-        else:
-            decision = "stopped before registering a candidate; nothing changed (see the task log)"
-        with _write(conn):
-            conn.execute(queries.sql("retraining/close_unfinished_run"), {"id": run_id, "decision": decision})
-        log.warning("%s: training run #%s failed: %s", run["model_name"], run_id, decision)
-        return "failed"
-    return str(run["status"])
-
-
-# --- serialisation ---------------------------------------------------------------------------------------
-
-
-@contextmanager
-def model_lock(
-    model_name: str,
-    *,
-    url: str | None = None,
-    timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-    poll_s: float = 1.0,
-) -> Iterator[None]:
-    """Hold the per-model retraining lock (session advisory lock on a dedicated connection)."""
-    started = time.monotonic()
-    lock_key = {"lock_class": LOCK_CLASS, "model_name": model_name}
-    with db.connect(url, autocommit=True) as lock_conn:
-        waited = False
-        while True:
-            row = lock_conn.execute(queries.sql("retraining/try_lock"), lock_key).fetchone()
-            if row["ok"]:
-                break
-            if not waited:
-                holder = lock_conn.execute(
-                    queries.sql("retraining/running_run"), {"model_name": model_name}
-                ).fetchone()
-                what = (
-                    f"training run #{holder['id']} (started {holder['started_at']:%Y-%m-%d %H:%M:%S})"
-                    if holder
-                    else "another run"
-                )
-                log.info("%s: waiting for %s to release the retraining lock", model_name, what)
-                waited = True
-            if time.monotonic() - started > timeout_s:
-                raise ConflictError(
-                    f"model {model_name!r}: another retraining run held the lock for more than {timeout_s:.0f}s"
-                )
-            time.sleep(poll_s)
-        if waited:
-            log.info("%s: got the retraining lock after %.1fs", model_name, time.monotonic() - started)
-        try:
-            yield
-        finally:
-            lock_conn.execute(queries.sql("retraining/unlock"), lock_key)
-
-
-# --- the steps -------------------------------------------------------------------------------------------
 
 
 def _eval_case_hint(model_name: str, result: GateResult) -> str:
@@ -595,90 +357,12 @@ def reject(
     if run_row["status"] != "awaiting_approval":
         return
     note = f"training run #{run_id}: {why} ({actor})"
-    with _write(conn):
+    with committed(conn):
         conn.execute(
             queries.sql("retraining/reject_version"),
             {"model_name": run_row["model_name"], "version": run_row["candidate_version"], "note": note},
         )
     record(conn, run_id, status="rejected", decision=f"{why} ({actor})", finished=True)
-
-
-# --- which models a DAG run retrains ---------------------------------------------------------------------
-
-
-def plan(
-    settings: Settings,
-    *,
-    run_type: str,
-    params: dict[str, Any],
-    asset_extras: list[dict[str, Any]] | None = None,
-    triggered_by: str,
-    airflow_run_id: str | None = None,
-    now: datetime | None = None,
-) -> list[RunParams]:
-    """The runs one trigger asks for.
-
-    * manual (trigger form / REST conf): the model and settings in `params`;
-    * asset-triggered (`retraining_needed`): the models named in the events' extra (all if none is named),
-      with each model's configured settings and the events' reasons;
-    * scheduled: every model with a retraining schedule, with its configured settings.
-    """
-    if run_type == "manual":
-        model = settings.model(params["model_name"])
-        return [
-            resolve_params(
-                model,
-                min_rating=params.get("min_rating"),
-                include_corrections=params.get("include_corrections", True),
-                window_start=params.get("window_start"),
-                window_end=params.get("window_end"),
-                window_days=params.get("window_days"),
-                dry_run=params.get("dry_run", False),
-                reason=params.get("reason") or "manual trigger",
-                triggered_by=triggered_by,
-                airflow_run_id=airflow_run_id,
-                now=now,
-            )
-        ]
-    if run_type == "asset_triggered":
-        extras = asset_extras or []
-        named = [e["model_name"] for e in extras if isinstance(e, dict) and e.get("model_name")]
-        known = {m.name for m in settings.models}
-        unknown = sorted(set(named) - known)
-        if unknown:
-            log.warning("retraining_needed names unconfigured model(s) %s; ignoring them", unknown)
-        names = [n for n in dict.fromkeys(named) if n in known] or [m.name for m in settings.models]
-        reasons: dict[str, list[str]] = {}
-        for extra in extras:
-            if isinstance(extra, dict) and extra.get("reason"):
-                reasons.setdefault(extra.get("model_name", ""), []).append(str(extra["reason"]))
-        return [
-            resolve_params(
-                settings.model(name),
-                reason=("retraining_needed: " + "; ".join(reasons.get(name, []) or ["asset event"]))[:500],
-                triggered_by=triggered_by,
-                airflow_run_id=airflow_run_id,
-                now=now,
-            )
-            for name in names
-        ]
-    return [
-        resolve_params(
-            m,
-            reason="scheduled retraining",
-            triggered_by=triggered_by,
-            airflow_run_id=airflow_run_id,
-            now=now,
-        )
-        for m in settings.models
-        if m.schedules.retraining
-    ]
-
-
-def runs_of_airflow_run(conn: psycopg.Connection, airflow_run_id: str) -> list[dict[str, Any]]:
-    return conn.execute(
-        queries.sql("retraining/runs_of_airflow_run"), {"airflow_run_id": airflow_run_id}
-    ).fetchall()
 
 
 def close_airflow_run(
