@@ -1,16 +1,19 @@
 """
 ### feedback_aggregation
 
-Rolls up feedback per model version for each data interval (default hourly, `schedules.aggregation` in
-the config): counts by kind, mean rating, positive/negative/correction rates, accuracy on labelled
+Rolls up feedback per model version for each interval of the model's `schedules.aggregation` (UTC,
+default hourly): counts by kind, mean rating, positive/negative/correction rates, accuracy on labelled
 feedback, review latency p50/p95, review backlog and its oldest age, label yield, the same metrics per
 slice value (bias audit), and drift of every input feature and of confidence against the version's
 training-time reference (PSI, KS, chi-square). Rows go to `feedback_rollups`, upserted per
 (model, version, interval): re-running or backfilling an interval rewrites the same rows.
 
-Each run works on its data interval only (never "now"), so catch-up and backfills are safe:
+The DAG fires at every model's aggregation schedule; a scheduled run rolls up, for each model whose own
+schedule fires at its time, the interval since that schedule's previous fire time. It never reads "now",
+so catch-up and backfills are safe:
 `airflow backfill create --dag-id feedback_aggregation --from-date ... --to-date ...`.
-A manual trigger aggregates the last complete interval before its logical date.
+A manual trigger (with or without a logical date) rolls up each chosen model's last complete interval
+before the run's time.
 
 When a threshold in `alerts` is crossed (negative rate, accuracy drop against training, PSI, backlog age)
 the run notifies the webhook and emits `feedback_loop://retraining_needed` with the reason in the
@@ -28,21 +31,20 @@ from datetime import UTC, datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from feedback_loop.adapters.airflow_aggregation import timetable
-from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, RETRAINING_NEEDED, ROLLUPS, TAGS, model_names
-
-
-def _interval(context) -> tuple[datetime, datetime]:
-    """The run's data interval as plain aware datetimes (the rollup key)."""
-    start, end = context["data_interval_start"], context["data_interval_end"]
-    return (
-        datetime.fromtimestamp(start.timestamp(), tz=UTC),
-        datetime.fromtimestamp(end.timestamp(), tz=UTC),
-    )
+from feedback_loop.adapters.airflow_dags import (
+    DEFAULT_ARGS,
+    RETRAINING_NEEDED,
+    ROLLUPS,
+    TAGS,
+    model_names,
+    models_schedule,
+    run_time,
+    run_type,
+)
 
 
 @dag(
-    schedule=timetable(),
+    schedule=models_schedule("aggregation"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=4,
@@ -55,32 +57,45 @@ def _interval(context) -> tuple[datetime, datetime]:
             type="array",
             items={"type": "string", "enum": model_names()},
             title="Models",
-            description="Models to aggregate. Empty = every configured model.",
+            description="Models to aggregate (manual runs). Empty = every configured model.",
         ),
     },
 )
 def feedback_aggregation():
     @task
-    def models_to_aggregate() -> list[str]:
+    def plan_intervals() -> list[dict]:
         from feedback_loop.core import config
+        from feedback_loop.monitoring import intervals
 
-        chosen = get_current_context()["params"].get("model_names") or []
-        return list(chosen) or [m.name for m in config.load().models]
+        context = get_current_context()
+        planned = intervals.plan(
+            config.load(),
+            run_type=run_type(context),
+            at=run_time(context),
+            model_names=context["params"].get("model_names") or [],
+        )
+        for interval in planned:
+            print(f"{interval.model_name}: [{interval.start.isoformat()}, {interval.end.isoformat()})")
+        return [interval.to_dict() for interval in planned]
 
     @task(outlets=[ROLLUPS])
-    def roll_up(model_name: str) -> dict:
+    def roll_up(interval: dict) -> dict:
         from feedback_loop.core import config, db
         from feedback_loop.monitoring import aggregation
+        from feedback_loop.monitoring.intervals import Interval
 
-        start, end = _interval(get_current_context())
+        planned = Interval.from_dict(interval)
         settings = config.load()
         with db.connect() as conn:
-            rollups = aggregation.aggregate_interval(conn, settings.model(model_name), settings, start, end)
+            rollups = aggregation.aggregate_interval(
+                conn, settings.model(planned.model_name), settings, planned.start, planned.end
+            )
         versions = [r["model_version"] for r in rollups]
         print(
-            f"{model_name}: [{start.isoformat()}, {end.isoformat()}) rolled up versions {versions or 'none'}"
+            f"{planned.model_name}: [{planned.start.isoformat()}, {planned.end.isoformat()}) "
+            f"rolled up versions {versions or 'none'}"
         )
-        return {"model_name": model_name, "versions": versions}
+        return {**interval, "versions": versions}
 
     @task(outlets=[RETRAINING_NEEDED])
     def check_alerts(rolled: dict) -> dict:
@@ -88,10 +103,11 @@ def feedback_aggregation():
 
         from feedback_loop.core import config, db
         from feedback_loop.monitoring import aggregation
+        from feedback_loop.monitoring.intervals import Interval
 
         context = get_current_context()
-        start, end = _interval(context)
-        model_name = rolled["model_name"]
+        planned = Interval.from_dict(rolled)
+        model_name, start, end = planned.model_name, planned.start, planned.end
         settings = config.load()
         with db.connect() as conn:
             found = aggregation.evaluate_alerts(conn, settings, model_name, start, end)
@@ -105,7 +121,7 @@ def feedback_aggregation():
         )
         return extra
 
-    check_alerts.expand(rolled=roll_up.expand(model_name=models_to_aggregate()))
+    check_alerts.expand(rolled=roll_up.expand(interval=plan_intervals()))
 
 
 feedback_aggregation()

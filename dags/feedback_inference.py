@@ -5,6 +5,10 @@ Scores pending inference requests with a model's **champion**, logs every predic
 version, confidence, class probabilities, slice attributes) and sends the least confident ones to human
 review in the Airflow UI (**Browse → Required Actions**).
 
+A run triggered by hand serves the model in the form. Scheduled runs fire at every model's
+`schedules.inference` (UTC) and serve each model whose own schedule fires at that time; a model that cannot
+be scored (no champion, a tampered artifact) fails the run with its reason after the others are scored.
+
 1. `score_requests` takes up to *Batch size* pending rows of `inference_requests` (apps insert them, or
    `feedback-loop predict --model NAME --input FILE.csv`), verifies the champion artifact's checksum, scores
    and logs the predictions, and queues those below the confidence threshold in `review_items`.
@@ -29,19 +33,27 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from feedback_loop.adapters.airflow_dags import DEFAULT_ARGS, FEEDBACK, PREDICTIONS, TAGS, model_param
+from feedback_loop.adapters.airflow_dags import (
+    DEFAULT_ARGS,
+    FEEDBACK,
+    PREDICTIONS,
+    TAGS,
+    model_param,
+    models_schedule,
+    run_time,
+    run_type,
+)
 from feedback_loop.adapters.airflow_hitl import ReviewNotifier, ReviewOperator, review_params
 from feedback_loop.core import config
 
-_MODELS = config.load().models
 _CONFIGURED = ", ".join(
-    f"{m.name}: threshold {m.confidence_threshold}, budget {m.review_budget}" for m in _MODELS
+    f"{m.name}: threshold {m.confidence_threshold}, budget {m.review_budget}" for m in config.load().models
 )
 
 
 @dag(
-    # Scheduled runs score the default (first) model; other models are triggered with their name.
-    schedule=_MODELS[0].schedules.inference,
+    # Fires at every model's `schedules.inference`; a scheduled run scores the models due at its time.
+    schedule=models_schedule("inference"),
     catchup=False,
     # Runs wait for humans; a later run may score new requests meanwhile (rows are locked per run).
     max_active_runs=4,
@@ -49,7 +61,7 @@ _CONFIGURED = ", ".join(
     tags=[*TAGS, "inference", "review"],
     doc_md=__doc__,
     params={
-        "model_name": model_param("The model whose pending requests are scored."),
+        "model_name": model_param("The model whose pending requests are scored (manual runs)."),
         "confidence_threshold": Param(
             None,
             type=["null", "number"],
@@ -74,7 +86,7 @@ _CONFIGURED = ", ".join(
             minimum=1,
             maximum=100_000,
             title="Batch size",
-            description="How many pending requests to score in this run (oldest first).",
+            description="How many pending requests to score in this run (oldest first), per model.",
         ),
     },
 )
@@ -84,66 +96,54 @@ def feedback_inference():
         from airflow.sdk.exceptions import AirflowFailException
 
         from feedback_loop.core import db
-        from feedback_loop.core.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-        from feedback_loop.inference import scoring as inference
+        from feedback_loop.inference import rounds
 
         context = get_current_context()
-        params = context["params"]
-        model = config.load().model(params["model_name"])
-        threshold = params["confidence_threshold"] or model.confidence_threshold
-        budget = params["review_budget"] if params["review_budget"] is not None else model.review_budget
-        try:
-            with db.connect() as conn:
-                result = inference.score_batch(
-                    conn,
-                    model,
-                    threshold=threshold,
-                    batch_size=params["batch_size"],
-                    run_id=context["run_id"],
-                )
-        except (IntegrityError, InvalidInputError, NotFoundError, ConfigError) as exc:
-            # Retrying cannot fix a tampered artifact, a missing champion or a bad parameter.
-            raise AirflowFailException(str(exc)) from exc
-        summary = result.to_dict()
-        del summary["trace_ids"]  # can be thousands; they are in `predictions` under this run id
-        return {**summary, "review_budget": budget}
+        settings = config.load()
+        planned = rounds.plan(
+            settings, run_type=run_type(context), params=context["params"], at=run_time(context)
+        )
+        with db.connect() as conn:
+            scored = rounds.score(conn, settings, planned, run_id=context["run_id"])
+        if scored.failures:
+            # Retrying cannot fix a tampered artifact, a missing champion or a bad parameter; the models
+            # that were scored keep their predictions and their reviews open in the next run.
+            raise AirflowFailException(scored.failure_text())
+        return scored.to_dict()
 
     @task.branch
-    def route_reviews(batch: dict) -> str:
-        if batch["review_budget"] > 0 and batch["queued_total"] > 0:
-            return "open_reviews"
-        return "no_review"
+    def route_reviews(scored: dict) -> str:
+        from feedback_loop.inference import rounds
+
+        return "open_reviews" if rounds.Scored(**scored).wants_review() else "no_review"
 
     @task
-    def open_reviews(batch: dict) -> list[dict]:
+    def open_reviews(scored: dict) -> list[dict]:
         from feedback_loop.adapters.airflow_hitl import review_task_kwargs
         from feedback_loop.core import db
-        from feedback_loop.inference import scoring as inference
+        from feedback_loop.inference import rounds
 
         context = get_current_context()
-        model = config.load().model(batch["model_name"])
         ref = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"], "task_id": "review"}
         with db.connect() as conn:
-            tasks = inference.open_reviews(
-                conn, model, budget=batch["review_budget"], hitl_ref=ref, threshold=batch["threshold"]
-            )
-        return review_task_kwargs(model, tasks)
+            opened = rounds.open_reviews(conn, config.load(), rounds.Scored(**scored), ref)
+        return [kwargs for model, tasks in opened for kwargs in review_task_kwargs(model, tasks)]
 
     @task(trigger_rule=TriggerRule.NONE_SKIPPED, outlets=[FEEDBACK])
     def close_round() -> dict:
         from feedback_loop.core import db
-        from feedback_loop.inference import scoring as inference
+        from feedback_loop.inference import scoring
 
         context = get_current_context()
         with db.connect() as conn:
-            requeued = inference.requeue_unfinished(conn, context["dag"].dag_id, context["run_id"])
+            requeued = scoring.requeue_unfinished(conn, context["dag"].dag_id, context["run_id"])
         if requeued:
             print(f"review item(s) {requeued} got no recorded answer; they are queued again for a later run")
         return {"requeued": requeued}
 
-    batch = score_requests()
-    route = route_reviews(batch)
-    opened = open_reviews(batch)
+    scored = score_requests()
+    route = route_reviews(scored)
+    opened = open_reviews(scored)
     reviews = ReviewOperator.partial(
         task_id="review",
         params=review_params(),

@@ -26,7 +26,16 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from feedback_loop.adapters import airflow_retraining
-from feedback_loop.adapters.airflow_dags import CHAMPION, DEFAULT_ARGS, TAGS, actor_from_context, model_param
+from feedback_loop.adapters.airflow_dags import (
+    CHAMPION,
+    DEFAULT_ARGS,
+    TAGS,
+    actor_from_context,
+    asset_extras,
+    model_param,
+    run_time,
+    run_type,
+)
 
 APPROVAL_TIMEOUT = timedelta(days=2)
 
@@ -101,9 +110,10 @@ def model_retraining():
         context = get_current_context()
         planned = planning.plan(
             config.load(),
-            run_type=airflow_retraining.run_type(context),
+            run_type=run_type(context),
             params=dict(context["params"]),
-            asset_extras=airflow_retraining.asset_extras(context),
+            asset_extras=asset_extras(context),
+            at=run_time(context),
             triggered_by=actor_from_context(context),
             airflow_run_id=context["dag_run"].run_id,
         )
@@ -138,23 +148,17 @@ def model_retraining():
         if any(o["status"] == "promoted" for o in outcomes):
             chosen.append("publish_champion")
         if any(o["status"] == "awaiting_approval" for o in outcomes):
-            get_current_context()["ti"].xcom_push(
-                key="approval_body", value=airflow_retraining.approval_body(outcomes)
-            )
+            from feedback_loop.retrain import approval
+
+            get_current_context()["ti"].xcom_push(key="approval_body", value=approval.approval_text(outcomes))
             chosen.append("request_approval")
         return chosen
 
     @task(outlets=[CHAMPION])
     def publish_champion(outcomes: list[dict]) -> list[dict]:
-        promoted = [
-            {
-                "model_name": o["model_name"],
-                "version": o["candidate_version"],
-                "previous": o["champion_version"],
-            }
-            for o in outcomes
-            if o["status"] == "promoted"
-        ]
+        from feedback_loop.retrain import approval
+
+        promoted = approval.promoted_by_run(list(outcomes))
         get_current_context()["outlet_events"][CHAMPION].extra = {"promoted": promoted}
         return promoted
 
@@ -171,22 +175,12 @@ def model_retraining():
     def promote_approved(outcomes: list[dict]) -> list[dict]:
         """Promote what the approver signed off, if the champion has not moved since the gate."""
         from feedback_loop.core import db
-        from feedback_loop.retrain import pipeline
+        from feedback_loop.retrain import approval
 
         context = get_current_context()
         approver = airflow_retraining.responder(context["ti"].xcom_pull(task_ids="request_approval"))
-        promoted = []
         with db.connect() as conn:
-            for o in outcomes:
-                if o["status"] == "awaiting_approval":
-                    event = pipeline.approve(conn, o["run_id"], actor=approver)
-                    promoted.append(
-                        {
-                            "model_name": o["model_name"],
-                            "version": event.version,
-                            "previous": event.previous_version,
-                        }
-                    )
+            promoted = approval.approve_all(conn, list(outcomes), approver=approver)
         context["outlet_events"][CHAMPION].extra = {"promoted": promoted, "approved_by": approver}
         return promoted
 

@@ -11,9 +11,6 @@ Automatic rollback (off unless `gate.auto_rollback_accuracy_drop` is set for a m
 runs on every `feedback_loop://rollups` event and, for those models, compares the champion's first rollups
 after its promotion with the previous champion's; a drop in accuracy on labelled feedback beyond the
 threshold rolls back, audited as `feedback-loop:auto-rollback` with the numbers in the reason.
-
-Needs: Airflow connection `feedback_db` (PostgreSQL), or `FEEDBACK_LOOP_DB_URL`; `FEEDBACK_LOOP_CONFIG`
-for the list of models (defaults to the bundled example).
 """
 
 from __future__ import annotations
@@ -21,40 +18,31 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from feedback_loop.adapters import airflow_retraining
-from feedback_loop.adapters.airflow_dags import (
-    CHAMPION,
-    DEFAULT_ARGS,
-    TAGS,
-    actor_from_context,
-    model_param,
-    required_reason_param,
-)
+from feedback_loop.adapters.airflow_dags import CHAMPION, actor_from_context, on_call_dag, run_type
 
 
 @dag(
     schedule=airflow_retraining.auto_rollback_schedule(),
-    catchup=False,
-    max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "retries": 0},
-    tags=[*TAGS, "registry", "on-call"],
-    doc_md=__doc__,
-    params={
-        "model_name": model_param("The model whose champion moves back."),
-        "target_version": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            title="Target version",
-            description="Version to restore. Empty = the version the current champion replaced.",
-        ),
-        "reason": required_reason_param("Why you are rolling back (kept in the alias history)."),
-    },
+    **on_call_dag(
+        __doc__,
+        model="The model whose champion moves back.",
+        params={
+            "target_version": Param(
+                None,
+                type=["null", "integer"],
+                minimum=1,
+                title="Target version",
+                description="Version to restore. Empty = the version the current champion replaced.",
+            ),
+        },
+        reason="Why you are rolling back (kept in the alias history).",
+    ),
 )
 def model_rollback():
     @task.branch
     def route() -> str:
         """A person asked (form, CLI, REST) -> roll back; new rollups arrived -> check recent promotions."""
-        if airflow_retraining.run_type(get_current_context()) == "asset_triggered":
+        if run_type(get_current_context()) == "asset_triggered":
             return "check_recent_promotions"
         return "roll_back_champion"
 
@@ -64,14 +52,10 @@ def model_rollback():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from feedback_loop.core import config, db
-        from feedback_loop.registry import auto_rollback as post_promotion
+        from feedback_loop.registry import auto_rollback
 
         with db.connect() as conn:
-            results = [
-                post_promotion.check(conn, m)
-                for m in config.load().models
-                if m.gate.auto_rollback_accuracy_drop is not None
-            ]
+            results = auto_rollback.check_all(conn, config.load())
         for r in results:
             print(f"{r['model_name']}: {r['decision']} {r}")
         rolled = [r for r in results if r["decision"] == "rolled_back"]

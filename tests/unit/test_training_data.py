@@ -191,6 +191,25 @@ def test_plan_asset_triggered_takes_models_and_reasons_from_the_events():
     assert [(p.model_name, p.reason) for p in planned] == [("digits", "retraining_needed: negative rate 0.5")]
 
 
-def test_plan_scheduled_covers_every_model_with_a_schedule():
-    planned = planning.plan(SETTINGS, run_type="scheduled", params={}, triggered_by="x", now=NOW)
-    assert [p.model_name for p in planned] == [m.name for m in SETTINGS.models if m.schedules.retraining]
+def test_plan_scheduled_covers_every_model_whose_schedule_fires_at_the_run_time():
+    two = config.parse(
+        """
+models:
+  - {name: weekly, label_column: y, training_data: {path: a.csv}, schedules: {retraining: "@weekly"}}
+  - {name: daily, label_column: y, training_data: {path: a.csv}, schedules: {retraining: "0 3 * * *"}}
+  - {name: never, label_column: y, training_data: {path: a.csv}, schedules: {retraining: null}}
+""",
+        "two.yaml",
+    )
+    sunday_midnight = datetime(2026, 11, 29, tzinfo=UTC)
+    monday_3am = datetime(2026, 11, 30, 3, tzinfo=UTC)
+
+    def planned(at):
+        return [
+            p.model_name for p in planning.plan(two, run_type="scheduled", params={}, triggered_by="x", at=at)
+        ]
+
+    assert planned(sunday_midnight) == ["weekly"]
+    assert planned(monday_3am) == ["daily"]
+    assert planned(datetime(2026, 11, 29, 3, tzinfo=UTC)) == ["daily"]
+    assert planned(datetime(2026, 11, 29, 4, tzinfo=UTC)) == []

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from feedback_loop.core import db
+from feedback_loop.core import db_url
 from feedback_loop.core.errors import DatabaseUnavailableError
 
 CONN_ID = "feedback_db"
 MISSING = (
     f"no feedback database configured: define the Airflow connection '{CONN_ID}' "
     f"(e.g. AIRFLOW_CONN_{CONN_ID.upper()}=postgresql://user:password@host:5432/dbname) "
-    f"or set {db.ENV_URL}"
+    f"or set {db_url.ENV_URL}"
 )
 
 
@@ -36,4 +36,4 @@ def feedback_db_url() -> str:
 
 
 def install() -> None:
-    db.use_url_source(feedback_db_url)
+    db_url.use_url_source(feedback_db_url)

@@ -1,79 +1,24 @@
-"""Airflow adapter for model_retraining: schedule from the config, what a run was triggered by, and the
-text a human approver sees. Light at import (DAG parse time): no pandas, no scikit-learn, no database.
+"""Airflow adapter for the registry DAGs: when model_retraining and model_rollback run by themselves, and
+who answered an approval. Light at import (DAG parse time): no pandas, no scikit-learn, no database.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from feedback_loop.core import config
 
-log = logging.getLogger(__name__)
-
-
-def retraining_cron() -> str | None:
-    """The retraining schedule shared by the configured models. One DAG has one schedule: when models
-    disagree the first model's wins (logged); a run then retrains every model that has a schedule."""
-    crons = [m.schedules.retraining for m in config.load().models if m.schedules.retraining]
-    if len(set(crons)) > 1:
-        log.warning(
-            "models have different retraining schedules %s; the DAG uses %r", sorted(set(crons)), crons[0]
-        )
-    return crons[0] if crons else None
-
 
 def schedule() -> Any:
-    """Cron (or preset) from the config OR the retraining_needed asset, whichever comes first."""
-    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    """Every model's `schedules.retraining` (UTC) OR the retraining_needed asset, whichever comes first."""
+    from airflow.sdk import AssetOrTimeSchedule
 
-    from feedback_loop.adapters.airflow_dags import RETRAINING_NEEDED
+    from feedback_loop.adapters.airflow_dags import RETRAINING_NEEDED, models_schedule
 
-    cron = retraining_cron()
-    if cron is None:
+    timetable = models_schedule("retraining")
+    if timetable is None:
         return [RETRAINING_NEEDED]
-    return AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[RETRAINING_NEEDED]
-    )
-
-
-def run_type(context: dict[str, Any]) -> str:
-    value = getattr(context["dag_run"], "run_type", "manual")
-    return str(getattr(value, "value", value))
-
-
-def asset_extras(context: dict[str, Any]) -> list[dict[str, Any]]:
-    """The extras of the asset events that triggered this run (empty for other triggers)."""
-    events = context.get("triggering_asset_events") or {}
-    extras = []
-    for asset_events in events.values():
-        for event in asset_events:
-            extras.append(dict(getattr(event, "extra", None) or {}))
-    return extras
-
-
-def approval_body(outcomes: list[dict[str, Any]]) -> str:
-    """Markdown shown in the approval task: per candidate, the before/after gate table and the data."""
-    parts = [
-        "Candidates that passed the gate and wait for your sign-off. **Approve** promotes all of them; "
-        "**Reject** (or no answer before the timeout) marks them rejected.",
-        "",
-    ]
-    for outcome in outcomes:
-        if outcome["status"] != "awaiting_approval":
-            continue
-        fb = outcome["snapshot"].get("feedback", {})
-        parts += [
-            f"### {outcome['model_name']}: v{outcome['candidate_version']} vs champion "
-            f"v{outcome['champion_version']} (training run #{outcome['run_id']})",
-            "",
-            outcome["table"],
-            "",
-            f"Trained on {outcome['snapshot'].get('rows')} rows: {fb.get('rows', 0)} from feedback "
-            f"({fb.get('confirmed', 0)} confirmed, {fb.get('corrected', 0)} corrected).",
-            "",
-        ]
-    return "\n".join(parts)
+    return AssetOrTimeSchedule(timetable=timetable, assets=[RETRAINING_NEEDED])
 
 
 def responder(result: Any) -> str:

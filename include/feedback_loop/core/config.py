@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from feedback_loop.core import paths
+from feedback_loop.core import paths, schedules
 from feedback_loop.core.errors import ConfigError, NotFoundError
 
 ENV_CONFIG = "FEEDBACK_LOOP_CONFIG"
@@ -68,9 +68,19 @@ class GateConfig(Strict):
 
 
 class Schedules(Strict):
+    """Cron expressions or presets in UTC; None = not scheduled (manual runs still serve the model)."""
+
     inference: str | None = None
     aggregation: str | None = "@hourly"
     retraining: str | None = "@weekly"
+
+    @field_validator("inference", "aggregation", "retraining")
+    @classmethod
+    def valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        schedules.expression(value)  # raises ValueError naming the problem
+        return value.strip()
 
 
 class ModelConfig(Strict):

@@ -2,7 +2,7 @@
 
 Resolution order (docs/architecture.md, "Where PostgreSQL comes from"):
 1. FEEDBACK_LOOP_DB_URL, when set; the value `embedded` forces the throwaway server;
-2. an installed URL source (`use_url_source`): inside Airflow the adapter installs the `feedback_db`
+2. an installed URL source (`db_url.use_url_source`): inside Airflow the adapter installs the `feedback_db`
    connection, and then that is the only other answer: no fallback to a local or throwaway server;
 3. a server on 127.0.0.1:5432, if one answers: a dedicated database `feedback_loop` is created on it;
 4. a throwaway server started under `.local/pg` from the embedded-PostgreSQL wheel.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,28 +20,17 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from feedback_loop.core import embedded_postgres, paths, queries
+from feedback_loop.core import db_url, embedded_postgres, paths, queries
 from feedback_loop.core.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
-ENV_URL = "FEEDBACK_LOOP_DB_URL"
+ENV_URL = db_url.ENV_URL
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DATABASE = "feedback_loop"
-EMBEDDED = "embedded"
+EMBEDDED = db_url.EMBEDDED
 
 _resolved: str | None = None
-# Where an orchestrator keeps the database's address. Installed by the Airflow adapter when Airflow loads
-# our DAGs or plugins, so a worker never guesses a database; plain CLI use has none.
-_url_source: Callable[[], str] | None = None
-
-
-def use_url_source(source: Callable[[], str] | None) -> None:
-    """Install (or remove, with None) the function that names the database when FEEDBACK_LOOP_DB_URL is
-    not set. It returns a URL or raises DatabaseUnavailableError saying what to configure."""
-    global _url_source, _resolved
-    _url_source = source
-    _resolved = None
 
 
 def with_database(url: str, database: str) -> str:
@@ -103,8 +92,9 @@ def resolve_url() -> str:
         _resolved = normalise(configured)
         return _resolved
     if not configured:
-        if _url_source is not None:
-            _resolved = normalise(_url_source())
+        source = db_url.installed_source()
+        if source is not None:
+            _resolved = normalise(source())
             return _resolved
         if server_answers(LOCAL_SERVER):
             log.info("using the PostgreSQL server on 127.0.0.1:5432")
@@ -116,9 +106,12 @@ def resolve_url() -> str:
 
 
 def reset_resolution() -> None:
-    """Forget the cached URL (tests switch databases)."""
+    """Forget the cached URL (tests switch databases; an installed source changed)."""
     global _resolved
     _resolved = None
+
+
+db_url.on_change(reset_resolution)
 
 
 @contextmanager

@@ -258,11 +258,12 @@ def open_reviews(
     threshold: float | None = None,
     strategy: str = routing.LOWEST_CONFIDENCE,
     seed: int | None = None,
+    first_map_index: int = 0,
 ) -> list[dict[str, Any]]:
     """Choose up to `budget` queued items, mark them open and return one review task's content each.
 
-    The returned list order is the order of the review tasks (map index i = element i); each item's
-    `hitl_ref` records `hitl_ref` plus its map index so an answer can be traced back to its task.
+    The returned list is in review-task order: element i is the task with map index first_map_index + i,
+    and each item's `hitl_ref` records `hitl_ref` plus that map index, so an answer leads back to its task.
     """
     with conn.transaction():
         limit = budget if strategy == routing.LOWEST_CONFIDENCE else None
@@ -274,7 +275,7 @@ def open_reviews(
         if not chosen:
             return []
         ids = [c.item_id for c in chosen]
-        refs = [json.dumps({**hitl_ref, "map_index": i}) for i in range(len(ids))]
+        refs = [json.dumps({**hitl_ref, "map_index": first_map_index + i}) for i in range(len(ids))]
         conn.execute(
             queries.sql("inference/open_items"),
             {"ids": ids, "hitl_refs": refs, "reviewers": list(model.reviewers)},

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from feedback_loop.core import queries
-from feedback_loop.core.config import ModelConfig
+from feedback_loop.core.config import ModelConfig, Settings
 from feedback_loop.registry import locks
 from feedback_loop.registry import versions as registry
 
@@ -73,3 +73,14 @@ def check(conn: psycopg.Connection, model: ModelConfig, *, url: str | None = Non
         conn.commit()
         log.warning("%s: %s", model.name, reason)
         return result | {"decision": "rolled_back", "version": event.version, "reason": reason}
+
+
+def check_all(
+    conn: psycopg.Connection, settings: Settings, *, url: str | None = None
+) -> list[dict[str, Any]]:
+    """`check` every model that enables automatic rollback; one decision per model."""
+    return [
+        check(conn, model, url=url)
+        for model in settings.models
+        if model.gate.auto_rollback_accuracy_drop is not None
+    ]

@@ -113,3 +113,18 @@ def set_must_pass(
     if changed:
         log.info("%s: eval case(s) %s now %s by %s: %s", model_name, changed, state, actor, reason.strip())
     return {"changed": changed, "unchanged": sorted(set(wanted) - set(changed))}
+
+
+def change_report(model_name: str, must_pass: bool, result: dict, cases: Sequence[dict[str, Any]]) -> str:
+    """What a demotion or restore changed, case by case, for a task log or a terminal."""
+    state = "must-pass" if must_pass else "watched (reported, not gating)"
+    lines = [
+        f"{model_name}: changed {result['changed'] or 'none'}, already {state}: {result['unchanged'] or 'none'}"
+    ]
+    for case in cases:
+        lines.append(
+            f"  case {case['id']}: now {'must-pass' if case['must_pass'] else 'watched'}; expected "
+            f"{case['expected_label']!r}, the model said {case['wrong_label']!r}; from feedback "
+            f"{case['feedback_id']} ({case['feedback_source']}, {case['feedback_by'] or 'anonymous'})"
+        )
+    return "\n".join(lines)

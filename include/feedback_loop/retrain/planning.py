@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from feedback_loop.core import schedules
 from feedback_loop.core.config import ModelConfig, Settings
 from feedback_loop.core.errors import InvalidInputError
 
@@ -112,13 +113,16 @@ def plan(
     triggered_by: str,
     airflow_run_id: str | None = None,
     now: datetime | None = None,
+    at: datetime | None = None,
 ) -> list[RunParams]:
-    """The runs one trigger asks for.
+    """The runs one trigger asks for (`now`: the end of the default feedback window; `at`: the run's
+    scheduled time, which decides the models a scheduled run retrains).
 
     * manual (trigger form / REST conf): the model and settings in `params`;
     * asset-triggered (`retraining_needed`): the models named in the events' extra (all if none is named),
       with each model's configured settings and the events' reasons;
-    * scheduled: every model with a retraining schedule, with its configured settings.
+    * scheduled: every model whose `schedules.retraining` fires at `at`, with its
+      configured settings.
     """
     if run_type == "manual":
         model = settings.model(params["model_name"])
@@ -167,6 +171,5 @@ def plan(
             airflow_run_id=airflow_run_id,
             now=now,
         )
-        for m in settings.models
-        if m.schedules.retraining
+        for m in schedules.due(settings.models, "retraining", at or now or datetime.now(UTC))
     ]
