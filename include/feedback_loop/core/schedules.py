@@ -9,12 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
 from croniter import croniter
 
-if TYPE_CHECKING:
-    from feedback_loop.core.config import ModelConfig
+
+class Scheduled(Protocol):
+    """A configured model, as far as scheduling goes (config imports this module to validate crons)."""
+
+    name: str
+    schedules: Any
+
+
+M = TypeVar("M", bound=Scheduled)
 
 # The presets Airflow accepts for a cron schedule, as cron expressions.
 PRESETS = {
@@ -45,7 +52,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def crons(models: Iterable[ModelConfig], kind: str) -> list[str]:
+def crons(models: Iterable[Scheduled], kind: str) -> list[str]:
     """The distinct cron expressions of `kind` over `models`, in model order (empty: not scheduled)."""
     found = [expression(getattr(m.schedules, kind)) for m in models if getattr(m.schedules, kind)]
     return list(dict.fromkeys(found))
@@ -56,7 +63,7 @@ def is_due(cron: str, at: datetime) -> bool:
     return bool(croniter.match(expression(cron), _utc(at)))
 
 
-def due(models: Sequence[ModelConfig], kind: str, at: datetime) -> list[ModelConfig]:
+def due(models: Sequence[M], kind: str, at: datetime) -> list[M]:
     """The models whose `kind` schedule fires at `at`."""
     return [m for m in models if getattr(m.schedules, kind) and is_due(getattr(m.schedules, kind), at)]
 
