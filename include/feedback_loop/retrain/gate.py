@@ -19,7 +19,6 @@ training_runs.gate answers "why" without re-running anything.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,10 +117,12 @@ class Verdict:
 def mcnemar_p(champion_only: int, candidate_only: int) -> float:
     """One-sided exact McNemar p-value that the champion is really better: the chance of at least
     `champion_only` wins among the discordant pairs if both models were equally good."""
+    from scipy.stats import binomtest
+
     n = champion_only + candidate_only
     if n == 0:
         return 1.0
-    return sum(math.comb(n, k) for k in range(champion_only, n + 1)) / 2**n
+    return float(binomtest(champion_only, n, 0.5, alternative="greater").pvalue)
 
 
 def _paired_p(candidate: list[bool], champion: list[bool], mask: list[bool] | None = None) -> float | None:
