@@ -329,195 +329,215 @@ def negative_rates(conn) -> dict[str, list[tuple[datetime, float]]]:
     return series
 
 
-def run(settings: DemoSettings) -> DemoResult:
-    from feedback_loop.core import config, migrations
-    from feedback_loop.lab import stack
-    from feedback_loop.retrain import baseline
+class DemoRun:
+    """The demo's steps, in order; each one a method, sharing the database, the Airflow clients and what
+    the scripted people know (the true label of every scored trace)."""
 
-    step = Step(12 if settings.rounds >= 2 else 10)
-    rng = random.Random(settings.seed)
-    step("preparing the demo database and configuration")
-    url = prepare_database()
-    previous_config = os.environ.get("FEEDBACK_LOOP_CONFIG")
-    os.environ["FEEDBACK_LOOP_CONFIG"] = str(demo_config(settings.aggregation_every_minutes))
-    migrations.upgrade(url)
-    holdout, rest = split_digits(settings)
-    model = config.load().model(MODEL)
-    holdout_keys = set(map(tuple, holdout[[f"pixel_{i}" for i in range(64)]].to_numpy().tolist()))
+    def __init__(self, settings: DemoSettings) -> None:
+        self.settings = settings
+        self.step = Step(12 if settings.rounds >= 2 else 10)
+        self.rng = random.Random(settings.seed)
+        self.truth: dict[str, str] = {}
+        self.answered = 0
+        self.previous_config = os.environ.get("FEEDBACK_LOOP_CONFIG")
 
-    step("starting Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1")
-    state = stack.up()
-    try:
-        with db.connect(url) as conn:
-            step(f"training {MODEL} v1 on {model.training_data.limit} rows of digits and promoting it")
-            v1 = baseline.train_and_register(
-                conn,
-                model,
-                created_by="demo",
-                promote=True,
-                reason="demo: first version on a small slice of digits",
-            )
-            stream = rest[
-                [
-                    tuple(r) not in holdout_keys
-                    for r in rest[[f"pixel_{i}" for i in range(64)]].to_numpy().tolist()
-                ]
-            ]
-            stream = stream.sample(frac=1.0, random_state=settings.seed).reset_index(drop=True)
-            accuracy_before = accuracy_of(conn, v1.version, holdout)
-            progress(f"      v1 holdout accuracy {accuracy_before:.3f}")
+    def prepare(self) -> None:
+        from feedback_loop.core import config, migrations
 
-            admin = AirflowClient(state.api_url, "admin", state.passwords["admin"])
-            reviewer = AirflowClient(state.api_url, "reviewer", state.passwords["reviewer"])
-            app = AirflowClient(state.api_url, "app", state.passwords["app"])
-            admin.wait_for_dags(DAGS, timeout=180)
-            for dag_id in DAGS:
-                admin.unpause(dag_id)
+        self.step("preparing the demo database and configuration")
+        self.url = prepare_database()
+        os.environ["FEEDBACK_LOOP_CONFIG"] = str(demo_config(self.settings.aggregation_every_minutes))
+        migrations.upgrade(self.url)
+        self.holdout, self.rest = split_digits(self.settings)
+        self.model = config.load().model(MODEL)
 
-            truth: dict[str, str] = {}
-            step(
-                f"round 1: {settings.requests_per_round} requests through feedback_inference; reviewers answer in Airflow"
-            )
-            pending = enqueue(conn, stream.iloc[: settings.requests_per_round])
-            _, answered_1 = run_inference_round(reviewer, conn, truth, pending, settings, rng, 1)
-            round_1 = dict(truth)
-            progress(f"      {answered_1} review task(s) answered through PATCH .../hitlDetails")
-            fed_1 = post_user_feedback(state.api_url, app.token(), conn, round_1, settings, rng)
-            progress(f"      {fed_1} feedback event(s) stored through the feedback API (a retry stored 0)")
+    def start_airflow(self) -> None:
+        from feedback_loop.lab import stack
 
-            step("waiting for the scheduler's feedback_aggregation run (every 2 minutes in the demo)")
-            agg = wait_for_rollup(admin, datetime.now(UTC))
-            progress(f"      rolled up {agg['data_interval_start']} .. {agg['data_interval_end']}")
+        self.step("starting Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1")
+        self.state = stack.up()
 
-            step("retraining (model_retraining): pull labels, train, gate, register, promote")
-            retrain_run = admin.trigger(
-                "model_retraining", {"model_name": MODEL, "reason": "demo: feedback arrived"}
-            )
-            retrain_state = admin.wait_for_run("model_retraining", retrain_run, timeout=600)
-            runs = conn.execute(queries.sql("demo/training_runs"), {"model_name": MODEL}).fetchall()
-            last_run = runs[-1] if runs else None
-            conn.commit()
-            progress(
-                f"      retraining run {retrain_state}: {last_run['status'] if last_run else 'no run'}: "
-                f"{(last_run or {}).get('decision', '')}"
-            )
-            champion = registry.current_version(conn, MODEL)
-            conn.commit()
+    def train_v1(self, conn) -> None:
+        from feedback_loop.retrain import baseline
 
-            step("rolling back (model_rollback) and undoing it")
-            rollback_info: dict[str, Any] = {"shown": False}
-            if champion is not None and champion != v1.version:
-                rb_run = admin.trigger(
-                    "model_rollback", {"model_name": MODEL, "reason": "demo: show a rollback"}
+        self.step(f"training {MODEL} v1 on {self.model.training_data.limit} rows of digits and promoting it")
+        self.v1 = baseline.train_and_register(
+            conn, self.model, created_by="demo", promote=True, reason="demo: first version on a small slice"
+        )
+        pixels = [f"pixel_{i}" for i in range(64)]
+        held_out = set(map(tuple, self.holdout[pixels].to_numpy().tolist()))
+        unseen = self.rest[[tuple(r) not in held_out for r in self.rest[pixels].to_numpy().tolist()]]
+        self.stream = unseen.sample(frac=1.0, random_state=self.settings.seed).reset_index(drop=True)
+        self.accuracy_before = accuracy_of(conn, self.v1.version, self.holdout)
+        progress(f"      v1 holdout accuracy {self.accuracy_before:.3f}")
+
+    def connect_people(self) -> None:
+        passwords = self.state.passwords
+        self.admin = AirflowClient(self.state.api_url, "admin", passwords["admin"])
+        self.reviewer = AirflowClient(self.state.api_url, "reviewer", passwords["reviewer"])
+        self.app = AirflowClient(self.state.api_url, "app", passwords["app"])
+        self.admin.wait_for_dags(DAGS, timeout=180)
+        for dag_id in DAGS:
+            self.admin.unpause(dag_id)
+
+    def feedback_round(self, conn, round_no: int) -> None:
+        """Requests scored by the champion, reviews answered in Airflow, users' feedback, the rollup."""
+        n = self.settings.requests_per_round
+        self.step(f"round {round_no}: {n} requests through feedback_inference; reviewers answer in Airflow")
+        pending = enqueue(conn, self.stream.iloc[(round_no - 1) * n : round_no * n])
+        before = set(self.truth)
+        _, answered = run_inference_round(
+            self.reviewer, conn, self.truth, pending, self.settings, self.rng, round_no
+        )
+        self.answered += answered
+        scored = {t: self.truth[t] for t in self.truth if t not in before}
+        progress(f"      {answered} review task(s) answered through PATCH .../hitlDetails")
+        fed = post_user_feedback(self.state.api_url, self.app.token(), conn, scored, self.settings, self.rng)
+        progress(f"      {fed} feedback event(s) stored through the feedback API (a retry stored 0)")
+        self.step(
+            f"waiting for the scheduler's feedback_aggregation run (every "
+            f"{self.settings.aggregation_every_minutes} minutes in the demo)"
+        )
+        aggregated = wait_for_rollup(self.admin, datetime.now(UTC))
+        progress(f"      rolled up the interval ending {aggregated['data_interval_end']}")
+
+    def retrain(self, conn) -> None:
+        self.step("retraining (model_retraining): pull labels, train, gate, register, promote")
+        run_id = self.admin.trigger(
+            "model_retraining", {"model_name": MODEL, "reason": "demo: feedback arrived"}
+        )
+        state = self.admin.wait_for_run("model_retraining", run_id, timeout=600)
+        runs = conn.execute(queries.sql("demo/training_runs"), {"model_name": MODEL}).fetchall()
+        self.last_run = runs[-1] if runs else None
+        conn.commit()
+        progress(
+            f"      retraining run {state}: {self.last_run['status'] if self.last_run else 'no run'}: "
+            f"{(self.last_run or {}).get('decision', '')}"
+        )
+        self.champion = registry.current_version(conn, MODEL)
+        conn.commit()
+
+    def show_rollback(self, conn) -> None:
+        self.step("rolling back (model_rollback) and undoing it")
+        self.rollback: dict[str, Any] = {"shown": False}
+        if self.champion is None or self.champion == self.v1.version:
+            progress("      skipped: the candidate did not pass the gate, v1 is still champion")
+            return
+        run_id = self.admin.trigger(
+            "model_rollback", {"model_name": MODEL, "reason": "demo: show a rollback"}
+        )
+        state = self.admin.wait_for_run("model_rollback", run_id, timeout=300)
+        after_rollback = registry.current_version(conn, MODEL)
+        conn.commit()
+        registry.promote(
+            conn,
+            MODEL,
+            self.champion,
+            actor="demo",
+            reason="demo: undo the rollback, the retrained model is better",
+        )
+        conn.commit()
+        self.rollback = {
+            "shown": True,
+            "run_state": state,
+            "rolled_back_to": after_rollback,
+            "restored": registry.current_version(conn, MODEL),
+        }
+        progress(
+            f"      champion v{self.champion} -> v{after_rollback} (rollback) -> v{self.rollback['restored']} (undo)"
+        )
+
+    def summarise(self, conn) -> DemoResult:
+        self.step("summarising (after any retraining the alerts triggered has finished)")
+        settle_retraining(self.admin)
+        final = registry.current_version(conn, MODEL)
+        versions = [
+            {
+                **version.summary(),
+                "champion": version.version == final,
+                "holdout_accuracy": accuracy_of(conn, version.version, self.holdout)
+                if version.status != "rejected"
+                else None,
+            }
+            for version in registry.list_versions(conn, MODEL)
+        ]
+        counts = conn.execute(queries.sql("demo/row_counts")).fetchone()
+        training_runs = conn.execute(queries.sql("demo/training_runs"), {"model_name": MODEL}).fetchall()
+        series = negative_rates(conn)
+        conn.commit()
+        result = DemoResult(
+            versions=[
+                {k: v[k] for k in ("version", "status", "champion", "holdout_accuracy")} for v in versions
+            ],
+            reviews_answered=self.answered,
+            feedback_stored=int(counts["feedback"]),
+            accuracy_before=self.accuracy_before,
+            accuracy_after=accuracy_of(conn, final, self.holdout),
+            rollback=self.rollback,
+            negative_rate={k: sum(r for _, r in v) / len(v) for k, v in series.items() if v},
+            rollups=int(counts["rollups"]),
+            plots=self.write_plots(versions, series),
+            ui_url=self.state.api_url,
+            gate=(self.last_run or {}).get("gate") or {},
+            training_runs=[{k: v for k, v in r.items() if k != "gate"} for r in training_runs],
+        )
+        (self.settings.output_dir / "summary.json").write_text(
+            json.dumps(result.to_dict(), indent=2, default=str)
+        )
+        return result
+
+    def write_plots(self, versions: list[dict[str, Any]], series: dict[str, list]) -> list[str]:
+        out = self.settings.output_dir
+        self.step(f"writing plots to {out}/")
+        out.mkdir(parents=True, exist_ok=True)
+        bars = [{**v, "accuracy": v["holdout_accuracy"] or 0.0} for v in versions]
+        return [
+            str(
+                plots.accuracy_per_version(
+                    bars,
+                    out / "accuracy_per_version.png",
+                    f"{MODEL}: accuracy on {len(self.holdout)} held-out digits",
                 )
-                rb_state = admin.wait_for_run("model_rollback", rb_run, timeout=300)
-                after_rollback = registry.current_version(conn, MODEL)
-                conn.commit()
-                registry.promote(
-                    conn,
-                    MODEL,
-                    champion,
-                    actor="demo",
-                    reason="demo: undo the rollback, the retrained model is better",
+            ),
+            str(
+                plots.rate_over_time(
+                    series,
+                    out / "negative_rate_over_time.png",
+                    f"{MODEL}: negative feedback rate per rollup interval, by version",
                 )
-                conn.commit()
-                rollback_info = {
-                    "shown": True,
-                    "run_state": rb_state,
-                    "rolled_back_to": after_rollback,
-                    "restored": registry.current_version(conn, MODEL),
-                }
-                progress(
-                    f"      champion v{champion} -> v{after_rollback} (rollback) -> v{rollback_info['restored']} (undo)"
-                )
-            else:
-                progress("      skipped: the candidate did not pass the gate, v1 is still champion")
+            ),
+        ]
 
-            answered_2 = 0
-            if settings.rounds >= 2:
-                step(f"round 2: {settings.requests_per_round} requests scored by the current champion")
-                pending = enqueue(
-                    conn, stream.iloc[settings.requests_per_round : 2 * settings.requests_per_round]
-                )
-                before = set(truth)
-                _, answered_2 = run_inference_round(reviewer, conn, truth, pending, settings, rng, 2)
-                round_2 = {t: truth[t] for t in truth if t not in before}
-                fed_2 = post_user_feedback(state.api_url, app.token(), conn, round_2, settings, rng)
-                progress(f"      {answered_2} review(s) answered, {fed_2} feedback event(s) stored")
-                step("waiting for the rollup of round 2")
-                agg = wait_for_rollup(admin, datetime.now(UTC))
-                progress(f"      rolled up {agg['data_interval_start']} .. {agg['data_interval_end']}")
+    def finish(self) -> None:
+        from feedback_loop.lab import stack
 
-            step("summarising (after any retraining the alerts triggered has finished)")
-            settle_retraining(admin)
-            final = registry.current_version(conn, MODEL)
-            accuracy_after = accuracy_of(conn, final, holdout)
-            versions = []
-            for version in registry.list_versions(conn, MODEL):
-                versions.append(
-                    {
-                        **version.summary(),
-                        "champion": version.version == final,
-                        "holdout_accuracy": accuracy_of(conn, version.version, holdout)
-                        if version.status != "rejected"
-                        else None,
-                    }
-                )
-            counts = conn.execute(queries.sql("demo/row_counts")).fetchone()
-            feedback_stored, rollups = counts["feedback"], counts["rollups"]
-            training_runs = conn.execute(queries.sql("demo/training_runs"), {"model_name": MODEL}).fetchall()
-            series = negative_rates(conn)
-            conn.commit()
-
-            step(f"writing plots to {settings.output_dir}/")
-            settings.output_dir.mkdir(parents=True, exist_ok=True)
-            bars = [{**v, "accuracy": v["holdout_accuracy"] or 0.0} for v in versions]
-            written = [
-                str(
-                    plots.accuracy_per_version(
-                        bars,
-                        settings.output_dir / "accuracy_per_version.png",
-                        f"{MODEL}: accuracy on {len(holdout)} held-out digits",
-                    )
-                ),
-                str(
-                    plots.rate_over_time(
-                        series,
-                        settings.output_dir / "negative_rate_over_time.png",
-                        f"{MODEL}: negative feedback rate per rollup interval, by version",
-                    )
-                ),
-            ]
-            result = DemoResult(
-                versions=[
-                    {k: v[k] for k in ("version", "status", "champion", "holdout_accuracy")} for v in versions
-                ],
-                reviews_answered=answered_1 + answered_2,
-                feedback_stored=int(feedback_stored),
-                accuracy_before=accuracy_before,
-                accuracy_after=accuracy_after,
-                rollback=rollback_info,
-                negative_rate={k: sum(r for _, r in v) / len(v) for k, v in series.items() if v},
-                rollups=int(rollups),
-                plots=written,
-                ui_url=state.api_url,
-                gate=(last_run or {}).get("gate") or {},
-                training_runs=[{k: v for k, v in r.items() if k != "gate"} for r in training_runs],
-            )
-            (settings.output_dir / "summary.json").write_text(
-                json.dumps(result.to_dict(), indent=2, default=str)
-            )
-            return result
-    finally:
-        if previous_config is None:
+        if self.previous_config is None:
             os.environ.pop("FEEDBACK_LOOP_CONFIG", None)
         else:
-            os.environ["FEEDBACK_LOOP_CONFIG"] = previous_config
-        if settings.keep_running:
+            os.environ["FEEDBACK_LOOP_CONFIG"] = self.previous_config
+        if self.settings.keep_running:
             progress("Airflow keeps running (--keep-running); stop it with: make down")
         else:
-            step("stopping every process the demo started")
+            self.step("stopping every process the demo started")
             stack.down(quiet=True)
+
+
+def run(settings: DemoSettings) -> DemoResult:
+    demo = DemoRun(settings)
+    try:
+        demo.prepare()
+        demo.start_airflow()
+        with db.connect(demo.url) as conn:
+            demo.train_v1(conn)
+            demo.connect_people()
+            demo.feedback_round(conn, 1)
+            demo.retrain(conn)
+            demo.show_rollback(conn)
+            for round_no in range(2, settings.rounds + 1):
+                demo.feedback_round(conn, round_no)
+            return demo.summarise(conn)
+    finally:
+        demo.finish()
 
 
 def print_summary(result: DemoResult, logins: dict[str, str]) -> None:
