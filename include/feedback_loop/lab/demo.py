@@ -1,6 +1,6 @@
 """`make demo`: the whole loop on the bundled digits data, driven through a real Airflow.
 
-1. start PostgreSQL (as DESIGN.md) and Airflow (api-server, scheduler, dag-processor, triggerer) on
+1. start PostgreSQL (see docs/architecture.md) and Airflow (api-server, scheduler, dag-processor, triggerer) on
    127.0.0.1, each in its own process group;
 2. register digits v1, trained on a small slice of the data;
 3. enqueue inference requests and trigger `feedback_inference`; simulated reviewers answer the review tasks

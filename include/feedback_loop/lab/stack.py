@@ -82,9 +82,8 @@ def metadata_database_name() -> str:
 def metadata_db_url(feedback_db_url: str) -> str:
     """Airflow's metadata DB: a database of its own on the same PostgreSQL server.
 
-    DESIGN.md planned SQLite here; under the demo's concurrent review answers SQLite answered
-    "database is locked" (HTTP 500 on PATCH .../hitlDetails), so the stack uses PostgreSQL, which it
-    has anyway."""
+    Not SQLite: concurrent answers to review tasks get "database is locked" from it (HTTP 500 on
+    PATCH .../hitlDetails), and PostgreSQL is there anyway."""
     server = feedback_db_url
     url = db.ensure_database(server, metadata_database_name())
     return "postgresql+psycopg://" + url.split("://", 1)[1]
