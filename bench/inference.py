@@ -19,6 +19,7 @@ import time
 import uuid
 
 from feedback_loop.core import config, db, migrations, store
+from feedback_loop.inference import reviews
 from feedback_loop.inference import scoring as inference
 from feedback_loop.registry import versions as registry
 from feedback_loop.retrain import baseline, datasets
@@ -92,7 +93,7 @@ def run() -> list[dict]:
             set_based_s = time.perf_counter() - started
 
             started = time.perf_counter()
-            tasks = inference.open_reviews(
+            tasks = reviews.open_reviews(
                 conn,
                 model,
                 budget=budget,

@@ -132,11 +132,11 @@ def feedback_inference():
     @task(trigger_rule=TriggerRule.NONE_SKIPPED, outlets=[FEEDBACK])
     def close_round() -> dict:
         from feedback_loop.core import db
-        from feedback_loop.inference import scoring
+        from feedback_loop.inference import reviews
 
         context = get_current_context()
         with db.connect() as conn:
-            requeued = scoring.requeue_unfinished(conn, context["dag"].dag_id, context["run_id"])
+            requeued = reviews.requeue_unfinished(conn, context["dag"].dag_id, context["run_id"])
         if requeued:
             print(f"review item(s) {requeued} got no recorded answer; they are queued again for a later run")
         return {"requeued": requeued}

@@ -8,7 +8,7 @@ import pytest
 
 from feedback_loop.core import config
 from feedback_loop.core.errors import IntegrityError
-from feedback_loop.inference import review
+from feedback_loop.inference import review, reviews
 from feedback_loop.inference import scoring as inference
 from feedback_loop.registry import versions as registry
 
@@ -136,7 +136,7 @@ def queue_four(conn) -> list[float]:
 
 def test_open_reviews_takes_the_least_confident_within_budget_and_leaves_the_rest(conn, champion):
     confidences = queue_four(conn)
-    tasks = inference.open_reviews(conn, MODEL, budget=2, hitl_ref=REF, threshold=0.8)
+    tasks = reviews.open_reviews(conn, MODEL, budget=2, hitl_ref=REF, threshold=0.8)
     conn.commit()
     assert len(tasks) == 2
     opened = rows(
@@ -153,14 +153,14 @@ def test_open_reviews_takes_the_least_confident_within_budget_and_leaves_the_res
     assert tasks[0]["defaults"] == [review.SKIP]
     assert "below the review threshold 80%" in tasks[0]["body"]
 
-    later = inference.open_reviews(conn, MODEL, budget=5, hitl_ref={**REF, "run_id": "run-2"})
+    later = reviews.open_reviews(conn, MODEL, budget=5, hitl_ref={**REF, "run_id": "run-2"})
     assert len(later) == 2  # only the two still queued
-    assert inference.open_reviews(conn, MODEL, budget=5, hitl_ref=REF) == []
+    assert reviews.open_reviews(conn, MODEL, budget=5, hitl_ref=REF) == []
 
 
 def test_random_strategy_opens_a_reproducible_sample(conn, champion):
     queue_four(conn)
-    tasks = inference.open_reviews(conn, MODEL, budget=2, hitl_ref=REF, strategy="random", seed=1)
+    tasks = reviews.open_reviews(conn, MODEL, budget=2, hitl_ref=REF, strategy="random", seed=1)
     assert len(tasks) == 2
     assert len(rows(conn, "SELECT id FROM review_items WHERE status = 'open'")) == 2
 
@@ -168,7 +168,7 @@ def test_random_strategy_opens_a_reproducible_sample(conn, champion):
 def open_one(conn) -> int:
     enqueue(conn, [{"f0": 0.01, "f1": 0.0}])
     inference.score_batch(conn, MODEL, threshold=0.8, batch_size=10)
-    (task,) = inference.open_reviews(conn, MODEL, budget=1, hitl_ref=REF)
+    (task,) = reviews.open_reviews(conn, MODEL, budget=1, hitl_ref=REF)
     conn.commit()
     return task["review_item_id"]
 
@@ -183,7 +183,7 @@ def test_record_answer_writes_feedback_and_closes_the_item_once(conn, champion):
         {"id": "bob", "name": "Bob"},
     )
     predicted = rows(conn, "SELECT output_label FROM predictions")[0]["output_label"]
-    outcome = inference.record_answer(conn, item_id, answer)
+    outcome = reviews.record_answer(conn, item_id, answer)
     conn.commit()
     expected_kind = "thumbs_up" if predicted == "b" else "correction"
     assert (outcome.status, outcome.feedback.kind) == ("answered", expected_kind)
@@ -196,7 +196,7 @@ def test_record_answer_writes_feedback_and_closes_the_item_once(conn, champion):
     item = rows(conn, "SELECT status, answered_at FROM review_items")[0]
     assert item["status"] == "answered" and item["answered_at"] == answer.responded_at
 
-    repeated = inference.record_answer(conn, item_id, answer)
+    repeated = reviews.record_answer(conn, item_id, answer)
     assert (repeated.status, repeated.feedback) == ("answered", None)
     assert rows(conn, "SELECT count(*) AS n FROM feedback")[0]["n"] == 1
 
@@ -204,13 +204,13 @@ def test_record_answer_writes_feedback_and_closes_the_item_once(conn, champion):
 def test_timed_out_review_expires_and_unfinished_items_are_requeued(conn, champion):
     item_id = open_one(conn)
     timeout = review.Answer([review.SKIP], {}, rows(conn, "SELECT now() AS t")[0]["t"], None)
-    assert inference.record_answer(conn, item_id, timeout).status == "expired"
+    assert reviews.record_answer(conn, item_id, timeout).status == "expired"
     conn.commit()
     assert rows(conn, "SELECT status FROM review_items")[0]["status"] == "expired"
 
     second = open_one(conn)
-    assert inference.requeue_unfinished(conn, "feedback_inference", "run-1") == [second]
-    assert inference.requeue_unfinished(conn, "feedback_inference", "run-1") == []
+    assert reviews.requeue_unfinished(conn, "feedback_inference", "run-1") == [second]
+    assert reviews.requeue_unfinished(conn, "feedback_inference", "run-1") == []
     state = conn.execute(
         "SELECT status, hitl_ref, opened_at FROM review_items WHERE id = %s", (second,)
     ).fetchone()

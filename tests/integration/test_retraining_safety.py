@@ -262,6 +262,7 @@ def test_pull_applies_the_conflict_rule_window_and_counts_what_it_dropped(conn):
         "expected_label": "1",
         "wrong_label": "7",
         "feedback_id": newest_r,
+        "corroborated": True,  # r1 and r2 agree: a must-pass case
     }
 
     no_corrections = training_data.build(
@@ -286,7 +287,8 @@ def test_eval_cases_from_failures_are_idempotent_and_follow_the_resolved_label(c
     assert promote() == {"inserted": 1, "updated": 0, "unchanged": 0}
     assert promote() == {"inserted": 0, "updated": 0, "unchanged": 1}
     (case,) = eval_cases.load(conn, "digits")
-    assert (case["expected_label"], case["wrong_label"], case["must_pass"]) == ("1", "7", True)
+    # One person's correction is watched, not must-pass: it could be a slip.
+    assert (case["expected_label"], case["wrong_label"], case["must_pass"]) == ("1", "7", False)
     first_feedback = conn.execute("SELECT id FROM feedback WHERE trace_id = %s", (trace,)).fetchone()["id"]
     assert case["feedback_id"] == first_feedback and case["input"]["pixel_0"] == 0.0
 
@@ -295,3 +297,10 @@ def test_eval_cases_from_failures_are_idempotent_and_follow_the_resolved_label(c
     assert promote() == {"inserted": 0, "updated": 1, "unchanged": 0}
     (case,) = eval_cases.load(conn, "digits")
     assert case["expected_label"] == "2" and case["feedback_id"] != first_feedback
+    assert case["must_pass"] is False
+
+    add_feedback(conn, [(trace, "correction", None, "2", "review", "r2")])  # a second reviewer agrees
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    assert promote() == {"inserted": 0, "updated": 1, "unchanged": 0}
+    (case,) = eval_cases.load(conn, "digits")
+    assert (case["expected_label"], case["must_pass"]) == ("2", True)

@@ -45,14 +45,18 @@ def test_uncertainty_routing_on_digits_ends_with_a_more_accurate_champion(db_url
     cycles = report["cycles"]
     assert cycles[0] == {
         "cycle": 0,
-        "labels_used": 50,
+        "answers": 0,
+        "labelled": 50,
         "accuracy": cycles[0]["accuracy"],
         "champion_version": 1,
         "gate": "initial",
         "reviewed": 0,
         "corrected": 0,
     }
-    assert [c["labels_used"] for c in cycles] == [50, 75, 100, 125, 150]
+    # Every cycle spends the whole budget: gold, audit and second opinions come out of it.
+    assert [c["answers"] for c in cycles] == [0, 25, 50, 75, 100]
+    assert all(sum(c["by_reason"].values()) == 25 for c in cycles[1:])
+    assert sum(c["by_reason"].get("audit", 0) for c in cycles[1:]) == 4 * 2  # review.audit_share 0.1
     assert all(c["gate"] in ("promoted", "rejected") for c in cycles[1:])
     assert report["final"]["champion_version"] > 1
     assert report["final"]["accuracy"] > cycles[0]["accuracy"]
@@ -128,7 +132,7 @@ def test_a_csv_with_categorical_features_and_missing_values(tmp_path, db_url, ca
     )
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert [c["labels_used"] for c in report["cycles"]] == [30, 40, 50]
+    assert [c["answers"] for c in report["cycles"]] == [0, 10, 20]
     assert 0.5 < report["final"]["accuracy"] <= 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feedback_loop.core.config import GateConfig
-from feedback_loop.retrain.gate import CaseResult, Scores, compare, mcnemar_p
+from feedback_loop.retrain.gate import MUST_PASS_CHECK, CaseResult, Scores, compare, mcnemar_p
 
 
 def holdout(accuracy: float, slices: dict[str, tuple[int, float]] | None = None, macro_f1: float = 0.5):
@@ -61,17 +61,47 @@ def test_primary_metric_is_configurable():
     assert not verdict.passed and verdict.reasons[0].startswith("holdout macro_f1")
 
 
-def test_failing_a_must_pass_eval_case_blocks_and_names_the_case():
-    verdict = compare(Scores(None, holdout(0.95), cases(True, False, True)), Scores(1, holdout(0.90)), CONFIG)
+def test_a_case_neither_model_passes_is_an_open_failure_reported_not_a_block():
+    verdict = compare(
+        Scores(None, holdout(0.95), cases(True, False, True)),
+        Scores(1, holdout(0.90), cases(False, False, False)),
+        CONFIG,
+    )
+    assert verdict.passed
+    check = next(c for c in verdict.checks if c.name == MUST_PASS_CHECK)
+    assert "1 open failure(s) neither passes, 2 fixed by the candidate" in check.detail
+    assert "failing case ids [2]" in check.detail
+
+
+def test_re_breaking_many_fixed_must_pass_cases_blocks_and_names_them():
+    champion = Scores(1, holdout(0.90), cases(*[True] * 12))
+    candidate = Scores(None, holdout(0.91), cases(*[False] * 8, *[True] * 4))
+    verdict = compare(candidate, champion, CONFIG)
     assert not verdict.passed
-    assert verdict.reasons == ["2/3 passed; failing case ids [2]"]
+    (reason,) = verdict.reasons
+    assert reason.startswith("keeps 4/12 of the must-pass cases the champion passes (a significant loss")
+    assert "re-broken case ids [1, 2, 3, 4, 5, 6, 7, 8]" in reason
 
 
-def test_eval_case_pass_rate_below_one_tolerates_some_failures():
-    config = GateConfig(eval_case_pass_rate=0.6)
-    assert compare(
-        Scores(None, holdout(0.9), cases(True, False, True)), Scores(1, holdout(0.9)), config
-    ).passed
+def test_one_re_broken_case_on_a_small_set_never_decides_alone():
+    champion = Scores(1, holdout(0.90), cases(True, True, False))
+    candidate = Scores(None, holdout(0.90), cases(True, False, False))
+    verdict = compare(candidate, champion, CONFIG)
+    assert verdict.passed
+    check = next(c for c in verdict.checks if c.name == MUST_PASS_CHECK)
+    assert "not a significant loss: p=0.500" in check.detail and "re-broken case ids [2]" in check.detail
+
+
+def test_without_significance_any_re_broken_case_blocks():
+    config = GateConfig(eval_case_pass_rate=1.0, significance=0)
+    champion = Scores(1, holdout(0.90), cases(True, True, False))
+    assert not compare(Scores(None, holdout(0.90), cases(True, False, False)), champion, config).passed
+
+
+def test_eval_case_pass_rate_below_one_tolerates_some_re_broken_cases():
+    config = GateConfig(eval_case_pass_rate=0.6, significance=0)
+    champion = Scores(1, holdout(0.9), cases(True, True, True))
+    assert compare(Scores(None, holdout(0.9), cases(True, False, True)), champion, config).passed
 
 
 def test_cases_that_are_not_must_pass_do_not_gate():

@@ -37,10 +37,15 @@ def assigned_users(model: ModelConfig) -> list[dict[str, str]] | None:
 
 
 def review_task_kwargs(model: ModelConfig, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-task keyword arguments for ReviewOperator.partial(...).expand_kwargs(...)."""
+    """Per-task keyword arguments for ReviewOperator.partial(...).expand_kwargs(...). A second opinion or
+    a gold question is assigned only to the reviewers who have not answered its trace yet."""
     timeout = timedelta(minutes=model.review_timeout_minutes)
-    users = assigned_users(model)
-    return [{**task, "response_timeout": timeout, "assigned_users": users} for task in tasks]
+    kwargs = []
+    for task in tasks:
+        content = {k: v for k, v in task.items() if k not in ("reviewers", "reason")}
+        users = [{"id": name, "name": name} for name in task.get("reviewers") or []] or assigned_users(model)
+        kwargs.append({**content, "response_timeout": timeout, "assigned_users": users})
+    return kwargs
 
 
 class ReviewOperator(HITLOperator):
@@ -62,7 +67,7 @@ class ReviewOperator(HITLOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         result = super().execute_complete(context, event)
         from feedback_loop.core import db
-        from feedback_loop.inference import scoring as inference
+        from feedback_loop.inference import reviews
 
         answer = review.Answer(
             chosen_options=list(result["chosen_options"]),
@@ -71,7 +76,7 @@ class ReviewOperator(HITLOperator):
             responded_by=result["responded_by_user"],
         )
         with db.connect() as conn:
-            outcome = inference.record_answer(conn, int(self.review_item_id), answer)
+            outcome = reviews.record_answer(conn, int(self.review_item_id), answer)
         feedback = outcome.feedback
         return {
             "review_item_id": int(self.review_item_id),

@@ -31,15 +31,32 @@ def _share(text: str) -> float:
     return value
 
 
+def _noises(text: str) -> tuple[float, ...]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected noise shares like 0.05,0.05,0.4, got {text!r}"
+            ) from None
+        if not 0 <= value < 1:
+            raise argparse.ArgumentTypeError(f"each reviewer's noise must be in [0, 1), got {value}")
+        values.append(value)
+    return tuple(values)
+
+
 def register(groups: argparse._SubParsersAction) -> None:
     parser = groups.add_parser(
         "simulate",
         help="run the feedback loop on a data set with simulated reviewers (no scheduler needed)",
-        description="Closed-loop simulation with the library code the DAGs run, on a throwaway database: "
-        "30%% of the rows (stratified) are held out for accuracy; v1 is trained on --initial-labels clean "
-        "labels; each cycle --batch-size new rows are scored, --review-budget of them are routed to "
-        "review (lowest confidence first, or at random), simulated reviewers answer with "
-        "--reviewer-noise label noise, then the model is retrained, gated and promoted. "
+        description="Closed-loop simulation with the library code the DAGs run, on a throwaway database, "
+        "with the gate, review and training settings of the shipped config: 30%% of the rows (stratified) "
+        "are held out for accuracy; v1 is trained on --initial-labels clean labels; each cycle "
+        "--batch-size new rows are scored and --review-budget answers are spent (gold, audit, second "
+        "opinions, then the least confident predictions or a random sample); a pool of simulated reviewers "
+        "(--reviewers, each with its share of wrong answers) answers; the model is retrained, gated and "
+        "promoted. --strategy bare runs the loop without the product for comparison. "
         "Progress goes to stderr; with --json the result alone goes to stdout.",
     )
     parser.add_argument("--data", required=True, help="CSV or Parquet file, or 'digits' for the bundled set")
@@ -49,20 +66,27 @@ def register(groups: argparse._SubParsersAction) -> None:
     parser.add_argument("--initial-labels", type=_int_at_least(10), default=100, help="clean labels for v1")
     parser.add_argument("--cycles", type=_int_at_least(0), default=5, help="feedback cycles to run")
     parser.add_argument("--batch-size", type=_int_at_least(1), default=200, help="new rows per cycle")
-    parser.add_argument("--review-budget", type=_int_at_least(1), default=20, help="reviews per cycle")
-    parser.add_argument("--reviewer-noise", type=_share, default=0.1, help="share of wrong reviewer answers")
+    parser.add_argument("--review-budget", type=_int_at_least(1), default=20, help="answers per cycle")
+    people = parser.add_mutually_exclusive_group()
+    people.add_argument(
+        "--reviewers", type=_noises, help="one noise share per simulated reviewer, e.g. 0.05,0.05,0.05,0.4"
+    )
+    people.add_argument(
+        "--reviewer-noise", type=_share, default=0.1, help="three reviewers with this share of wrong answers"
+    )
     parser.add_argument(
         "--strategy",
-        choices=["uncertainty", "random"],
+        choices=["uncertainty", "random", "bare"],
         default="uncertainty",
-        help="route the least confident predictions (uncertainty) or a random sample",
+        help="the product routing the least confident predictions (uncertainty) or a random sample, or "
+        "the bare loop without the product (one answer per item, no consensus, no gate)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, routing and reviewer noise")
+    parser.add_argument("--gold-share", type=_share, help="override review.gold_share of the config")
+    parser.add_argument("--audit-share", type=_share, help="override review.audit_share of the config")
+    parser.add_argument("--max-reviews", type=_int_at_least(1), help="override review.max_reviews_per_item")
     parser.add_argument(
-        "--max-feedback-share",
-        type=_share,
-        default=1.0,
-        help="cap on feedback rows in a training set (default 1 = no cap)",
+        "--max-feedback-share", type=_share, help="override max_feedback_share of the config (0 < x <= 1)"
     )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     parser.set_defaults(handler=run_simulate)
@@ -86,9 +110,12 @@ def run_simulate(args: argparse.Namespace) -> int:
         cycles=args.cycles,
         batch_size=args.batch_size,
         review_budget=args.review_budget,
-        reviewer_noise=args.reviewer_noise,
+        reviewers=args.reviewers or (args.reviewer_noise,) * 3,
         strategy=args.strategy,
         seed=args.seed,
+        gold_share=args.gold_share,
+        audit_share=args.audit_share,
+        max_reviews_per_item=args.max_reviews,
         max_feedback_share=args.max_feedback_share,
     )
     result = simulate.run(spec, progress=progress)
@@ -98,13 +125,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     print(
         table(
             result["cycles"],
-            ["cycle", "labels_used", "accuracy", "champion_version", "gate", "reviewed", "corrected"],
+            ["cycle", "answers", "labelled", "accuracy", "champion_version", "gate", "reviewed", "corrected"],
         )
     )
     final = result["final"]
     print(
         f"champion v{final['champion_version']}: holdout accuracy {final['initial_accuracy']:.3f} -> "
-        f"{final['accuracy']:.3f} with {final['labels_used']} labels "
+        f"{final['accuracy']:.3f} with {final['answers']} answers "
         f"({final['promotions']} promoted, {final['rejections']} rejected by the gate)"
     )
     return 0

@@ -67,6 +67,25 @@ class GateConfig(Strict):
     auto_rollback_intervals: Annotated[int, Field(ge=1)] = 3
 
 
+class ReviewConfig(Strict):
+    """How people's answers become labels: second opinions, gold and audit reviews, reviewer trust."""
+
+    # A correction (an answer that disagrees with the model), or an answer on a contested label, is asked
+    # again of another reviewer until the consensus probability reaches consensus_confidence or the trace
+    # has this many answers.
+    max_reviews_per_item: Annotated[int, Field(ge=1, le=9)] = 3
+    consensus_confidence: Annotated[float, Field(gt=0.5, le=1)] = 0.8
+    contested_labels: list[str] = []
+    # Shares of each run's review budget: gold questions (traces whose label is already settled, asked
+    # of someone who has not answered them) measure reviewers; audit questions (a uniform sample of all
+    # predictions) give each version an unbiased accuracy. Second opinions come out of the budget too.
+    gold_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    audit_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    # A reviewer whose estimated accuracy falls below this raises an alert, and their answers stop
+    # counting unless another reviewer agrees.
+    min_reviewer_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7
+
+
 class Schedules(Strict):
     """Cron expressions or presets in UTC; None = not scheduled (manual runs still serve the model)."""
 
@@ -101,6 +120,7 @@ class ModelConfig(Strict):
     min_rating: Annotated[int, Field(ge=1, le=5)] = 4
     max_feedback_share: Annotated[float, Field(gt=0, le=1)] = 0.5
     gate: GateConfig = GateConfig()
+    review: ReviewConfig = ReviewConfig()
     schedules: Schedules = Schedules()
 
     @field_validator("name")
@@ -196,14 +216,17 @@ class Settings(Strict):
         raise NotFoundError(f"unknown model {name!r}; configured models: {known}")
 
 
-def default_path() -> Path:
-    configured = os.environ.get(ENV_CONFIG)
-    if configured:
-        return Path(configured)
+def shipped_path() -> Path:
+    """The commented example configuration shipped with the package (never FEEDBACK_LOOP_CONFIG)."""
     root = paths.project_root()
     if root is not None:
         return root / "config" / "feedback_loop.yaml"
     return paths.PACKAGE_DIR / "config" / "feedback_loop.yaml"
+
+
+def default_path() -> Path:
+    configured = os.environ.get(ENV_CONFIG)
+    return Path(configured) if configured else shipped_path()
 
 
 def _location(loc: tuple) -> str:

@@ -18,7 +18,7 @@ import psycopg
 from feedback_loop.core import schedules
 from feedback_loop.core.config import ModelConfig, Settings
 from feedback_loop.core.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError
-from feedback_loop.inference import scoring
+from feedback_loop.inference import reviews, scoring
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ class Round:
 
 def plan(settings: Settings, *, run_type: str, params: Mapping[str, Any], at: datetime) -> list[Round]:
     """The rounds of one run (empty when a scheduled run finds no model due)."""
-    batch_size = params.get("batch_size") or DEFAULT_BATCH_SIZE
+    batch_size = params.get("batch_size")
+    batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size: must be a positive integer, got {batch_size!r}")
     if run_type in SCHEDULED:
@@ -66,7 +67,11 @@ class Scored:
     failures: dict[str, str]
 
     def wants_review(self) -> bool:
-        return any(r["review_budget"] > 0 and r["queued_total"] > 0 for r in self.rounds)
+        """Is there anything to ask: queued questions, or scored predictions to audit."""
+        return any(
+            r["review_budget"] > 0 and (r["queued_total"] > 0 or (r["scored"] > 0 and r.get("audits", 0) > 0))
+            for r in self.rounds
+        )
 
     def failure_text(self) -> str:
         return "; ".join(f"{name}: {reason}" for name, reason in self.failures.items())
@@ -100,7 +105,8 @@ def score(conn: psycopg.Connection, settings: Settings, rounds: list[Round], *, 
             continue
         summary = result.to_dict()
         del summary["trace_ids"]  # can be thousands; they are in `predictions` under the run id
-        summaries.append({**summary, "review_budget": planned.review_budget})
+        audits = reviews.Quotas.of(planned.review_budget, settings.model(planned.model_name)).audit
+        summaries.append({**summary, "review_budget": planned.review_budget, "audits": audits})
     return Scored(summaries, failures)
 
 
@@ -112,16 +118,17 @@ def open_reviews(
     opened: list[tuple[ModelConfig, list[dict[str, Any]]]] = []
     offset = 0
     for summary in scored.rounds:
-        if summary["review_budget"] <= 0 or summary["queued_total"] <= 0:
+        if summary["review_budget"] <= 0:
             continue
         model = settings.model(summary["model_name"])
-        tasks = scoring.open_reviews(
+        tasks = reviews.open_reviews(
             conn,
             model,
             budget=summary["review_budget"],
             hitl_ref=hitl_ref,
             threshold=summary["threshold"],
             first_map_index=offset,
+            scored_run_id=hitl_ref.get("run_id"),
         )
         offset += len(tasks)
         opened.append((model, tasks))

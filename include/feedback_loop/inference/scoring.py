@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ import psycopg
 from feedback_loop.core import queries, store
 from feedback_loop.core.config import ModelConfig
 from feedback_loop.core.errors import InvalidInputError
-from feedback_loop.inference import review, routing
+from feedback_loop.inference import routing
 from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
@@ -232,97 +232,6 @@ def score_batch(
     for request_id, reason in list(batch.failures.items())[:5]:
         log.warning("request %s could not be scored: %s", request_id, reason)
     return result
-
-
-def _review_item(row: Mapping[str, Any]) -> review.ReviewItem:
-    return review.ReviewItem(
-        item_id=int(row["id"]),
-        trace_id=row["trace_id"],
-        model_name=row["model_name"],
-        model_version=int(row["model_version"]),
-        input=row["input"],
-        output_label=row["output_label"],
-        confidence=float(row["confidence"]),
-        probabilities=row["probabilities"],
-        slice=row["slice"] or {},
-        opened_at=row["opened_at"],
-    )
-
-
-def open_reviews(
-    conn: psycopg.Connection,
-    model: ModelConfig,
-    *,
-    budget: int,
-    hitl_ref: Mapping[str, Any],
-    threshold: float | None = None,
-    strategy: str = routing.LOWEST_CONFIDENCE,
-    seed: int | None = None,
-    first_map_index: int = 0,
-) -> list[dict[str, Any]]:
-    """Choose up to `budget` queued items, mark them open and return one review task's content each.
-
-    The returned list is in review-task order: element i is the task with map index first_map_index + i,
-    and each item's `hitl_ref` records `hitl_ref` plus that map index, so an answer leads back to its task.
-    """
-    with conn.transaction():
-        limit = budget if strategy == routing.LOWEST_CONFIDENCE else None
-        rows = conn.execute(
-            queries.sql("inference/queued_candidates"), {"model_name": model.name, "limit": limit}
-        ).fetchall()
-        candidates = [routing.Candidate(int(r["id"]), float(r["confidence"]), r["created_at"]) for r in rows]
-        chosen = routing.choose(candidates, budget, strategy, seed=seed)
-        if not chosen:
-            return []
-        ids = [c.item_id for c in chosen]
-        refs = [json.dumps({**hitl_ref, "map_index": first_map_index + i}) for i in range(len(ids))]
-        conn.execute(
-            queries.sql("inference/open_items"),
-            {"ids": ids, "hitl_refs": refs, "reviewers": list(model.reviewers)},
-        )
-        details = {
-            int(r["id"]): _review_item(r)
-            for r in conn.execute(queries.sql("inference/review_item_detail"), {"ids": ids}).fetchall()
-        }
-    tasks = []
-    for item_id in ids:
-        content = review.build_review(details[item_id], threshold)
-        tasks.append({"review_item_id": item_id, **asdict(content)})
-    log.info("%s: opened %s review(s), lowest confidence first: items %s", model.name, len(ids), ids)
-    return tasks
-
-
-def record_answer(conn: psycopg.Connection, item_id: int, answer: review.Answer) -> review.Outcome:
-    """Turn one answer into feedback and close its review item, in one transaction.
-
-    A repeated call (task retry) finds the item closed and stores nothing new; the feedback row also
-    carries an idempotency key per review item.
-    """
-    with conn.transaction():
-        rows = conn.execute(queries.sql("inference/review_item_detail"), {"ids": [item_id]}).fetchall()
-        if not rows:
-            raise InvalidInputError(f"review_item_id {item_id}: no such review item")
-        row = rows[0]
-        if row["status"] != "open":
-            return review.Outcome(row["status"], None, f"review item {item_id} was already {row['status']}")
-        outcome = review.outcome_of_answer(_review_item(row), answer)
-        if outcome.feedback is not None:
-            store.record_feedback(conn, outcome.feedback, idempotency_key=f"review-item:{item_id}")
-        conn.execute(
-            queries.sql("inference/close_item"),
-            {"id": item_id, "status": outcome.status, "answered_at": answer.responded_at},
-        )
-    log.info("%s", outcome.summary)
-    return outcome
-
-
-def requeue_unfinished(conn: psycopg.Connection, dag_id: str, run_id: str) -> list[int]:
-    """Put back in the queue the items of a run whose review task ended without recording an answer."""
-    with conn.transaction():
-        rows = conn.execute(
-            queries.sql("inference/requeue_unfinished"), {"dag_id": dag_id, "run_id": run_id}
-        ).fetchall()
-    return [int(r["id"]) for r in rows]
 
 
 def _json(value: Any) -> str:

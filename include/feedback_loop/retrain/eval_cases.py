@@ -1,12 +1,15 @@
 """Eval cases from failures: corrected feedback on a wrong prediction joins the regression set.
 
-The label is the trace's *resolved* label (training_data.resolve), so a correction that other reviewers
-overruled never becomes a must-pass case; the provenance is the feedback row that carried it. Promotion is
-idempotent: running it twice stores nothing new, and a trace whose resolved label changed is updated.
+The label is the trace's consensus (reviewed traces) or resolved label (end-user feedback), so a correction
+that others overruled never becomes a case; the provenance is the feedback row that carried it. Only a
+corroborated correction (two people agree) is must-pass: a single person's correction is a *watched* case,
+scored and reported by the gate but never gating, and becomes must-pass when someone agrees. Promotion is
+idempotent: running it twice stores nothing new, and a trace whose label or corroboration changed is
+updated.
 
-A case whose label turns out wrong (one reviewer's slip can block every later candidate) is demoted by a
-person: it stays in the set as a *watched* case, scored and reported by the gate but not gating, and the
-demotion is audited in eval_case_events. Promotion from new feedback never undoes a demotion.
+A must-pass case whose label still turns out wrong is demoted by a person: it stays in the set as a
+watched case, and the demotion is audited in eval_case_events. A person's decision (demote or restore)
+stands: promotion from new feedback never undoes it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ def _lock(conn: psycopg.Connection, model_name: str) -> None:
 
 
 def promote_failures(conn: psycopg.Connection, model_name: str, corrected: Sequence[dict[str, Any]]) -> dict:
-    """Upsert `corrected` traces (trace_id, expected_label, wrong_label, feedback_id) into eval_cases.
+    """Upsert `corrected` traces (trace_id, expected_label, wrong_label, feedback_id, corroborated) into
+    eval_cases: corroborated ones as must-pass, the others watched.
 
     Returns {"inserted": n, "updated": n, "unchanged": n}; commits.
     """
@@ -43,6 +47,7 @@ def promote_failures(conn: psycopg.Connection, model_name: str, corrected: Seque
         "expected": [c["expected_label"] for c in failures],
         "wrong": [c["wrong_label"] for c in failures],
         "feedback_ids": [c["feedback_id"] for c in failures],
+        "corroborated": [bool(c.get("corroborated", True)) for c in failures],
     }
     conn.commit()  # end any implicit transaction so the block below commits on its own
     with conn.transaction():

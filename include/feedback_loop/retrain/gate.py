@@ -4,7 +4,8 @@
 cases. A candidate passes only if all of these hold:
 
 * primary metric: candidate >= champion - tolerance (holdout);
-* eval cases: the candidate gets at least `eval_case_pass_rate` of the must-pass cases right;
+* eval cases: the candidate keeps at least `eval_case_pass_rate` of the must-pass cases the champion
+  passes (a shortfall blocks only when significant, as below); cases neither passes are reported;
 * slices: on every slice value with at least `min_slice_rows` holdout rows, candidate accuracy >=
   champion accuracy - slice_tolerance.
 
@@ -183,23 +184,9 @@ def compare(candidate: Scores, champion: Scores | None, config: GateConfig) -> V
                 )
             )
         checks.extend(_slice_checks(candidate, champion, config))
-    rate = candidate.case_pass_rate()
-    if rate is not None:
-        must = [c for c in candidate.cases if c.must_pass]
-        failing = [c.id for c in must if not c.passed]
-        checks.append(
-            Check(
-                name=MUST_PASS_CHECK,
-                passed=rate >= config.eval_case_pass_rate - EPSILON,
-                candidate=rate,
-                champion=champion.case_pass_rate() if champion is not None else None,
-                threshold=config.eval_case_pass_rate,
-                detail=(
-                    f"{len(must) - len(failing)}/{len(must)} passed"
-                    + (f"; failing case ids {failing[:20]}" if failing else "")
-                ),
-            )
-        )
+    must_pass = _must_pass_check(candidate, champion, config)
+    if must_pass is not None:
+        checks.append(must_pass)
     watched = [c for c in candidate.cases if not c.must_pass]
     if watched:
         # Demoted by a person (feedback-loop eval-cases demote): still scored, so a wrong demotion shows.
@@ -231,6 +218,50 @@ def compare(candidate: Scores, champion: Scores | None, config: GateConfig) -> V
         champion_version=champion.version if champion is not None else None,
         config=config.model_dump(),
     )
+
+
+def _must_pass_check(candidate: Scores, champion: Scores | None, config: GateConfig) -> Check | None:
+    """Do not break what was fixed: the candidate must keep the must-pass cases the champion passes.
+
+    Like the holdout check, a shortfall below `eval_case_pass_rate` blocks only when the paired cases show
+    it is real (one-sided exact McNemar test on re-broken vs newly fixed cases, p < significance), so one
+    case on a small set never decides alone. Cases neither model passes are open failures: reported with
+    how many the candidate fixes, never a block. Without a champion, the candidate's own pass rate counts.
+    """
+    must = [c for c in candidate.cases if c.must_pass]
+    if not must:
+        return None
+    rate = sum(c.passed for c in must) / len(must)
+    failing = [c.id for c in must if not c.passed]
+    if champion is None:
+        passed = rate >= config.eval_case_pass_rate - EPSILON
+        detail = f"{len(must) - len(failing)}/{len(must)} passed" + (
+            f"; failing case ids {failing[:20]}" if failing else ""
+        )
+        return Check(MUST_PASS_CHECK, passed, rate, None, config.eval_case_pass_rate, detail)
+    champion_passes = {c.id for c in champion.cases if c.must_pass and c.passed}
+    candidate_passes = {c.id for c in must if c.passed}
+    rebroken = sorted(champion_passes - candidate_passes)
+    fixed = sorted(candidate_passes - champion_passes)
+    open_failures = sorted({c.id for c in must} - champion_passes - candidate_passes)
+    kept = 1.0 - len(rebroken) / len(champion_passes) if champion_passes else 1.0
+    if kept >= config.eval_case_pass_rate - EPSILON:
+        passed, why = True, "keeps what the champion fixed"
+    elif config.significance > 0:
+        p = mcnemar_p(len(rebroken), len(fixed))
+        passed = p >= config.significance
+        why = f"{'not a significant' if passed else 'a significant'} loss: p={p:.3f} vs significance {config.significance}"
+    else:
+        passed, why = False, "re-breaks fixed cases"
+    detail = (
+        f"keeps {len(champion_passes) - len(rebroken)}/{len(champion_passes)} of the must-pass cases the "
+        f"champion passes ({why})"
+        + (f"; re-broken case ids {rebroken[:20]}" if rebroken else "")
+        + f"; {len(open_failures)} open failure(s) neither passes, {len(fixed)} fixed by the candidate"
+        + (f"; failing case ids {failing[:20]}" if failing else "")
+    )
+    champion_rate = len(champion_passes) / len(must)
+    return Check(MUST_PASS_CHECK, passed, rate, champion_rate, config.eval_case_pass_rate, detail)
 
 
 def _slice_checks(candidate: Scores, champion: Scores, config: GateConfig) -> list[Check]:

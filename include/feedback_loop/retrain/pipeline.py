@@ -64,7 +64,7 @@ def train_candidate(model: ModelConfig, data: training_data.TrainingSet) -> Trai
     """Fit the configured pipeline on base + feedback rows; metrics on the fixed base holdout."""
     from feedback_loop.retrain import training
 
-    return training.train(model, data.train, holdout=data.holdout)
+    return training.train(model, data.train, holdout=data.holdout, sample_weight=data.weights or None)
 
 
 @dataclass

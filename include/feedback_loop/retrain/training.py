@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from feedback_loop.core.config import ModelConfig
 
 PROFILE_BINS = 10
+
+log = logging.getLogger(__name__)
 
 
 def default_pipeline(spec: FeatureSpec, seed: int = 42) -> Any:
@@ -67,13 +71,40 @@ def check_labels(frame: pd.DataFrame, label: str) -> None:
         )
 
 
-def fit(model: ModelConfig, frame: pd.DataFrame, spec: FeatureSpec | None = None) -> Any:
-    """Fit the configured estimator on `frame` (features + label), deterministic for the model's seed."""
+def _weight_argument(estimator: Any, weights: Sequence[float]) -> dict[str, Any]:
+    """How to hand sample weights to `estimator.fit`: to the last step of a Pipeline, else directly."""
+    steps = getattr(estimator, "steps", None)
+    if steps:
+        return {f"{steps[-1][0]}__sample_weight": list(weights)}
+    return {"sample_weight": list(weights)}
+
+
+def fit(
+    model: ModelConfig,
+    frame: pd.DataFrame,
+    spec: FeatureSpec | None = None,
+    sample_weight: Sequence[float] | None = None,
+) -> Any:
+    """Fit the configured estimator on `frame` (features + label), deterministic for the model's seed.
+
+    `sample_weight`: how much each row counts (labels people agree on count more than a single answer);
+    an estimator whose fit takes no weights is fitted unweighted, with a warning."""
     check_labels(frame, model.label_column)
     spec = spec or feature_spec(model, frame)
     factory = model.estimator_factory()
     estimator = factory(spec, model.seed)
-    estimator.fit(frame[spec.features], frame[model.label_column].astype(str))
+    features, labels = frame[spec.features], frame[model.label_column].astype(str)
+    if sample_weight is None or all(w == 1.0 for w in sample_weight):
+        estimator.fit(features, labels)
+        return estimator
+    if len(sample_weight) != len(frame):
+        raise InvalidInputError(f"sample_weight: {len(sample_weight)} weights for {len(frame)} rows")
+    try:
+        estimator.fit(features, labels, **_weight_argument(estimator, sample_weight))
+    except TypeError as exc:
+        log.warning("%s: the estimator takes no sample weights (%s); fitting unweighted", model.name, exc)
+        estimator = factory(spec, model.seed)
+        estimator.fit(features, labels)
     return estimator
 
 
@@ -146,19 +177,22 @@ def train(
     *,
     holdout: pd.DataFrame | None = None,
     holdout_share: float = 0.25,
+    sample_weight: Sequence[float] | None = None,
 ) -> TrainedModel:
     """Fit on `frame` and evaluate on `holdout` (or a stratified share of `frame` held back)."""
     from sklearn.model_selection import train_test_split
 
     check_labels(frame, model.label_column)
     spec = feature_spec(model, frame)
+    if holdout is None and sample_weight is not None:
+        raise InvalidInputError("sample_weight: give weights only with an explicit holdout")
     if holdout is None:
         counts = frame[model.label_column].value_counts()
         stratify = frame[model.label_column] if counts.min() >= 2 else None
         frame, holdout = train_test_split(
             frame, test_size=holdout_share, random_state=model.seed, stratify=stratify
         )
-    estimator = fit(model, frame, spec)
+    estimator = fit(model, frame, spec, sample_weight)
     metrics = evaluate(estimator, holdout, spec)
     metrics["train_rows"] = int(len(frame))
     classes = [str(c) for c in estimator.classes_]

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from feedback_loop.core import queries
+from feedback_loop.labels import store as labels
 from feedback_loop.retrain import datasets
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ HOLDOUT_SHARE = 0.25  # the same share baseline/training.train hold back, so v1'
 CHUNK_ROWS = 1_000
 TRACE_COLUMN = "_trace_id"
 ORIGIN_COLUMN = "_origin"  # 'base' | 'confirmed' | 'corrected'
+WEIGHT_COLUMN = "_weight"  # how much a row counts when the model is fitted (base rows: 1)
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,12 @@ class Resolution:
     """What a trace's feedback says: a label, or why there is none."""
 
     label: str | None
-    outcome: str  # confirmed | corrected | conflict | negative_without_label | no_signal
+    outcome: str  # confirmed | corrected | conflict | negative_without_label | no_signal | unreliable
     feedback_id: int | None = None  # provenance: the latest vote carrying the winning label
     voters: int = 0
     disputed: bool = False  # voters disagreed, and the rule above settled it
+    agreeing: int = 0  # distinct people behind the winning label
+    weight: float = 1.0  # how much the label counts in training: the consensus probability for reviews
 
 
 def interpret(vote: Vote, predicted: str, min_rating: int, include_corrections: bool) -> Any:
@@ -113,20 +117,52 @@ def resolve(
     def provenance(label: str) -> int:
         return max(v.feedback_id for v, lab in ballots if lab == label)
 
+    def behind(label: str) -> int:
+        return sum(1 for _, lab in ballots if lab == label)
+
     if agree > disagree:
-        return Resolution(predicted, "confirmed", provenance(predicted), len(ballots), disputed)
+        return Resolution(predicted, "confirmed", provenance(predicted), len(ballots), disputed, agree)
     if agree == disagree:
         if not corrections:
             return Resolution(None, "conflict", None, len(ballots), True)
         winner = corrections[-1][1]
-        return Resolution(winner, "corrected", provenance(winner), len(ballots), True)
+        return Resolution(winner, "corrected", provenance(winner), len(ballots), True, behind(winner))
     if not corrections:
         return Resolution(None, "negative_without_label", None, len(ballots), disputed)
     counts = Counter(lab for _, lab in corrections)
     top = max(counts.values())
     tied = {lab for lab, n in counts.items() if n == top}
     winner = next(lab for _, lab in reversed(corrections) if lab in tied)
-    return Resolution(winner, "corrected", provenance(winner), len(ballots), disputed)
+    return Resolution(winner, "corrected", provenance(winner), len(ballots), disputed, behind(winner))
+
+
+def from_consensus(
+    row: dict[str, Any], votes: Sequence[Vote], accuracy: dict[str, float], floor: float
+) -> Resolution:
+    """A reviewed trace's label: its consensus (labels.store), weighted by the consensus probability. One
+    answer from reviewers whose estimated accuracy is below `floor` stops counting until someone agrees."""
+    label, predicted = row["consensus_label"], row["output_label"]
+    reviewers = list(row["consensus_reviewers"] or [])
+    corroborated = row["consensus_status"] == "corroborated"
+    if not corroborated and reviewers and all(accuracy.get(r, 1.0) < floor for r in reviewers):
+        return Resolution(None, "unreliable", None, len(reviewers))
+    said = [interpret(v, predicted, 1, True) for v in votes if v.source == "review"]
+    disputed = any(x is not None and x != label for x in said)
+    carrying = [
+        v.feedback_id
+        for v in votes
+        if v.source == "review"
+        and (v.label == label or (v.label is None and v.kind == "thumbs_up" and label == predicted))
+    ]
+    return Resolution(
+        label,
+        "confirmed" if label == predicted else "corrected",
+        max(carrying) if carrying else max(v.feedback_id for v in votes),
+        len(reviewers),
+        disputed,
+        2 if corroborated else 1,
+        float(row["consensus_probability"]),
+    )
 
 
 @dataclass
@@ -167,7 +203,7 @@ def stream_feedback(
 def _empty_frame(columns: list[str], label: str) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame(columns=[*columns, label, TRACE_COLUMN, ORIGIN_COLUMN])
+    return pd.DataFrame(columns=[*columns, label, TRACE_COLUMN, ORIGIN_COLUMN, WEIGHT_COLUMN])
 
 
 def pull_feedback(
@@ -181,11 +217,14 @@ def pull_feedback(
     include_corrections: bool,
     numeric_columns: Sequence[str] = (),
     chunk_rows: int = CHUNK_ROWS,
+    reviewer_accuracy: dict[str, float] | None = None,
 ) -> FeedbackPull:
     """Stream feedback, resolve one label per trace and build rows with the base data's `columns`.
 
-    Features come from the prediction's logged input, slice attributes from its slice; columns the input
-    lacks become missing values (the pipeline imputes them), keys the model does not know are ignored.
+    Reviewed traces take their consensus label, weighted by its probability; traces with end-user
+    feedback only follow `resolve`. Features come from the prediction's logged input, slice attributes
+    from its slice; columns the input lacks become missing values (the pipeline imputes them), keys the
+    model does not know are ignored. `reviewer_accuracy`: the reviewers' estimated accuracies.
     """
     import pandas as pd
 
@@ -194,7 +233,9 @@ def pull_feedback(
     chunks: list[pd.DataFrame] = []
     buffer: list[tuple] = []
     corrected: list[dict[str, Any]] = []
-    out_columns = [*columns, label, TRACE_COLUMN, ORIGIN_COLUMN]
+    out_columns = [*columns, label, TRACE_COLUMN, ORIGIN_COLUMN, WEIGHT_COLUMN]
+    accuracy = reviewer_accuracy or {}
+    floor = model.review.min_reviewer_accuracy
 
     def flush() -> None:
         if buffer:
@@ -206,12 +247,16 @@ def pull_feedback(
 
     for row in stream_feedback(conn, model.name, start, end):
         counts["traces"] += 1
-        resolution = resolve(
-            _votes(row),
-            row["output_label"],
-            min_rating=min_rating,
-            include_corrections=include_corrections,
-        )
+        votes = _votes(row)
+        if row.get("consensus_label") is not None:
+            resolution = from_consensus(row, votes, accuracy, floor)
+            if resolution.outcome == "corrected" and not include_corrections:
+                resolution = Resolution(None, "no_signal", voters=resolution.voters)
+            counts["consensus_" + str(row["consensus_status"])] += 1
+        else:
+            resolution = resolve(
+                votes, row["output_label"], min_rating=min_rating, include_corrections=include_corrections
+            )
         counts[resolution.outcome] += 1
         if resolution.disputed and resolution.label is not None:
             counts["disputes_resolved"] += 1
@@ -219,7 +264,13 @@ def pull_feedback(
             continue
         values = {**(row["input"] or {}), **(row["slice"] or {})}
         buffer.append(
-            (*(values.get(c) for c in columns), resolution.label, row["trace_id"], resolution.outcome)
+            (
+                *(values.get(c) for c in columns),
+                resolution.label,
+                row["trace_id"],
+                resolution.outcome,
+                resolution.weight,
+            )
         )
         if resolution.outcome == "corrected":
             corrected.append(
@@ -228,6 +279,9 @@ def pull_feedback(
                     "expected_label": resolution.label,
                     "wrong_label": row["output_label"],
                     "feedback_id": resolution.feedback_id,
+                    # Only what two people agree on becomes must-pass: one reviewer's slip would block
+                    # every later candidate that gets the input right.
+                    "corroborated": resolution.agreeing >= 2,
                 }
             )
         if len(buffer) >= chunk_rows:
@@ -302,6 +356,7 @@ class TrainingSet:
     holdout: pd.DataFrame  # base rows never trained on (by this run or by v1)
     feedback: FeedbackPull
     snapshot: dict[str, Any]
+    weights: list[float] = field(default_factory=list)  # per train row: 1 for base rows, the label's weight
 
     @property
     def feedback_rows(self) -> int:
@@ -335,6 +390,7 @@ def build(
     base_train, holdout = split_base(base, model)
     columns = [str(c) for c in base.columns if c != label]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(base[c])]
+    reviewers = labels.refresh(conn, model).reviewers  # consensus and reliability from every answer so far
     pulled = pull_feedback(
         conn,
         model,
@@ -344,12 +400,13 @@ def build(
         min_rating=min_rating,
         include_corrections=include_corrections,
         numeric_columns=numeric,
+        reviewer_accuracy={r.reviewer: r.accuracy for r in reviewers},
     )
     limit = feedback_cap(len(base_train), model.max_feedback_share)
     kept, dropped = apply_cap(pulled.frame, limit, model.seed)
     kept_ids = set(kept[TRACE_COLUMN])
     pulled.corrected = [c for c in pulled.corrected if c["trace_id"] in kept_ids]
-    feedback_part = kept.drop(columns=[TRACE_COLUMN, ORIGIN_COLUMN])
+    feedback_part = kept.drop(columns=[TRACE_COLUMN, ORIGIN_COLUMN, WEIGHT_COLUMN])
     for column in columns:  # align dtypes so concat keeps numeric columns numeric
         if column in numeric:
             feedback_part[column] = feedback_part[column].astype(float)
@@ -378,6 +435,12 @@ def build(
             "dropped_negative_without_label": int(pulled.counts.get("negative_without_label", 0)),
             "no_signal": int(pulled.counts.get("no_signal", 0)),
             "disputes_resolved": int(pulled.counts.get("disputes_resolved", 0)),
+            "dropped_unreliable": int(pulled.counts.get("unreliable", 0)),
+            "consensus": {
+                status: int(pulled.counts.get(f"consensus_{status}", 0))
+                for status in ("single", "corroborated", "contested", "settled")
+            },
+            "mean_weight": round(float(kept[WEIGHT_COLUMN].mean()), 6) if len(kept) else None,
             "trace_ids_sha256": _ids_sha256(list(kept_ids)),
         },
     }
@@ -392,6 +455,11 @@ def build(
         100 * model.max_feedback_share,
         len(holdout),
     )
+    weights = [1.0] * len(base_train) + [float(w) for w in kept[WEIGHT_COLUMN]]
     return TrainingSet(
-        train=train, holdout=holdout.reset_index(drop=True), feedback=pulled, snapshot=snapshot
+        train=train,
+        holdout=holdout.reset_index(drop=True),
+        feedback=pulled,
+        snapshot=snapshot,
+        weights=weights,
     )

@@ -1,3 +1,5 @@
+-- Questions waiting for a reviewer (low-confidence predictions, second opinions, ...), for the branch that
+-- decides whether a run opens review tasks.
 SELECT count(*) AS n
 FROM review_items
-WHERE model_name = %(model_name)s AND status = 'queued' AND reason = 'low_confidence'
+WHERE model_name = %(model_name)s AND status = 'queued'

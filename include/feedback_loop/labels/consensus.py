@@ -1,0 +1,148 @@
+"""One label per reviewed trace from several people's answers, and how far each reviewer can be trusted.
+
+The model is the one-coin Dawid-Skene model: reviewer r gives the true label with probability a_r and
+otherwise one of the other labels at random. Each trace starts from a prior over the labels, the model's own
+probabilities when it scored the trace, tempered (raised to PRIOR_WEIGHT) so that a confident model cannot
+outvote people. Each a_r has a Beta prior (mean 0.85, worth ten answers), so three answers never make anyone
+perfect. Gold answers, whose true label is known, count fully. Expectation-maximisation alternates between
+the traces' posteriors and the reviewers' accuracies until neither moves.
+
+Written here rather than taken from crowd-kit: its Dawid-Skene has neither item priors nor a prior on the
+reviewers' accuracy (both matter with two or three answers per trace), and it pulls in transformers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+PRIOR_WEIGHT = 0.5
+PRIOR_ALPHA = 8.5  # Beta(8.5, 1.5): mean 0.85, as much say as ten answers
+PRIOR_BETA = 1.5
+FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One reviewer's answer about one trace: a label, or `rejects` = "not this label" (no label given)."""
+
+    item: str
+    reviewer: str
+    label: str | None = None
+    rejects: str | None = None
+
+
+@dataclass(frozen=True)
+class Item:
+    """A reviewed trace: the model's probabilities when it was scored, and its true label if it is gold."""
+
+    key: str
+    prior: Mapping[str, float] = field(default_factory=dict)
+    gold: str | None = None
+
+
+@dataclass
+class Estimate:
+    posteriors: dict[str, dict[str, float]]  # item -> label -> probability
+    accuracy: dict[str, float]  # reviewer -> estimated probability of a right answer
+    iterations: int
+
+    def label(self, item: str) -> tuple[str, float] | None:
+        posterior = self.posteriors.get(item)
+        if not posterior:
+            return None
+        best = max(sorted(posterior), key=lambda label: posterior[label])
+        return best, posterior[best]
+
+
+def prior_accuracy() -> float:
+    return PRIOR_ALPHA / (PRIOR_ALPHA + PRIOR_BETA)
+
+
+def _likelihood(answer: Answer, truth: str, accuracy: float, n_labels: int) -> float:
+    wrong = (1.0 - accuracy) / max(n_labels - 1, 1)
+    if answer.label is not None:
+        return accuracy if answer.label == truth else wrong
+    # "Not this label": wrong when it is the truth, right for every other label.
+    return 1.0 - accuracy if answer.rejects == truth else accuracy
+
+
+def labels_of(items: Iterable[Item], answers: Iterable[Answer], known: Iterable[str] = ()) -> list[str]:
+    found = set(known)
+    for item in items:
+        found.update(item.prior)
+        if item.gold is not None:
+            found.add(item.gold)
+    for answer in answers:
+        found.update(x for x in (answer.label, answer.rejects) if x is not None)
+    return sorted(found)
+
+
+def posterior(
+    item: Item, answers: Sequence[Answer], accuracy: Mapping[str, float], labels: Sequence[str]
+) -> dict[str, float]:
+    """The probability of each label for one trace, given its answers and the reviewers' accuracies."""
+    if item.gold is not None:
+        return {label: float(label == item.gold) for label in labels}
+    default = prior_accuracy()
+    log_p = {}
+    for label in labels:
+        value = PRIOR_WEIGHT * math.log(max(item.prior.get(label, 1.0 / len(labels)), FLOOR))
+        for answer in answers:
+            value += math.log(
+                max(_likelihood(answer, label, accuracy.get(answer.reviewer, default), len(labels)), FLOOR)
+            )
+        log_p[label] = value
+    top = max(log_p.values())
+    weights = {label: math.exp(v - top) for label, v in log_p.items()}
+    total = sum(weights.values())
+    return {label: w / total for label, w in weights.items()}
+
+
+def _answer_right(answer: Answer, post: Mapping[str, float]) -> float:
+    if answer.label is not None:
+        return post.get(answer.label, 0.0)
+    return 1.0 - post.get(answer.rejects, 0.0)
+
+
+def estimate(
+    items: Sequence[Item],
+    answers: Sequence[Answer],
+    *,
+    known_labels: Iterable[str] = (),
+    max_iterations: int = 50,
+    tolerance: float = 1e-5,
+) -> Estimate:
+    """Posteriors for every item and an accuracy for every reviewer (EM, MAP under the Beta prior)."""
+    labels = labels_of(items, answers, known_labels)
+    by_item: dict[str, list[Answer]] = {}
+    for answer in answers:
+        by_item.setdefault(answer.item, []).append(answer)
+    by_key = {item.key: item for item in items}
+    reviewers = sorted({a.reviewer for a in answers})
+    accuracy = {r: prior_accuracy() for r in reviewers}
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
+        posteriors = {
+            key: posterior(by_key.get(key, Item(key)), item_answers, accuracy, labels)
+            for key, item_answers in by_item.items()
+        }
+        right = dict.fromkeys(reviewers, 0.0)
+        count = dict.fromkeys(reviewers, 0)
+        for answer in answers:
+            right[answer.reviewer] += _answer_right(answer, posteriors[answer.item])
+            count[answer.reviewer] += 1
+        updated = {
+            r: (PRIOR_ALPHA - 1 + right[r]) / (PRIOR_ALPHA + PRIOR_BETA - 2 + count[r]) for r in reviewers
+        }
+        moved = max((abs(updated[r] - accuracy[r]) for r in reviewers), default=0.0)
+        accuracy = updated
+        if moved < tolerance:
+            break
+    posteriors = {
+        key: posterior(by_key.get(key, Item(key)), item_answers, accuracy, labels)
+        for key, item_answers in by_item.items()
+    }
+    return Estimate(posteriors=posteriors, accuracy=accuracy, iterations=iterations)

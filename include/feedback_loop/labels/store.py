@@ -1,0 +1,253 @@
+"""Consensus labels and reviewer reliability in PostgreSQL.
+
+`refresh` re-estimates every reviewer of a model and every reviewed trace's consensus from all their
+answers (labels.consensus). `update_trace` recomputes one trace right after an answer, with the stored
+reviewer accuracies, and says whether it needs another opinion. Both write `consensus_labels`, which
+training, the eval cases, the gate and the dashboard read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from feedback_loop.core import queries
+from feedback_loop.core.config import ModelConfig, ReviewConfig
+from feedback_loop.labels import consensus
+from feedback_loop.labels.consensus import Answer, Item
+
+log = logging.getLogger(__name__)
+
+# A settled trace this sure of its label can serve as a gold question for a reviewer who has not seen it.
+GOLD_CONFIDENCE = 0.95
+SINGLE, CORROBORATED, CONTESTED, SETTLED = "single", "corroborated", "contested", "settled"
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """Everything said about a model's reviewed traces: items (with the model's probabilities), the
+    label-bearing answers, each trace's predicted label and which answers were gold questions."""
+
+    items: dict[str, Item]
+    answers: list[Answer]
+    predicted: dict[str, str]
+    gold_answers: set[tuple[str, str]]  # (trace, reviewer)
+
+
+@dataclass(frozen=True)
+class TraceConsensus:
+    trace_id: str
+    label: str
+    probability: float
+    answers: int
+    reviewers: list[str]
+    agreeing: int
+    status: str
+    needs_another_opinion: bool
+
+
+def _answer_of(row: dict[str, Any]) -> Answer | None:
+    reviewer = row["user_id"] or f"anonymous-{row['id']}"
+    if row["kind"] in ("thumbs_up", "correction") and row["label"] is not None:
+        return Answer(row["trace_id"], reviewer, label=row["label"])
+    if row["kind"] == "thumbs_down":
+        return Answer(row["trace_id"], reviewer, rejects=row["output_label"])
+    return None
+
+
+def load(conn: psycopg.Connection, model_name: str, trace_id: str | None = None) -> Reviewed:
+    rows = conn.execute(
+        queries.sql("labels/review_answers"), {"model_name": model_name, "trace_id": trace_id}
+    ).fetchall()
+    items: dict[str, Item] = {}
+    latest: dict[tuple[str, str], Answer] = {}  # one vote per person and trace: their latest
+    predicted: dict[str, str] = {}
+    gold: set[tuple[str, str]] = set()
+    for row in rows:
+        answer = _answer_of(row)
+        if answer is None:
+            continue
+        items.setdefault(answer.item, Item(answer.item, row["probabilities"] or {}))
+        predicted[answer.item] = row["output_label"]
+        latest[(answer.item, answer.reviewer)] = answer
+        if row["reason"] == "gold":
+            gold.add((answer.item, answer.reviewer))
+    return Reviewed(items, list(latest.values()), predicted, gold)
+
+
+def stored_accuracy(conn: psycopg.Connection, model_name: str) -> dict[str, float]:
+    rows = conn.execute(queries.sql("labels/reviewer_accuracy"), {"model_name": model_name}).fetchall()
+    return {row["reviewer"]: float(row["accuracy"]) for row in rows}
+
+
+def _status(
+    answers: Sequence[Answer], label: str, probability: float, review: ReviewConfig
+) -> tuple[str, int]:
+    agreeing = len({a.reviewer for a in answers if a.label == label})
+    if len(answers) <= 1:
+        return SINGLE, agreeing
+    if agreeing >= 2:
+        return CORROBORATED, agreeing
+    settled = probability >= review.consensus_confidence or len(answers) >= review.max_reviews_per_item
+    return (SETTLED if settled else CONTESTED), agreeing
+
+
+def needs_another_opinion(
+    answers: Sequence[Answer], predicted: str, label: str, probability: float, review: ReviewConfig
+) -> bool:
+    """A correction (or a label the config calls contested) not settled yet by enough agreement."""
+    if len(answers) >= review.max_reviews_per_item:
+        return False
+    if len({a.reviewer for a in answers if a.label == label}) >= 2:
+        return False
+    disputed = any(a.rejects is not None or (a.label is not None and a.label != predicted) for a in answers)
+    contested = bool(set(review.contested_labels) & ({predicted} | {a.label for a in answers if a.label}))
+    return (disputed or contested) and probability < review.consensus_confidence
+
+
+def _consensus_of(
+    trace: str, reviewed: Reviewed, accuracy: dict[str, float], labels: list[str], review: ReviewConfig
+) -> TraceConsensus:
+    answers = [a for a in reviewed.answers if a.item == trace]
+    posterior = consensus.posterior(reviewed.items[trace], answers, accuracy, labels)
+    label = max(sorted(posterior), key=lambda candidate: posterior[candidate])
+    probability = posterior[label]
+    status, agreeing = _status(answers, label, probability, review)
+    return TraceConsensus(
+        trace_id=trace,
+        label=label,
+        probability=probability,
+        answers=len(answers),
+        reviewers=sorted({a.reviewer for a in answers}),
+        agreeing=agreeing,
+        status=status,
+        needs_another_opinion=needs_another_opinion(
+            answers, reviewed.predicted[trace], label, probability, review
+        ),
+    )
+
+
+def _write_consensus(conn: psycopg.Connection, model_name: str, rows: Sequence[TraceConsensus]) -> None:
+    if not rows:
+        return
+    conn.execute(
+        queries.sql("labels/upsert_consensus"),
+        {
+            "model_name": model_name,
+            "trace_ids": [r.trace_id for r in rows],
+            "labels": [r.label for r in rows],
+            "probabilities": [r.probability for r in rows],
+            "answers": [r.answers for r in rows],
+            "reviewers": [json.dumps(r.reviewers) for r in rows],
+            "agreeing": [r.agreeing for r in rows],
+            "statuses": [r.status for r in rows],
+        },
+    )
+
+
+def update_trace(
+    conn: psycopg.Connection, model_name: str, review: ReviewConfig, trace_id: str
+) -> TraceConsensus | None:
+    """Recompute one trace's consensus after an answer (stored reviewer accuracies, no re-estimation);
+    None when nothing said about it carries a label."""
+    reviewed = load(conn, model_name, trace_id)
+    if str(trace_id) not in reviewed.items:
+        return None
+    labels = consensus.labels_of(reviewed.items.values(), reviewed.answers)
+    result = _consensus_of(str(trace_id), reviewed, stored_accuracy(conn, model_name), labels, review)
+    _write_consensus(conn, model_name, [result])
+    return result
+
+
+@dataclass(frozen=True)
+class ReviewerStats:
+    reviewer: str
+    accuracy: float
+    answers: int
+    gold_answers: int
+    gold_correct: int
+    compared: int  # answers on traces someone else answered too
+    agreed: int  # ... that equal the consensus of the others
+
+
+def _reviewer_stats(
+    reviewed: Reviewed, estimate: consensus.Estimate, labels: list[str]
+) -> list[ReviewerStats]:
+    by_item: dict[str, list[Answer]] = {}
+    for answer in reviewed.answers:
+        by_item.setdefault(answer.item, []).append(answer)
+    counts: dict[str, list[int]] = {r: [0, 0, 0, 0, 0] for r in estimate.accuracy}
+    for item, answers in by_item.items():
+        for answer in answers:
+            tally = counts[answer.reviewer]
+            tally[0] += 1
+            others = [a for a in answers if a.reviewer != answer.reviewer]
+            if not others:
+                continue
+            without = consensus.posterior(reviewed.items[item], others, estimate.accuracy, labels)
+            their_label = max(sorted(without), key=lambda candidate: without[candidate])
+            agrees = (
+                answer.label == their_label if answer.label is not None else answer.rejects != their_label
+            )
+            tally[3] += 1
+            tally[4] += int(agrees)
+            if (item, answer.reviewer) in reviewed.gold_answers:
+                tally[1] += 1
+                tally[2] += int(agrees)
+    return [
+        ReviewerStats(reviewer, estimate.accuracy[reviewer], *counts[reviewer])
+        for reviewer in sorted(estimate.accuracy)
+    ]
+
+
+@dataclass
+class Refreshed:
+    estimate: consensus.Estimate
+    traces: list[TraceConsensus]
+    reviewers: list[ReviewerStats]
+
+
+def refresh(conn: psycopg.Connection, model: ModelConfig) -> Refreshed:
+    """Re-estimate every reviewer and every reviewed trace of the model; commits nothing itself."""
+    reviewed = load(conn, model.name)
+    labels = consensus.labels_of(reviewed.items.values(), reviewed.answers)
+    estimate = consensus.estimate(list(reviewed.items.values()), reviewed.answers, known_labels=labels)
+    traces = [
+        _consensus_of(t, reviewed, estimate.accuracy, labels, model.review) for t in sorted(reviewed.items)
+    ]
+    stats = _reviewer_stats(reviewed, estimate, labels)
+    _write_consensus(conn, model.name, traces)
+    if stats:
+        conn.execute(
+            queries.sql("labels/upsert_reviewer_accuracy"),
+            {
+                "model_name": model.name,
+                "reviewers": [s.reviewer for s in stats],
+                "accuracy": [s.accuracy for s in stats],
+                "answers": [s.answers for s in stats],
+                "gold_answers": [s.gold_answers for s in stats],
+                "gold_correct": [s.gold_correct for s in stats],
+                "compared": [s.compared for s in stats],
+                "agreed": [s.agreed for s in stats],
+            },
+        )
+    log.info(
+        "%s: consensus for %d trace(s) from %d answer(s) by %d reviewer(s) (%d EM iterations)",
+        model.name,
+        len(traces),
+        len(reviewed.answers),
+        len(stats),
+        estimate.iterations,
+    )
+    return Refreshed(estimate, traces, stats)
+
+
+def consensus_labels(conn: psycopg.Connection, model_name: str) -> dict[str, dict[str, Any]]:
+    """trace id -> its stored consensus (label, probability, status, reviewers, output_label, ...)."""
+    rows = conn.execute(queries.sql("labels/consensus_for_model"), {"model_name": model_name}).fetchall()
+    return {row["trace_id"]: row for row in rows}

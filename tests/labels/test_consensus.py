@@ -1,0 +1,83 @@
+"""Consensus labels and reviewer reliability as pure math (one-coin Dawid-Skene with priors)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from feedback_loop.labels import consensus
+from feedback_loop.labels.consensus import Answer, Item
+
+pytestmark = pytest.mark.unit
+
+DIGITS = [str(d) for d in range(10)]
+
+
+def test_one_answer_from_a_reviewer_of_unknown_accuracy_is_likely_but_not_certain():
+    post = consensus.posterior(Item("t", {}), [Answer("t", "ann", label="7")], {}, DIGITS)
+    assert max(post, key=post.get) == "7"
+    assert 0.7 < post["7"] < 0.99
+
+
+def test_two_agreeing_reviewers_are_more_certain_than_one():
+    one = consensus.posterior(Item("t", {}), [Answer("t", "ann", label="7")], {}, DIGITS)["7"]
+    two = consensus.posterior(
+        Item("t", {}), [Answer("t", "ann", label="7"), Answer("t", "bob", label="7")], {}, DIGITS
+    )["7"]
+    assert two > one
+
+
+def test_the_models_own_probabilities_are_a_tempered_prior_that_people_outvote():
+    prior = {"1": 0.97, "7": 0.03}
+    single = consensus.posterior(Item("t", prior), [Answer("t", "ann", label="7")], {"ann": 0.9}, ["1", "7"])
+    assert single["7"] < 0.9, "a confident model makes one correction doubtful"
+    pair = consensus.posterior(
+        Item("t", prior),
+        [Answer("t", "ann", label="7"), Answer("t", "bob", label="7")],
+        {"ann": 0.9, "bob": 0.9},
+        ["1", "7"],
+    )
+    assert max(pair, key=pair.get) == "7"
+
+
+def test_a_rejection_without_a_label_counts_against_that_label():
+    post = consensus.posterior(
+        Item("t", {"a": 0.6, "b": 0.4}), [Answer("t", "ann", rejects="a")], {}, ["a", "b"]
+    )
+    assert post["b"] > post["a"]
+
+
+def test_gold_items_have_their_known_label():
+    assert consensus.posterior(Item("t", {}, gold="b"), [Answer("t", "ann", label="a")], {}, ["a", "b"]) == {
+        "a": 0.0,
+        "b": 1.0,
+    }
+
+
+def simulated(noise: dict[str, float], items: int, per_item: int, seed: int = 0):
+    rng = random.Random(seed)
+    truth, answers = {}, []
+    for i in range(items):
+        key = f"t{i}"
+        truth[key] = rng.choice(DIGITS)
+        for reviewer in rng.sample(sorted(noise), per_item):
+            wrong = rng.random() < noise[reviewer]
+            label = rng.choice([d for d in DIGITS if d != truth[key]]) if wrong else truth[key]
+            answers.append(Answer(key, reviewer, label=label))
+    return [Item(k, {}) for k in truth], answers, truth
+
+
+def test_em_finds_the_unreliable_reviewer_and_its_consensus_beats_a_plain_vote():
+    items, answers, truth = simulated({"a": 0.05, "b": 0.05, "c": 0.05, "d": 0.4}, items=300, per_item=2)
+    estimate = consensus.estimate(items, answers, known_labels=DIGITS)
+    assert estimate.accuracy["d"] < 0.75 < min(estimate.accuracy[r] for r in "abc")
+    correct = sum(estimate.label(key)[0] == label for key, label in truth.items())
+    assert correct / len(truth) > 0.9
+
+
+def test_three_answers_never_make_anyone_perfect():
+    items = [Item(f"t{i}", {}) for i in range(3)]
+    answers = [Answer(f"t{i}", "new", label="a") for i in range(3)]
+    estimate = consensus.estimate(items, answers, known_labels=["a", "b"])
+    assert estimate.accuracy["new"] < 0.95
