@@ -76,7 +76,9 @@ def test_a_wrong_must_pass_case_is_an_open_failure_not_a_block_and_can_be_demote
     assert passed.status == "promoted", passed.decision
     gate = conn.execute("SELECT gate FROM training_runs ORDER BY id DESC LIMIT 1").fetchone()["gate"]
     watched = next(c for c in gate["checks"] if c["name"] == "eval cases (watched)")
-    assert watched["passed"] and watched["detail"].endswith(f"reported, not gated; missed case ids [{slip['id']}]")
+    assert watched["passed"] and watched["detail"].endswith(
+        f"reported, not gated; missed case ids [{slip['id']}]"
+    )
     assert registry.champion(conn, "digits").version == 3
 
     # Undo: the case gates again, and both changes are in the audit trail.
