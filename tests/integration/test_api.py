@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from types import SimpleNamespace
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
@@ -109,7 +110,9 @@ def test_openapi_document_is_served_under_the_plugin_prefix(api):
 def test_healthz_needs_no_token(api):
     response = api.client.get(f"{PREFIX}/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "pool": ANY}
+    pool = response.json()["pool"]
+    assert pool["pool_max"] == 16 and pool["pool_size"] >= 1 and pool["requests_waiting"] == 0
 
 
 def test_without_a_token_every_route_is_401_and_nothing_is_stored(api, conn, traces):

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
+from contextlib import ExitStack
 
 import pytest
 
+from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.schemas import FeedbackBody
 from feedback_loop.api.service import FeedbackService, _api_request_hash, request_hash_of
 from feedback_loop.core import store
+from feedback_loop.core.errors import DatabaseUnavailableError
 
 from .helpers import CONFIG, make_predictions, register_toy
 
@@ -126,3 +130,86 @@ def test_the_fast_validity_check_agrees_with_the_full_check():
     finally:
         service.close()
     assert len(verdicts) == 6 * 3 * 4 * 2 * 6 * 3 and any(verdicts) and not all(verdicts)
+
+
+# ---- the connection pool ------------------------------------------------------------------------------
+
+
+def _backend_pids(pool: ConnectionPool, n: int) -> set[int]:
+    """Use n connections at once, so the pool holds at least n; their server process ids."""
+    with ExitStack() as stack:
+        conns = [stack.enter_context(pool.connection()) for _ in range(n)]
+        return {c.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"] for c in conns}
+
+
+def test_the_pool_drops_connections_broken_behind_its_back(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=4)
+    try:
+        pids = _backend_pids(pool, 3)
+        # What a PostgreSQL restart does to idle pooled connections: their server processes end.
+        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(pids),))
+        conn.commit()
+        with pool.connection() as fresh:
+            row = fresh.execute("SELECT pg_backend_pid() AS pid, 1 AS one").fetchone()
+        assert row["one"] == 1 and row["pid"] not in pids
+        assert pool.stats()["connections_lost"] >= 1
+    finally:
+        pool.close()
+
+
+def test_the_pool_commits_on_success_and_rolls_back_on_error(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=2)
+    try:
+        with pool.connection() as c:
+            c.execute("CREATE TABLE pool_probe (n int)")
+            c.execute("INSERT INTO pool_probe VALUES (1)")
+        with pytest.raises(RuntimeError), pool.connection() as c:
+            c.execute("INSERT INTO pool_probe VALUES (2)")
+            raise RuntimeError("the request failed")
+        with pool.connection() as c:
+            assert [r["n"] for r in c.execute("SELECT n FROM pool_probe").fetchall()] == [1]
+            c.execute("DROP TABLE pool_probe")
+    finally:
+        pool.close()
+
+
+def test_the_pool_works_again_after_close_and_reopen(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=2)
+    try:
+        assert pool.stats()["pool_size"] == 0  # nothing opened before the first use
+        with pool.connection() as c:
+            assert c.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+        pool.close()
+        with pool.connection() as c:  # closed: a connection of its own, closed after use
+            assert c.execute("SELECT 2 AS two").fetchone() == {"two": 2}
+        assert pool.stats()["pool_size"] == 0
+        pool.reopen()
+        with pool.connection() as c:
+            assert c.execute("SELECT 3 AS three").fetchone() == {"three": 3}
+        assert pool.stats()["pool_size"] >= 1
+    finally:
+        pool.close()
+
+
+def test_a_pool_whose_connections_all_stay_busy_says_so(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=1, wait_seconds=1)
+    try:
+        with pool.connection(), pytest.raises(DatabaseUnavailableError) as raised, pool.connection():
+            pass
+        assert str(raised.value) == "all feedback database connections stayed busy for 1s"
+        assert pool.stats()["requests_errors"] == 1
+    finally:
+        pool.close()
+
+
+def test_a_pool_that_cannot_connect_names_the_server_and_the_reason():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
+    pool = ConnectionPool(f"postgresql://postgres@127.0.0.1:{closed_port}/x", wait_seconds=1)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised, pool.connection():
+            pass
+        assert str(raised.value).startswith("cannot connect to the feedback database at 127.0.0.1: ")
+    finally:
+        pool.close()

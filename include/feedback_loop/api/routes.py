@@ -80,7 +80,7 @@ def get_model_versions(
     return service(request).versions(name)
 
 
-def get_health(request: Request, response: Response) -> dict[str, str]:
+def get_health(request: Request, response: Response) -> dict[str, Any]:
     health = service(request).health()
     if health["status"] != "ok":
         response.status_code = 503
@@ -159,6 +159,6 @@ ROUTES: tuple[RouteSpec, ...] = (
         None,
         200,
         schemas.Health,
-        "Liveness and database reachability (no token needed)",
+        "Liveness, database reachability and connection pool figures (no token needed)",
     ),
 )

@@ -37,6 +37,7 @@ NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
 MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
 BATCH_ATTEMPTS = 5
+HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
 KEY_CONSTRAINT = "feedback_idempotency_key_key"
 COPY_COLUMNS = (
     "id",
@@ -608,13 +609,14 @@ class FeedbackService:
             champion = registry.current_version(conn, model_name)
         return [{**v.__dict__, "is_champion": v.version == champion} for v in versions]
 
-    def health(self) -> dict[str, str]:
+    def health(self) -> dict[str, Any]:
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(wait_seconds=HEALTH_WAIT_SECONDS) as conn:
                 conn.execute("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - health reports any failure instead of raising
-            return {"status": "degraded", "database": f"unreachable: {str(exc).splitlines()[0][:200]}"}
-        return {"status": "ok", "database": "ok"}
+            database = f"unreachable: {str(exc).splitlines()[0][:200]}"
+            return {"status": "degraded", "database": database, "pool": self.pool.stats()}
+        return {"status": "ok", "database": "ok", "pool": self.pool.stats()}
 
     def open(self) -> None:
         """Called at app start-up; an app object can be started again after a shutdown (tests do)."""
