@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import socket
 import threading
 import uuid
@@ -11,7 +14,7 @@ import pytest
 
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.schemas import FeedbackBody
-from feedback_loop.api.service import FeedbackService, _api_request_hash, request_hash_of
+from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import store
 from feedback_loop.core.errors import DatabaseUnavailableError
 
@@ -31,12 +34,16 @@ def test_batch_hash_equals_the_store_request_hash(values):
     trace = uuid.uuid4()
     item = store.FeedbackIn(trace_id=trace, **values)
     fields = {"source": "api", **values}
-    assert request_hash_of(trace_id=str(trace), **fields) == item.request_hash()
-    unrolled = _api_request_hash(
+    # What the batch hashes: the trace id as the string it parsed, and the body's fields.
+    batch = store.request_hash(
         str(trace), fields["kind"], fields.get("rating"), fields.get("label"), fields.get("signal"),
         fields.get("comment"), fields.get("user_id"), fields["source"],
     )  # fmt: skip
-    assert unrolled == item.request_hash()
+    assert batch == item.request_hash()
+    # ... and both are the JSON form the stored hashes were made from.
+    body = {k: v for k, v in dataclasses.asdict(item).items() if k not in ("priority", "failure_mode")}
+    expected = json.dumps(body, separators=(",", ":"), default=str, allow_nan=False)
+    assert batch == hashlib.sha256(expected.encode()).hexdigest()
 
 
 def test_a_single_event_retried_inside_a_batch_is_recognised(conn):

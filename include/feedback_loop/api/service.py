@@ -8,7 +8,6 @@ worker, so a slow or dead webhook never slows down or fails a request.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -16,8 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
-from json.encoder import encode_basestring_ascii
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -56,59 +54,6 @@ COPY_COLUMNS = (
     "idempotency_key",
     "request_hash",
 )
-
-
-_HASHED_FIELDS = tuple(f.name for f in fields(store.FeedbackIn) if f.name not in ("priority", "failure_mode"))
-
-
-def _json_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    return json.dumps(value, default=str, allow_nan=False)
-
-
-def request_hash_of(**values: Any) -> str:
-    """Exactly `store.FeedbackIn(**values).request_hash()`: the same fields in the same order, written as
-    json.dumps(separators=(",", ":")) writes them (tests/integration/test_api_service.py checks it).
-    Built by hand because batch ingest hashes every keyed item and dataclasses.asdict deep-copies."""
-    parts = [f'"{name}":{_json_value(values.get(name))}' for name in _HASHED_FIELDS]
-    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
-
-
-_API_FIELDS = ("trace_id", "kind", "rating", "label", "signal", "comment", "user_id", "source")
-# API items never carry review_item_id or latency_seconds, so their tail of the JSON is constant.
-_API_HASH_TAIL = (
-    ',"review_item_id":null,"latency_seconds":null}'
-    if _HASHED_FIELDS == (*_API_FIELDS, "review_item_id", "latency_seconds")
-    else None
-)
-
-
-def _api_request_hash(
-    trace_id: str, kind: str, rating: int | None, label: str | None, signal: str | None,
-    comment: str | None, user_id: str | None, source: str,
-) -> str:  # fmt: skip
-    """request_hash_of() for what the API accepts, unrolled: batch ingest runs it for every keyed item."""
-    if _API_HASH_TAIL is None:  # the store's fields changed: stay correct, if slower
-        return request_hash_of(
-            trace_id=trace_id, kind=kind, rating=rating, label=label, signal=signal, comment=comment,
-            user_id=user_id, source=source,
-        )  # fmt: skip
-    enc = encode_basestring_ascii
-    text = (
-        f'{{"trace_id":{enc(trace_id)},"kind":{enc(kind)},'
-        f'"rating":{"null" if rating is None else int.__repr__(rating)},'
-        f'"label":{"null" if label is None else enc(label)},"signal":{"null" if signal is None else enc(signal)},'
-        f'"comment":{"null" if comment is None else enc(comment)},'
-        f'"user_id":{"null" if user_id is None else enc(user_id)},"source":{enc(source)}{_API_HASH_TAIL}'
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _plainly_valid(body: FeedbackBody, api: config.ApiConfig) -> bool:
@@ -357,7 +302,7 @@ class FeedbackService:
 
         def digest(i: int) -> str:
             body, (comment, source, _verdict) = items[i], prepare(i)
-            return _api_request_hash(
+            return store.request_hash(
                 trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, body.user_id, source
             )
 
