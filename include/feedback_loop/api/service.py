@@ -56,33 +56,63 @@ COPY_COLUMNS = (
 )
 
 
-def _plainly_valid(body: FeedbackBody, api: config.ApiConfig) -> bool:
-    """A cheap yes for the common case; False sends the item through the full check, which then names
-    every problem. True must imply that FeedbackService._problems finds none."""
-    kind, comment, label = body.kind, body.comment, body.label
-    if (body.rating is not None) != (kind == "rating") or (body.signal is not None) != (kind == "implicit"):
-        return False
-    if (label is not None) != (kind == "correction") or (
-        label is not None and (not label.strip() or "\x00" in label)
-    ):
-        return False
-    if comment is None:
-        if kind == "comment":
-            return False
-    elif (
-        len(comment) > api.max_comment_length
-        or "\x00" in comment
-        or (kind == "comment" and not comment.strip())
-    ):
-        return False
-    if body.user_id is not None and "\x00" in body.user_id:
-        return False
-    return not (
+NUL_REASON = "must not contain NUL (\\u0000) characters"
+
+
+def _required(field: str, kind: str) -> dict[str, str]:
+    return {"field": field, "reason": f"is required when kind is '{kind}'"}
+
+
+def _only_for(field: str, its_kind: str, kind: str) -> dict[str, str]:
+    return {"field": field, "reason": f"is only allowed when kind is '{its_kind}' (kind is '{kind}')"}
+
+
+def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
+    """Every problem of one item that the schema cannot see (rules that depend on its kind or on the
+    configuration), in a fixed order; empty when there is none. Plain checks on the attributes, no
+    loops: batch ingest runs this for up to 10,000 items per request, and nearly all are valid."""
+    kind, rating, label, signal = body.kind, body.rating, body.label, body.signal
+    comment, user_id = body.comment, body.user_id
+    found: list[dict[str, str]] = []
+    if kind == "rating":
+        if rating is None:
+            found.append(_required("rating", kind))
+    elif rating is not None:
+        found.append(_only_for("rating", "rating", kind))
+    if kind == "correction":
+        if label is None or not label.strip():
+            found.append(_required("label", kind))
+    elif label is not None:
+        found.append(_only_for("label", "correction", kind))
+    if kind == "implicit":
+        if signal is None or not signal.strip():
+            found.append(_required("signal", kind))
+    elif signal is not None:
+        found.append(_only_for("signal", "implicit", kind))
+    if kind == "comment" and (comment is None or not comment.strip()):
+        found.append(_required("comment", kind))
+    if comment is not None and "\x00" in comment:  # PostgreSQL text cannot hold NUL
+        found.append({"field": "comment", "reason": NUL_REASON})
+    if label is not None and "\x00" in label:
+        found.append({"field": "label", "reason": NUL_REASON})
+    if user_id is not None and "\x00" in user_id:
+        found.append({"field": "user_id", "reason": NUL_REASON})
+    if comment is not None and len(comment) > api.max_comment_length:
+        reason = f"must be at most {api.max_comment_length} characters (got {len(comment)})"
+        found.append({"field": "comment", "reason": reason})
+    if (
         api.low_rating_requires_comment
         and kind == "rating"
-        and body.rating <= triage.LOW_RATING
+        and rating is not None
+        and rating <= triage.LOW_RATING
         and len((comment or "").strip()) < api.low_rating_comment_min_length
-    )
+    ):
+        reason = (
+            f"a rating of {rating} needs a comment of at least "
+            f"{api.low_rating_comment_min_length} characters saying what went wrong"
+        )
+        found.append({"field": "comment", "reason": reason})
+    return found
 
 
 @dataclass(frozen=True)
@@ -115,44 +145,6 @@ class FeedbackService:
     def settings(self) -> config.Settings:
         # Read on use (cached by file mtime), so a plugin import never fails on a broken config.
         return self._settings or config.load()
-
-    # ---- validation -------------------------------------------------------------------------------
-
-    def _problems(
-        self, body: FeedbackBody, prefix: str = "", api: config.ApiConfig | None = None
-    ) -> list[dict[str, str]]:
-        api = api or self.settings.api
-        problems: list[dict[str, str]] = []
-
-        def add(field: str, reason: str) -> None:
-            problems.append({"field": f"{prefix}{field}", "reason": reason})
-
-        required = {"rating": "rating", "correction": "label", "implicit": "signal", "comment": "comment"}
-        for kind, field in required.items():
-            value = getattr(body, field)
-            if body.kind == kind and (value is None or (isinstance(value, str) and not value.strip())):
-                add(field, f"is required when kind is '{kind}'")
-            elif body.kind != kind and field != "comment" and value is not None:
-                add(field, f"is only allowed when kind is '{kind}' (kind is '{body.kind}')")
-        for field in ("comment", "label", "user_id"):
-            value = getattr(body, field)
-            if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
-                add(field, "must not contain NUL (\\u0000) characters")
-        if body.comment is not None and len(body.comment) > api.max_comment_length:
-            add("comment", f"must be at most {api.max_comment_length} characters (got {len(body.comment)})")
-        if (
-            api.low_rating_requires_comment
-            and body.kind == "rating"
-            and body.rating is not None
-            and body.rating <= triage.LOW_RATING
-            and len((body.comment or "").strip()) < api.low_rating_comment_min_length
-        ):
-            add(
-                "comment",
-                f"a rating of {body.rating} needs a comment of at least "
-                f"{api.low_rating_comment_min_length} characters saying what went wrong",
-            )
-        return problems
 
     @staticmethod
     def _prepared(body: FeedbackBody) -> store.FeedbackIn:
@@ -187,9 +179,9 @@ class FeedbackService:
 
     def submit(self, body: FeedbackBody, header_key: str | None = None) -> Submitted:
         key, key_field = self._key(header_key, body)
-        problems = self._problems(body)
-        if problems:
-            raise Invalid(**problems[0], more=problems[1:])
+        found = problems(body, self.settings.api)
+        if found:
+            raise Invalid(**found[0], more=found[1:])
         item = self._prepared(body)
         notifications: list[int] = []
         with self.pool.connection() as conn:
@@ -281,14 +273,15 @@ class FeedbackService:
         # While PostgreSQL looks things up (three connections), check every item, then mask and triage as
         # many as there is time for; the rest are prepared in the COPY loop, where that work overlaps with
         # PostgreSQL inserting the rows already sent.
-        problems: list[dict[str, str]] = []
+        found: list[dict[str, str]] = []
         for i, body in enumerate(items):
-            if not _plainly_valid(body, api):
-                problems += self._problems(body, prefix=f"items[{i}].", api=api)
-                if len(problems) >= MAX_REPORTED_PROBLEMS:
+            item_problems = problems(body, api)
+            if item_problems:
+                found += [{**p, "field": f"items[{i}].{p['field']}"} for p in item_problems]
+                if len(found) >= MAX_REPORTED_PROBLEMS:
                     break
-        if problems:
-            raise Invalid(**problems[0], more=problems[1:MAX_REPORTED_PROBLEMS])
+        if found:
+            raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
         prepared: list[tuple[str | None, str, triage.Triage] | None] = [None] * len(items)
 
         def prepare(i: int) -> tuple[str | None, str, triage.Triage]:
