@@ -8,19 +8,19 @@ worker, so a slow or dead webhook never slows down or fails a request.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from feedback_loop.api import privacy, triage
+from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Invalid, NotFound
 from feedback_loop.api.schemas import FeedbackBody
@@ -29,6 +29,7 @@ from feedback_loop.core.errors import ConflictError, NotFoundError
 from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
@@ -36,26 +37,6 @@ MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
 BATCH_ATTEMPTS = 5
 HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
-KEY_CONSTRAINT = "feedback_idempotency_key_key"
-COPY_COLUMNS = (
-    "id",
-    "trace_id",
-    "model_name",
-    "model_version",
-    "kind",
-    "rating",
-    "label",
-    "signal",
-    "comment",
-    "user_id",
-    "source",
-    "priority",
-    "failure_mode",
-    "idempotency_key",
-    "request_hash",
-)
-
-
 NUL_REASON = "must not contain NUL (\\u0000) characters"
 
 
@@ -113,6 +94,48 @@ def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
         )
         found.append({"field": "comment", "reason": reason})
     return found
+
+
+def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
+    """422 naming the first MAX_REPORTED_PROBLEMS problems of a batch's items."""
+    found: list[dict[str, str]] = []
+    for i, body in enumerate(items):
+        item_problems = problems(body, api)
+        if item_problems:
+            found += [{**p, "field": f"items[{i}].{p['field']}"} for p in item_problems]
+            if len(found) >= MAX_REPORTED_PROBLEMS:
+                break
+    if found:
+        raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
+
+
+def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
+    """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
+    unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
+    if unknown:
+        (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
+        raise NotFound(
+            f"items[{first}].trace_id",
+            f"no prediction was logged with trace_id {trace}",
+            more=[
+                {"field": f"items[{i}].trace_id", "reason": f"no prediction with trace_id {t}"}
+                for i, t in rest
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    models: Future[list[tuple[str, int] | None]]
+    stored: Future[dict[str, tuple[int, str]]] | None  # None: no item has a key
+    ids: Future[list[int]]
+
+    def done(self) -> bool:
+        return self.models.done() and self.ids.done() and (self.stored is None or self.stored.done())
+
+    def results(self) -> tuple[list[tuple[str, int] | None], dict[str, tuple[int, str]], list[int]]:
+        stored = {} if self.stored is None else self.stored.result()
+        return self.models.result(), stored, self.ids.result()
 
 
 @dataclass(frozen=True)
@@ -225,7 +248,7 @@ class FeedbackService:
             try:
                 outcome, notifications = self._copy_batch(items, keys, api)
             except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name != KEY_CONSTRAINT:
+                if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT:
                     raise
                 log.info(
                     "a concurrent request stored a key of this batch first; retrying (attempt %d)", attempt
@@ -235,167 +258,55 @@ class FeedbackService:
             return outcome
         raise Conflict("items", "concurrent requests kept storing the same keys; retry the request")
 
-    def _models_of(self, trace_ids_json: str, n_items: int) -> list[tuple[str, int] | None]:
-        """Model and version per item; None where the trace id has no prediction."""
-        model_of: list[tuple[str, int] | None] = [None] * n_items
-        with self.pool.connection() as conn:
-            groups = conn.execute(
-                queries.sql("api/models_for_items"), {"trace_ids": trace_ids_json}
-            ).fetchall()
-        for group in groups:
-            model = (group["model_name"], group["model_version"])
-            for ordinal in group["ords"]:
-                model_of[ordinal - 1] = model
-        return model_of
-
-    def _stored_keys(self, keys_json: str) -> dict[str, tuple[int, str]]:
-        """Id and hash per key stored before."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(queries.sql("api/feedback_by_keys"), {"keys": keys_json}).fetchall()
-        return {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
-
-    def _reserve_ids(self, n: int) -> list[int]:
-        """Ids for the rows to write: COPY returns no rows, and the response lists ids in item order.
-        Reserved for every distinct key, stored before or not, so this need not wait for the key look-up;
-        the ids a retry does not use are gaps, as after any rollback."""
-        with self.pool.connection() as conn:
-            return conn.execute(queries.sql("api/allocate_feedback_ids"), {"n": n}).fetchone()["ids"]
-
     def _copy_batch(
         self, items: Sequence[FeedbackBody], keys: list[str | None], api: config.ApiConfig
     ) -> tuple[dict[str, Any], list[int]]:
-        trace_ids = [str(body.trace_id) for body in items]
-        models_lookup = self._lookups.submit(self._models_of, json.dumps(trace_ids), len(items))
-        given = [k for k in keys if k is not None]
-        keys_lookup = self._lookups.submit(self._stored_keys, json.dumps(given)) if given else None
-        ids_lookup = self._lookups.submit(self._reserve_ids, len(set(given)) + len(keys) - len(given))
-        lookups = [f for f in (models_lookup, keys_lookup, ids_lookup) if f is not None]
+        """One attempt at a batch, in one transaction: look up, check, prepare, COPY, triage effects."""
+        batch = BatchItems(items, keys)
+        lookups = self._start_lookups(batch)
         # While PostgreSQL looks things up (three connections), check every item, then mask and triage as
         # many as there is time for; the rest are prepared in the COPY loop, where that work overlaps with
         # PostgreSQL inserting the rows already sent.
-        found: list[dict[str, str]] = []
-        for i, body in enumerate(items):
-            item_problems = problems(body, api)
-            if item_problems:
-                found += [{**p, "field": f"items[{i}].{p['field']}"} for p in item_problems]
-                if len(found) >= MAX_REPORTED_PROBLEMS:
-                    break
-        if found:
-            raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
-        prepared: list[tuple[str | None, str, triage.Triage] | None] = [None] * len(items)
-
-        def prepare(i: int) -> tuple[str | None, str, triage.Triage]:
-            done = prepared[i]
-            if done is None:
-                body = items[i]
-                comment = None if body.comment is None else privacy.mask(body.comment).text
-                verdict = triage.triage(body.kind, body.rating, body.signal, comment)
-                done = prepared[i] = (comment, "implicit" if body.kind == "implicit" else "api", verdict)
-            return done
-
-        def digest(i: int) -> str:
-            body, (comment, source, _verdict) = items[i], prepare(i)
-            return store.request_hash(
-                trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, body.user_id, source
-            )
-
-        for i in range(len(items)):
-            if i % 256 == 0:
-                if all(f.done() for f in lookups):
-                    break
-                # Let the look-up threads take the GIL now: otherwise each of their steps waits out the
-                # interpreter's 5 ms switch interval, and the COPY starts ~20 ms later (measured).
-                time.sleep(0)
-            prepare(i)
-        model_of = models_lookup.result()
-        stored = keys_lookup.result() if keys_lookup is not None else {}
-        allocated = ids_lookup.result()
-        unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
-        if unknown:
-            (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
-            raise NotFound(
-                f"items[{first}].trace_id",
-                f"no prediction was logged with trace_id {trace}",
-                more=[
-                    {"field": f"items[{i}].trace_id", "reason": f"no prediction with trace_id {t}"}
-                    for i, t in rest
-                ],
-            )
-        # Retries (keys stored before) and keys repeated inside the batch are compared by body here;
-        # the rows to write get their hash in the COPY loop below.
-        ids: list[int] = [0] * len(items)
-        to_write: list[int] = []
-        repeats: dict[int, int] = {}  # item -> earlier item of this batch with the same key and body
-        first_with_key: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key is None:
-                to_write.append(i)
-            elif key in stored:
-                ids[i], stored_digest = stored[key]
-                if stored_digest != digest(i):
-                    field = "client_event_id" if items[i].client_event_id else "Idempotency-Key"
-                    raise Conflict(f"items[{i}].{field}", f"{key!r} was already used with a different body")
-            elif key in first_with_key:
-                j = first_with_key[key]
-                if digest(j) != digest(i):
-                    raise Invalid(
-                        f"items[{i}].client_event_id", f"repeats the key of items[{j}] with a different body"
-                    )
-                repeats[i] = j
-            else:
-                first_with_key[key] = i
-                to_write.append(i)
-
-        notifications: list[int] = []
-        negative_versions: set[tuple[str, int]] = set()
-        written_by_version: dict[tuple[str, int], list[tuple[uuid.UUID, bool]]] = {}
-        urgent: list[dict[str, Any]] = []
+        _check_items(items, api)
+        batch.prepare_until(lookups.done)
+        model_of, stored, allocated = lookups.results()
+        _check_traces(items, model_of)
+        plan = batch.plan(stored)
+        written = Written()
         with self.pool.connection() as conn:
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY feedback ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
-            ):
-                for i, feedback_id in zip(to_write, allocated, strict=False):  # more ids than rows on retries
-                    body, key = items[i], keys[i]
-                    comment, source, verdict = prepare(i)
-                    model_name, version = model_of[i]
-                    ids[i] = feedback_id
-                    copy.write_row(
-                        (feedback_id, trace_ids[i], model_name, version, body.kind, body.rating, body.label,
-                         body.signal, comment, body.user_id, source, verdict.priority, verdict.failure_mode, key,
-                         None if key is None else digest(i))
-                    )  # fmt: skip
-                    negative = triage.is_negative(body.kind, body.rating, body.signal)
-                    if negative:
-                        negative_versions.add((model_name, version))
-                    written_by_version.setdefault((model_name, version), []).append((body.trace_id, negative))
-                    if verdict.priority == "urgent":
-                        urgent.append(
-                            {"id": feedback_id, "trace_id": body.trace_id, "model_name": model_name,
-                             "model_version": version, "kind": body.kind, "rating": body.rating,
-                             "failure_mode": verdict.failure_mode, "comment": comment}
-                        )  # fmt: skip
-            opened = 0
-            for model_name, version in sorted(negative_versions):
-                # Rows of one batch share created_at and ids rise in item order: its last rows are newest.
-                last = written_by_version[(model_name, version)][-self.settings.triage.negative_window :]
-                newest = [{"trace_id": trace, "is_negative": negative} for trace, negative in reversed(last)]
-                found = self._negative_rate_check(conn, model_name, version, newest)
-                opened += len(found)
-                notifications += found
-            if urgent:
-                notifications.append(self._enqueue_urgent(conn, urgent[:20], total=len(urgent)))
-        for i, j in repeats.items():
-            ids[i] = ids[j]
-        written = set(to_write)
-        outcome = {
-            "created": len(to_write),
-            "duplicates": len(items) - len(to_write),
-            "urgent": len(urgent),
-            "review_items_opened": opened,
-            "items": [{"id": feedback_id, "created": i in written} for i, feedback_id in enumerate(ids)],
-        }
-        return outcome, notifications
+            store.copy_feedback(conn, batch.rows(plan, model_of, allocated, written))
+            opened, notifications = self._after_batch_write(conn, written)
+        return batch.outcome(plan, written, opened), notifications
+
+    def _start_lookups(self, batch: BatchItems) -> _Lookups:
+        """Each item's model version, the keys stored before and ids for the new rows, each on a helper
+        thread and a pooled connection of its own."""
+        given = batch.given_keys()
+        return _Lookups(
+            models=self._lookups.submit(self._on_connection, store.models_of_traces, batch.trace_ids),
+            stored=self._lookups.submit(self._on_connection, store.stored_request_hashes, given) if given else None,
+            ids=self._lookups.submit(self._on_connection, store.reserve_feedback_ids, batch.ids_needed()),
+        )  # fmt: skip
+
+    def _on_connection(self, step: Callable[..., T], *args: Any) -> T:
+        with self.pool.connection() as conn:
+            return step(conn, *args)
+
+    def _after_batch_write(self, conn: psycopg.Connection, written: Written) -> tuple[int, list[int]]:
+        """The triage side effects of a written batch, in its transaction: the negative-rate check of each
+        version with negative items, and one urgent summary. (review items opened, notifications)."""
+        opened, notifications = 0, []
+        window = self.settings.triage.negative_window
+        for model_name, version in sorted(written.negative_versions):
+            # Rows of one batch share created_at and ids rise in item order: its last rows are newest.
+            last = written.by_version[(model_name, version)][-window:]
+            newest = [{"trace_id": trace, "is_negative": negative} for trace, negative in reversed(last)]
+            found = self._negative_rate_check(conn, model_name, version, newest)
+            opened += len(found)
+            notifications += found
+        if written.urgent:
+            notifications.append(self._enqueue_urgent(conn, written.urgent[:20], total=len(written.urgent)))
+        return opened, notifications
 
     # ---- triage side effects (inside the write transaction) ---------------------------------------
 

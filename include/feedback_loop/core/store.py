@@ -172,6 +172,73 @@ def record_feedback(
     return FeedbackResult(row=existing, created=False)
 
 
+# ---- batch writes: look-ups, then one COPY ------------------------------------------------------------
+
+FEEDBACK_COPY_COLUMNS = (
+    "id",
+    "trace_id",
+    "model_name",
+    "model_version",
+    "kind",
+    "rating",
+    "label",
+    "signal",
+    "comment",
+    "user_id",
+    "source",
+    "priority",
+    "failure_mode",
+    "idempotency_key",
+    "request_hash",
+)
+# The unique index on feedback.idempotency_key: a COPY that fails on it met a key stored concurrently.
+IDEMPOTENCY_KEY_CONSTRAINT = "feedback_idempotency_key_key"
+
+
+def models_of_traces(conn: psycopg.Connection, trace_ids: Sequence[str]) -> list[tuple[str, int] | None]:
+    """Model name and version of each trace id's prediction, in order; None where none was logged."""
+    model_of: list[tuple[str, int] | None] = [None] * len(trace_ids)
+    groups = conn.execute(
+        queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))}
+    ).fetchall()
+    for group in groups:
+        model = (group["model_name"], group["model_version"])
+        for ordinal in group["ords"]:
+            model_of[ordinal - 1] = model
+    return model_of
+
+
+def stored_request_hashes(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Id and request hash of the feedback stored under each of these idempotency keys (if any)."""
+    rows = conn.execute(queries.sql("store/feedback_by_keys"), {"keys": json.dumps(list(keys))}).fetchall()
+    return {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
+
+
+def reserve_feedback_ids(conn: psycopg.Connection, n: int) -> list[int]:
+    """n ids from the feedback sequence, for rows written by copy_feedback (COPY returns nothing).
+    Ids left unused (a rolled-back or retried batch) are gaps, as after any rollback."""
+    return conn.execute(queries.sql("store/allocate_feedback_ids"), {"n": n}).fetchone()["ids"]
+
+
+def copy_feedback(conn: psycopg.Connection, rows: Iterable[Sequence[Any]]) -> int:
+    """Stream feedback rows (values in FEEDBACK_COPY_COLUMNS order, ids from reserve_feedback_ids) into
+    `feedback` with one COPY; returns the number written. `rows` may be a generator that prepares each
+    row as it is asked for: PostgreSQL then inserts the rows already sent meanwhile.
+
+    Raises psycopg.errors.UniqueViolation on IDEMPOTENCY_KEY_CONSTRAINT when a key is stored already
+    (a concurrent request): nothing of the COPY is kept and the transaction must be rolled back."""
+    written = 0
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY feedback ({', '.join(FEEDBACK_COPY_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+            written += 1
+    return written
+
+
 def get_feedback(conn: psycopg.Connection, feedback_id: int) -> dict[str, Any]:
     row = conn.execute(queries.sql("store/feedback_by_id"), {"id": feedback_id}).fetchone()
     if row is None:
