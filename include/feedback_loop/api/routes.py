@@ -43,6 +43,7 @@ def post_feedback(
 
 
 def _ingest_batch(feedback: FeedbackService, raw: bytes, idempotency_key: str | None) -> Response:
+    # The only place the collector is paused (process-wide while it lasts; see api/collector.py).
     with collector.paused():
         try:
             # pydantic parses and validates the JSON in one pass; FastAPI's json.loads + validate costs
