@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -79,7 +80,7 @@ def count(conn, table: str = "feedback") -> int:
 
 def test_auth_and_validation_through_the_real_server(server, conn, traces):
     base, body = server["base"], {"trace_id": str(traces[0]), "kind": "thumbs_up"}
-    assert httpx.get(f"{base}/healthz").json() == {"status": "ok", "database": "ok"}
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok", "database": "ok", "pool": ANY}
     assert httpx.post(f"{base}/feedback", json=body).status_code == 401
     assert httpx.post(f"{base}/feedback", json=body, headers=server["reader"]).status_code == 403
     assert httpx.post(f"{base}/feedback", json=body, headers=bearer("not.a.jwt")).status_code == 403

@@ -4,12 +4,17 @@ tokens from POST /auth/token, against real PostgreSQL. Real server processes: te
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
+from contextlib import contextmanager
 from types import SimpleNamespace
+from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
+
+from feedback_loop.api import collector
 
 from ..e2e.api_support import (
     WEBHOOK_ENV,
@@ -109,7 +114,9 @@ def test_openapi_document_is_served_under_the_plugin_prefix(api):
 def test_healthz_needs_no_token(api):
     response = api.client.get(f"{PREFIX}/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "pool": ANY}
+    pool = response.json()["pool"]
+    assert pool["pool_max"] == 16 and pool["pool_size"] >= 1 and pool["requests_waiting"] == 0
 
 
 def test_without_a_token_every_route_is_401_and_nothing_is_stored(api, conn, traces):
@@ -296,6 +303,30 @@ def batch_items(traces, n=20, prefix="b"):
         }
         for i in range(n)
     ]
+
+
+def test_only_the_batch_route_pauses_the_garbage_collector(api, conn, traces, monkeypatch):
+    """The pause is process-wide while it lasts, so nothing but our batch handler may enter it: not our
+    other routes, not Airflow's own; and after a batch the collector is on again."""
+    entered: list[bool] = []
+    paused = collector.paused
+
+    @contextmanager
+    def recorded():
+        entered.append(gc.isenabled())
+        with paused():
+            yield
+
+    monkeypatch.setattr(collector, "paused", recorded)
+    body = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    stored = post(api, body)
+    assert stored.status_code == 201
+    assert api.client.get(f"{PREFIX}/feedback/{stored.json()['id']}", headers=api.reader).status_code == 200
+    assert api.client.get(f"{PREFIX}/healthz").status_code == 200
+    assert api.client.get("/api/v2/monitor/health").status_code == 200  # Airflow's own route
+    assert entered == []
+    assert post(api, {"items": [body]}, path="/feedback/batch").status_code == 201
+    assert entered == [True] and gc.isenabled()
 
 
 def test_batch_is_stored_in_order_and_retries_store_nothing(api, conn, traces):

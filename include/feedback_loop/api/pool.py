@@ -1,19 +1,27 @@
-"""A small thread-safe pool of psycopg connections for the API's worker threads.
+"""The API's PostgreSQL connections: a `psycopg_pool.ConnectionPool`, created at the first request.
 
-Opening a PostgreSQL connection per request costs a server process fork; the API keeps a few open.
-Connections are opened exactly as `feedback_loop.core.db.connect` opens them (dict rows, same URL resolution).
+Opening a PostgreSQL connection per request costs a server process fork; the API keeps MIN_SIZE open and
+grows to MAX_SIZE under load. Connections are opened as `feedback_loop.core.db.connect` opens them (dict
+rows, the URL from `db.resolve_url`), and the URL is resolved at first use: building or importing the app
+never connects or reads configuration.
+
+Every connection is checked (an empty query) before it is handed out. One that fails the check, as every
+idle connection does after a PostgreSQL restart, is dropped, and so are the other idle ones, which broke
+with it: requests then wait for fresh connections instead of each finding a dead one. After close(), until
+reopen(), connections are opened per use and closed after it, so a request still running at shutdown ends
+normally.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from urllib.parse import urlsplit
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg.rows import dict_row
 
 from feedback_loop.core import db
@@ -21,79 +29,130 @@ from feedback_loop.core.errors import DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
+MIN_SIZE = 2
+MAX_SIZE = 16
+CONNECT_TIMEOUT_SECONDS = 10
+PROBE_TIMEOUT_SECONDS = 2  # one connection attempt after a timed-out wait, to name the reason
+# What the health endpoint shows of psycopg_pool's get_stats(): sizes now, counters since the pool opened.
+STATS = (
+    "pool_min",
+    "pool_max",
+    "pool_size",
+    "pool_available",
+    "requests_waiting",
+    "requests_num",
+    "requests_errors",
+    "connections_errors",
+    "connections_lost",
+    "returns_bad",
+)
+
 
 class ConnectionPool:
     def __init__(
-        self, url: str | Callable[[], str] | None = None, max_size: int = 16, wait_seconds: float = 10.0
+        self,
+        url: str | Callable[[], str] | None = None,
+        min_size: int = MIN_SIZE,
+        max_size: int = MAX_SIZE,
+        wait_seconds: float = 10.0,
     ) -> None:
         self._url = url
-        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max_size)
+        self._min_size = min_size
+        self._max_size = max_size
         self._wait_seconds = wait_seconds
+        self._lock = threading.Lock()
+        self._pool: psycopg_pool.ConnectionPool | None = None
         self._closed = False
 
-    def _target(self) -> str:
+    def url(self) -> str:
         if callable(self._url):
             return self._url()
         return self._url or db.resolve_url()
 
-    def url(self) -> str:
-        return self._target()
-
-    def _open(self) -> psycopg.Connection:
-        target = self._target()
-        try:
-            return psycopg.connect(target, row_factory=dict_row, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            host = urlsplit(target).hostname or "local socket"
-            raise DatabaseUnavailableError(
-                f"cannot connect to the feedback database at {host}: {str(exc).strip().splitlines()[0]}"
-            ) from exc
-
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """A connection in a fresh transaction: committed when the block succeeds, rolled back otherwise."""
-        if not self._slots.acquire(timeout=self._wait_seconds):
-            raise DatabaseUnavailableError(
-                f"all feedback database connections stayed busy for {self._wait_seconds:.0f}s"
-            )
-        conn: psycopg.Connection | None = None
-        try:
-            try:
-                conn = self._idle.get_nowait()
-            except queue.Empty:
-                conn = self._open()
-            try:
+    def connection(self, wait_seconds: float | None = None) -> Iterator[psycopg.Connection]:
+        """A connection in a fresh transaction: committed when the block succeeds, rolled back otherwise.
+        Waits up to `wait_seconds` (default: the pool's) for a free connection."""
+        pool = self._pooled()
+        if pool is None:
+            with db.connect(self.url()) as conn:
                 yield conn
-                conn.commit()
-            except BaseException:
-                if not conn.broken and not conn.closed:
-                    try:
-                        conn.rollback()
-                    except psycopg.Error:
-                        conn.close()
-                raise
-        finally:
-            if conn is not None:
-                reusable = (
-                    not self._closed
-                    and not conn.closed
-                    and not conn.broken
-                    and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-                )
-                if reusable:
-                    self._idle.put(conn)
-                else:
-                    conn.close()
-            self._slots.release()
+            return
+        wait = self._wait_seconds if wait_seconds is None else wait_seconds
+        errors_before = pool.get_stats().get("connections_errors", 0)
+        with ExitStack() as stack:
+            try:
+                # psycopg_pool commits or rolls back, then takes the connection back (or drops it if broken)
+                conn = stack.enter_context(pool.connection(timeout=wait))
+            except psycopg_pool.PoolTimeout:
+                raise self._timed_out(pool, wait, errors_before) from None
+            except psycopg_pool.PoolClosed:
+                raise DatabaseUnavailableError("the feedback API is shutting down") from None
+            yield conn
+
+    def stats(self) -> dict[str, int]:
+        """The pool's sizes and counters (zeros before the first request)."""
+        pool = self._pool
+        found: dict[str, Any] = pool.get_stats() if pool is not None else {}
+        return {"pool_min": self._min_size, "pool_max": self._max_size} | {
+            name: int(found.get(name, 0)) for name in STATS if name not in ("pool_min", "pool_max")
+        }
 
     def reopen(self) -> None:
-        self._closed = False
+        with self._lock:
+            self._closed = False
 
     def close(self) -> None:
-        self._closed = True
-        while True:
+        with self._lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    # ---- steps ------------------------------------------------------------------------------------
+
+    def _pooled(self) -> psycopg_pool.ConnectionPool | None:
+        """The pool, created and opened on first use; None while closed."""
+        pool = self._pool
+        if pool is not None:
+            return pool
+        with self._lock:
+            if self._closed:
+                return None
+            if self._pool is None:
+                self._pool = psycopg_pool.ConnectionPool(
+                    self.url(),
+                    kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    timeout=self._wait_seconds,
+                    check=self._check,
+                    name="feedback-api",
+                    open=False,
+                )
+                self._pool.open(wait=False)
+            return self._pool
+
+    def _check(self, conn: psycopg.Connection) -> None:
+        """psycopg_pool's own check; when it fails the server has likely restarted, so drop the idle
+        connections too rather than let each of the next requests find one of them dead."""
+        try:
+            psycopg_pool.ConnectionPool.check_connection(conn)
+        except psycopg.Error as exc:
+            log.warning("dropping idle feedback database connections: %s", str(exc).strip().splitlines()[0])
+            pool = self._pool
+            if pool is not None:
+                pool.drain()
+            raise
+
+    def _timed_out(
+        self, pool: psycopg_pool.ConnectionPool, wait: float, errors_before: int
+    ) -> DatabaseUnavailableError:
+        """Why no connection came: the server refused new ones while we waited, or all stayed busy."""
+        if pool.get_stats().get("connections_errors", 0) > errors_before:
+            target = self.url()
             try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+                psycopg.connect(target, connect_timeout=PROBE_TIMEOUT_SECONDS).close()
+            except psycopg.OperationalError as exc:
+                return db.cannot_connect(target, exc)
+        return DatabaseUnavailableError(f"all feedback database connections stayed busy for {wait:.0f}s")

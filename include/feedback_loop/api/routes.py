@@ -43,6 +43,7 @@ def post_feedback(
 
 
 def _ingest_batch(feedback: FeedbackService, raw: bytes, idempotency_key: str | None) -> Response:
+    # The only place the collector is paused (process-wide while it lasts; see api/collector.py).
     with collector.paused():
         try:
             # pydantic parses and validates the JSON in one pass; FastAPI's json.loads + validate costs
@@ -80,7 +81,7 @@ def get_model_versions(
     return service(request).versions(name)
 
 
-def get_health(request: Request, response: Response) -> dict[str, str]:
+def get_health(request: Request, response: Response) -> dict[str, Any]:
     health = service(request).health()
     if health["status"] != "ok":
         response.status_code = 503
@@ -159,6 +160,6 @@ ROUTES: tuple[RouteSpec, ...] = (
         None,
         200,
         schemas.Health,
-        "Liveness and database reachability (no token needed)",
+        "Liveness, database reachability and connection pool figures (no token needed)",
     ),
 )

@@ -136,9 +136,25 @@ class ModelVersionOut(BaseModel):
     created_at: datetime
 
 
+class PoolStats(BaseModel):
+    """The connection pool of this API process: sizes now, counters since it opened."""
+
+    pool_min: int
+    pool_max: int
+    pool_size: int = Field(description="connections open or being opened")
+    pool_available: int = Field(description="idle connections ready to use")
+    requests_waiting: int = Field(description="requests waiting for a connection now")
+    requests_num: int = Field(description="connections handed out")
+    requests_errors: int = Field(description="requests that got no connection in time")
+    connections_errors: int = Field(description="failed connection attempts")
+    connections_lost: int = Field(description="connections found broken on check-out (e.g. after a restart)")
+    returns_bad: int = Field(description="connections given back broken (e.g. lost during a request)")
+
+
 class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
+    pool: PoolStats
 
 
 class Problem(BaseModel):

@@ -8,21 +8,19 @@ worker, so a slow or dead webhook never slows down or fails a request.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
-from json.encoder import encode_basestring_ascii
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import psycopg
 
 from feedback_loop.api import privacy, triage
+from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Invalid, NotFound
 from feedback_loop.api.schemas import FeedbackBody
@@ -31,112 +29,113 @@ from feedback_loop.core.errors import ConflictError, NotFoundError
 from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
 MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
 BATCH_ATTEMPTS = 5
-KEY_CONSTRAINT = "feedback_idempotency_key_key"
-COPY_COLUMNS = (
-    "id",
-    "trace_id",
-    "model_name",
-    "model_version",
-    "kind",
-    "rating",
-    "label",
-    "signal",
-    "comment",
-    "user_id",
-    "source",
-    "priority",
-    "failure_mode",
-    "idempotency_key",
-    "request_hash",
-)
+HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
+NUL_REASON = "must not contain NUL (\\u0000) characters"
 
 
-_HASHED_FIELDS = tuple(f.name for f in fields(store.FeedbackIn) if f.name not in ("priority", "failure_mode"))
+def _required(field: str, kind: str) -> dict[str, str]:
+    return {"field": field, "reason": f"is required when kind is '{kind}'"}
 
 
-def _json_value(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return int.__repr__(value)
-    if isinstance(value, str):
-        return encode_basestring_ascii(value)
-    return json.dumps(value, default=str, allow_nan=False)
+def _only_for(field: str, its_kind: str, kind: str) -> dict[str, str]:
+    return {"field": field, "reason": f"is only allowed when kind is '{its_kind}' (kind is '{kind}')"}
 
 
-def request_hash_of(**values: Any) -> str:
-    """Exactly `store.FeedbackIn(**values).request_hash()`: the same fields in the same order, written as
-    json.dumps(separators=(",", ":")) writes them (tests/integration/test_api_service.py checks it).
-    Built by hand because batch ingest hashes every keyed item and dataclasses.asdict deep-copies."""
-    parts = [f'"{name}":{_json_value(values.get(name))}' for name in _HASHED_FIELDS]
-    return hashlib.sha256(("{" + ",".join(parts) + "}").encode()).hexdigest()
-
-
-_API_FIELDS = ("trace_id", "kind", "rating", "label", "signal", "comment", "user_id", "source")
-# API items never carry review_item_id or latency_seconds, so their tail of the JSON is constant.
-_API_HASH_TAIL = (
-    ',"review_item_id":null,"latency_seconds":null}'
-    if _HASHED_FIELDS == (*_API_FIELDS, "review_item_id", "latency_seconds")
-    else None
-)
-
-
-def _api_request_hash(
-    trace_id: str, kind: str, rating: int | None, label: str | None, signal: str | None,
-    comment: str | None, user_id: str | None, source: str,
-) -> str:  # fmt: skip
-    """request_hash_of() for what the API accepts, unrolled: batch ingest runs it for every keyed item."""
-    if _API_HASH_TAIL is None:  # the store's fields changed: stay correct, if slower
-        return request_hash_of(
-            trace_id=trace_id, kind=kind, rating=rating, label=label, signal=signal, comment=comment,
-            user_id=user_id, source=source,
-        )  # fmt: skip
-    enc = encode_basestring_ascii
-    text = (
-        f'{{"trace_id":{enc(trace_id)},"kind":{enc(kind)},'
-        f'"rating":{"null" if rating is None else int.__repr__(rating)},'
-        f'"label":{"null" if label is None else enc(label)},"signal":{"null" if signal is None else enc(signal)},'
-        f'"comment":{"null" if comment is None else enc(comment)},'
-        f'"user_id":{"null" if user_id is None else enc(user_id)},"source":{enc(source)}{_API_HASH_TAIL}'
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _plainly_valid(body: FeedbackBody, api: config.ApiConfig) -> bool:
-    """A cheap yes for the common case; False sends the item through the full check, which then names
-    every problem. True must imply that FeedbackService._problems finds none."""
-    kind, comment, label = body.kind, body.comment, body.label
-    if (body.rating is not None) != (kind == "rating") or (body.signal is not None) != (kind == "implicit"):
-        return False
-    if (label is not None) != (kind == "correction") or (
-        label is not None and (not label.strip() or "\x00" in label)
-    ):
-        return False
-    if comment is None:
-        if kind == "comment":
-            return False
-    elif (
-        len(comment) > api.max_comment_length
-        or "\x00" in comment
-        or (kind == "comment" and not comment.strip())
-    ):
-        return False
-    if body.user_id is not None and "\x00" in body.user_id:
-        return False
-    return not (
+def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
+    """Every problem of one item that the schema cannot see (rules that depend on its kind or on the
+    configuration), in a fixed order; empty when there is none. Plain checks on the attributes, no
+    loops: batch ingest runs this for up to 10,000 items per request, and nearly all are valid."""
+    kind, rating, label, signal = body.kind, body.rating, body.label, body.signal
+    comment, user_id = body.comment, body.user_id
+    found: list[dict[str, str]] = []
+    if kind == "rating":
+        if rating is None:
+            found.append(_required("rating", kind))
+    elif rating is not None:
+        found.append(_only_for("rating", "rating", kind))
+    if kind == "correction":
+        if label is None or not label.strip():
+            found.append(_required("label", kind))
+    elif label is not None:
+        found.append(_only_for("label", "correction", kind))
+    if kind == "implicit":
+        if signal is None or not signal.strip():
+            found.append(_required("signal", kind))
+    elif signal is not None:
+        found.append(_only_for("signal", "implicit", kind))
+    if kind == "comment" and (comment is None or not comment.strip()):
+        found.append(_required("comment", kind))
+    if comment is not None and "\x00" in comment:  # PostgreSQL text cannot hold NUL
+        found.append({"field": "comment", "reason": NUL_REASON})
+    if label is not None and "\x00" in label:
+        found.append({"field": "label", "reason": NUL_REASON})
+    if user_id is not None and "\x00" in user_id:
+        found.append({"field": "user_id", "reason": NUL_REASON})
+    if comment is not None and len(comment) > api.max_comment_length:
+        reason = f"must be at most {api.max_comment_length} characters (got {len(comment)})"
+        found.append({"field": "comment", "reason": reason})
+    if (
         api.low_rating_requires_comment
         and kind == "rating"
-        and body.rating <= triage.LOW_RATING
+        and rating is not None
+        and rating <= triage.LOW_RATING
         and len((comment or "").strip()) < api.low_rating_comment_min_length
-    )
+    ):
+        reason = (
+            f"a rating of {rating} needs a comment of at least "
+            f"{api.low_rating_comment_min_length} characters saying what went wrong"
+        )
+        found.append({"field": "comment", "reason": reason})
+    return found
+
+
+def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
+    """422 naming the first MAX_REPORTED_PROBLEMS problems of a batch's items."""
+    found: list[dict[str, str]] = []
+    for i, body in enumerate(items):
+        item_problems = problems(body, api)
+        if item_problems:
+            found += [{**p, "field": f"items[{i}].{p['field']}"} for p in item_problems]
+            if len(found) >= MAX_REPORTED_PROBLEMS:
+                break
+    if found:
+        raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
+
+
+def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
+    """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
+    unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
+    if unknown:
+        (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
+        raise NotFound(
+            f"items[{first}].trace_id",
+            f"no prediction was logged with trace_id {trace}",
+            more=[
+                {"field": f"items[{i}].trace_id", "reason": f"no prediction with trace_id {t}"}
+                for i, t in rest
+            ],
+        )
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    models: Future[list[tuple[str, int] | None]]
+    stored: Future[dict[str, tuple[int, str]]] | None  # None: no item has a key
+    ids: Future[list[int]]
+
+    def done(self) -> bool:
+        return self.models.done() and self.ids.done() and (self.stored is None or self.stored.done())
+
+    def results(self) -> tuple[list[tuple[str, int] | None], dict[str, tuple[int, str]], list[int]]:
+        stored = {} if self.stored is None else self.stored.result()
+        return self.models.result(), stored, self.ids.result()
 
 
 @dataclass(frozen=True)
@@ -169,44 +168,6 @@ class FeedbackService:
     def settings(self) -> config.Settings:
         # Read on use (cached by file mtime), so a plugin import never fails on a broken config.
         return self._settings or config.load()
-
-    # ---- validation -------------------------------------------------------------------------------
-
-    def _problems(
-        self, body: FeedbackBody, prefix: str = "", api: config.ApiConfig | None = None
-    ) -> list[dict[str, str]]:
-        api = api or self.settings.api
-        problems: list[dict[str, str]] = []
-
-        def add(field: str, reason: str) -> None:
-            problems.append({"field": f"{prefix}{field}", "reason": reason})
-
-        required = {"rating": "rating", "correction": "label", "implicit": "signal", "comment": "comment"}
-        for kind, field in required.items():
-            value = getattr(body, field)
-            if body.kind == kind and (value is None or (isinstance(value, str) and not value.strip())):
-                add(field, f"is required when kind is '{kind}'")
-            elif body.kind != kind and field != "comment" and value is not None:
-                add(field, f"is only allowed when kind is '{kind}' (kind is '{body.kind}')")
-        for field in ("comment", "label", "user_id"):
-            value = getattr(body, field)
-            if value is not None and "\x00" in value:  # PostgreSQL text cannot hold NUL
-                add(field, "must not contain NUL (\\u0000) characters")
-        if body.comment is not None and len(body.comment) > api.max_comment_length:
-            add("comment", f"must be at most {api.max_comment_length} characters (got {len(body.comment)})")
-        if (
-            api.low_rating_requires_comment
-            and body.kind == "rating"
-            and body.rating is not None
-            and body.rating <= triage.LOW_RATING
-            and len((body.comment or "").strip()) < api.low_rating_comment_min_length
-        ):
-            add(
-                "comment",
-                f"a rating of {body.rating} needs a comment of at least "
-                f"{api.low_rating_comment_min_length} characters saying what went wrong",
-            )
-        return problems
 
     @staticmethod
     def _prepared(body: FeedbackBody) -> store.FeedbackIn:
@@ -241,9 +202,9 @@ class FeedbackService:
 
     def submit(self, body: FeedbackBody, header_key: str | None = None) -> Submitted:
         key, key_field = self._key(header_key, body)
-        problems = self._problems(body)
-        if problems:
-            raise Invalid(**problems[0], more=problems[1:])
+        found = problems(body, self.settings.api)
+        if found:
+            raise Invalid(**found[0], more=found[1:])
         item = self._prepared(body)
         notifications: list[int] = []
         with self.pool.connection() as conn:
@@ -287,7 +248,7 @@ class FeedbackService:
             try:
                 outcome, notifications = self._copy_batch(items, keys, api)
             except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name != KEY_CONSTRAINT:
+                if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT:
                     raise
                 log.info(
                     "a concurrent request stored a key of this batch first; retrying (attempt %d)", attempt
@@ -297,166 +258,55 @@ class FeedbackService:
             return outcome
         raise Conflict("items", "concurrent requests kept storing the same keys; retry the request")
 
-    def _models_of(self, trace_ids_json: str, n_items: int) -> list[tuple[str, int] | None]:
-        """Model and version per item; None where the trace id has no prediction."""
-        model_of: list[tuple[str, int] | None] = [None] * n_items
-        with self.pool.connection() as conn:
-            groups = conn.execute(
-                queries.sql("api/models_for_items"), {"trace_ids": trace_ids_json}
-            ).fetchall()
-        for group in groups:
-            model = (group["model_name"], group["model_version"])
-            for ordinal in group["ords"]:
-                model_of[ordinal - 1] = model
-        return model_of
-
-    def _stored_keys(self, keys_json: str) -> dict[str, tuple[int, str]]:
-        """Id and hash per key stored before."""
-        with self.pool.connection() as conn:
-            rows = conn.execute(queries.sql("api/feedback_by_keys"), {"keys": keys_json}).fetchall()
-        return {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
-
-    def _reserve_ids(self, n: int) -> list[int]:
-        """Ids for the rows to write: COPY returns no rows, and the response lists ids in item order.
-        Reserved for every distinct key, stored before or not, so this need not wait for the key look-up;
-        the ids a retry does not use are gaps, as after any rollback."""
-        with self.pool.connection() as conn:
-            return conn.execute(queries.sql("api/allocate_feedback_ids"), {"n": n}).fetchone()["ids"]
-
     def _copy_batch(
         self, items: Sequence[FeedbackBody], keys: list[str | None], api: config.ApiConfig
     ) -> tuple[dict[str, Any], list[int]]:
-        trace_ids = [str(body.trace_id) for body in items]
-        models_lookup = self._lookups.submit(self._models_of, json.dumps(trace_ids), len(items))
-        given = [k for k in keys if k is not None]
-        keys_lookup = self._lookups.submit(self._stored_keys, json.dumps(given)) if given else None
-        ids_lookup = self._lookups.submit(self._reserve_ids, len(set(given)) + len(keys) - len(given))
-        lookups = [f for f in (models_lookup, keys_lookup, ids_lookup) if f is not None]
+        """One attempt at a batch, in one transaction: look up, check, prepare, COPY, triage effects."""
+        batch = BatchItems(items, keys)
+        lookups = self._start_lookups(batch)
         # While PostgreSQL looks things up (three connections), check every item, then mask and triage as
         # many as there is time for; the rest are prepared in the COPY loop, where that work overlaps with
         # PostgreSQL inserting the rows already sent.
-        problems: list[dict[str, str]] = []
-        for i, body in enumerate(items):
-            if not _plainly_valid(body, api):
-                problems += self._problems(body, prefix=f"items[{i}].", api=api)
-                if len(problems) >= MAX_REPORTED_PROBLEMS:
-                    break
-        if problems:
-            raise Invalid(**problems[0], more=problems[1:MAX_REPORTED_PROBLEMS])
-        prepared: list[tuple[str | None, str, triage.Triage] | None] = [None] * len(items)
-
-        def prepare(i: int) -> tuple[str | None, str, triage.Triage]:
-            done = prepared[i]
-            if done is None:
-                body = items[i]
-                comment = None if body.comment is None else privacy.mask(body.comment).text
-                verdict = triage.triage(body.kind, body.rating, body.signal, comment)
-                done = prepared[i] = (comment, "implicit" if body.kind == "implicit" else "api", verdict)
-            return done
-
-        def digest(i: int) -> str:
-            body, (comment, source, _verdict) = items[i], prepare(i)
-            return _api_request_hash(
-                trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, body.user_id, source
-            )
-
-        for i in range(len(items)):
-            if i % 256 == 0:
-                if all(f.done() for f in lookups):
-                    break
-                # Let the look-up threads take the GIL now: otherwise each of their steps waits out the
-                # interpreter's 5 ms switch interval, and the COPY starts ~20 ms later (measured).
-                time.sleep(0)
-            prepare(i)
-        model_of = models_lookup.result()
-        stored = keys_lookup.result() if keys_lookup is not None else {}
-        allocated = ids_lookup.result()
-        unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
-        if unknown:
-            (first, trace), *rest = unknown[:MAX_REPORTED_PROBLEMS]
-            raise NotFound(
-                f"items[{first}].trace_id",
-                f"no prediction was logged with trace_id {trace}",
-                more=[
-                    {"field": f"items[{i}].trace_id", "reason": f"no prediction with trace_id {t}"}
-                    for i, t in rest
-                ],
-            )
-        # Retries (keys stored before) and keys repeated inside the batch are compared by body here;
-        # the rows to write get their hash in the COPY loop below.
-        ids: list[int] = [0] * len(items)
-        to_write: list[int] = []
-        repeats: dict[int, int] = {}  # item -> earlier item of this batch with the same key and body
-        first_with_key: dict[str, int] = {}
-        for i, key in enumerate(keys):
-            if key is None:
-                to_write.append(i)
-            elif key in stored:
-                ids[i], stored_digest = stored[key]
-                if stored_digest != digest(i):
-                    field = "client_event_id" if items[i].client_event_id else "Idempotency-Key"
-                    raise Conflict(f"items[{i}].{field}", f"{key!r} was already used with a different body")
-            elif key in first_with_key:
-                j = first_with_key[key]
-                if digest(j) != digest(i):
-                    raise Invalid(
-                        f"items[{i}].client_event_id", f"repeats the key of items[{j}] with a different body"
-                    )
-                repeats[i] = j
-            else:
-                first_with_key[key] = i
-                to_write.append(i)
-
-        notifications: list[int] = []
-        negative_versions: set[tuple[str, int]] = set()
-        written_by_version: dict[tuple[str, int], list[tuple[uuid.UUID, bool]]] = {}
-        urgent: list[dict[str, Any]] = []
+        _check_items(items, api)
+        batch.prepare_until(lookups.done)
+        model_of, stored, allocated = lookups.results()
+        _check_traces(items, model_of)
+        plan = batch.plan(stored)
+        written = Written()
         with self.pool.connection() as conn:
-            with (
-                conn.cursor() as cur,
-                cur.copy(f"COPY feedback ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy,
-            ):
-                for i, feedback_id in zip(to_write, allocated, strict=False):  # more ids than rows on retries
-                    body, key = items[i], keys[i]
-                    comment, source, verdict = prepare(i)
-                    model_name, version = model_of[i]
-                    ids[i] = feedback_id
-                    copy.write_row(
-                        (feedback_id, trace_ids[i], model_name, version, body.kind, body.rating, body.label,
-                         body.signal, comment, body.user_id, source, verdict.priority, verdict.failure_mode, key,
-                         None if key is None else digest(i))
-                    )  # fmt: skip
-                    negative = triage.is_negative(body.kind, body.rating, body.signal)
-                    if negative:
-                        negative_versions.add((model_name, version))
-                    written_by_version.setdefault((model_name, version), []).append((body.trace_id, negative))
-                    if verdict.priority == "urgent":
-                        urgent.append(
-                            {"id": feedback_id, "trace_id": body.trace_id, "model_name": model_name,
-                             "model_version": version, "kind": body.kind, "rating": body.rating,
-                             "failure_mode": verdict.failure_mode, "comment": comment}
-                        )  # fmt: skip
-            opened = 0
-            for model_name, version in sorted(negative_versions):
-                # Rows of one batch share created_at and ids rise in item order: its last rows are newest.
-                last = written_by_version[(model_name, version)][-self.settings.triage.negative_window :]
-                newest = [{"trace_id": trace, "is_negative": negative} for trace, negative in reversed(last)]
-                found = self._negative_rate_check(conn, model_name, version, newest)
-                opened += len(found)
-                notifications += found
-            if urgent:
-                notifications.append(self._enqueue_urgent(conn, urgent[:20], total=len(urgent)))
-        for i, j in repeats.items():
-            ids[i] = ids[j]
-        written = set(to_write)
-        outcome = {
-            "created": len(to_write),
-            "duplicates": len(items) - len(to_write),
-            "urgent": len(urgent),
-            "review_items_opened": opened,
-            "items": [{"id": feedback_id, "created": i in written} for i, feedback_id in enumerate(ids)],
-        }
-        return outcome, notifications
+            store.copy_feedback(conn, batch.rows(plan, model_of, allocated, written))
+            opened, notifications = self._after_batch_write(conn, written)
+        return batch.outcome(plan, written, opened), notifications
+
+    def _start_lookups(self, batch: BatchItems) -> _Lookups:
+        """Each item's model version, the keys stored before and ids for the new rows, each on a helper
+        thread and a pooled connection of its own."""
+        given = batch.given_keys()
+        return _Lookups(
+            models=self._lookups.submit(self._on_connection, store.models_of_traces, batch.trace_ids),
+            stored=self._lookups.submit(self._on_connection, store.stored_request_hashes, given) if given else None,
+            ids=self._lookups.submit(self._on_connection, store.reserve_feedback_ids, batch.ids_needed()),
+        )  # fmt: skip
+
+    def _on_connection(self, step: Callable[..., T], *args: Any) -> T:
+        with self.pool.connection() as conn:
+            return step(conn, *args)
+
+    def _after_batch_write(self, conn: psycopg.Connection, written: Written) -> tuple[int, list[int]]:
+        """The triage side effects of a written batch, in its transaction: the negative-rate check of each
+        version with negative items, and one urgent summary. (review items opened, notifications)."""
+        opened, notifications = 0, []
+        window = self.settings.triage.negative_window
+        for model_name, version in sorted(written.negative_versions):
+            # Rows of one batch share created_at and ids rise in item order: its last rows are newest.
+            last = written.by_version[(model_name, version)][-window:]
+            newest = [{"trace_id": trace, "is_negative": negative} for trace, negative in reversed(last)]
+            found = self._negative_rate_check(conn, model_name, version, newest)
+            opened += len(found)
+            notifications += found
+        if written.urgent:
+            notifications.append(self._enqueue_urgent(conn, written.urgent[:20], total=len(written.urgent)))
+        return opened, notifications
 
     # ---- triage side effects (inside the write transaction) ---------------------------------------
 
@@ -608,13 +458,14 @@ class FeedbackService:
             champion = registry.current_version(conn, model_name)
         return [{**v.__dict__, "is_champion": v.version == champion} for v in versions]
 
-    def health(self) -> dict[str, str]:
+    def health(self) -> dict[str, Any]:
         try:
-            with self.pool.connection() as conn:
+            with self.pool.connection(wait_seconds=HEALTH_WAIT_SECONDS) as conn:
                 conn.execute("SELECT 1")
         except Exception as exc:  # noqa: BLE001 - health reports any failure instead of raising
-            return {"status": "degraded", "database": f"unreachable: {str(exc).splitlines()[0][:200]}"}
-        return {"status": "ok", "database": "ok"}
+            database = f"unreachable: {str(exc).splitlines()[0][:200]}"
+            return {"status": "degraded", "database": database, "pool": self.pool.stats()}
+        return {"status": "ok", "database": "ok", "pool": self.pool.stats()}
 
     def open(self) -> None:
         """Called at app start-up; an app object can be started again after a shutdown (tests do)."""

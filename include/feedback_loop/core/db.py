@@ -114,6 +114,14 @@ def reset_resolution() -> None:
 db_url.on_change(reset_resolution)
 
 
+def cannot_connect(target: str, exc: psycopg.OperationalError) -> DatabaseUnavailableError:
+    """The error for a failed connection attempt: which server, and libpq's first line of why."""
+    host = urlsplit(target).hostname or "local socket"
+    return DatabaseUnavailableError(
+        f"cannot connect to the feedback database at {host}: {str(exc).strip().splitlines()[0]}"
+    )
+
+
 @contextmanager
 def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
     """A psycopg connection with dict rows; commits on success, rolls back on error, always closes."""
@@ -121,10 +129,7 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psy
     try:
         conn = psycopg.connect(target, row_factory=dict_row, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        host = urlsplit(target).hostname or "local socket"
-        raise DatabaseUnavailableError(
-            f"cannot connect to the feedback database at {host}: {str(exc).strip().splitlines()[0]}"
-        ) from exc
+        raise cannot_connect(target, exc) from exc
     with conn:
         yield conn
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import psycopg
@@ -98,8 +99,47 @@ class FeedbackIn:
 
     def request_hash(self) -> str:
         """Fingerprint of the request body, to tell a true retry from a reused idempotency key."""
-        payload = {k: v for k, v in asdict(self).items() if k not in ("priority", "failure_mode")}
-        return hashlib.sha256(_json_text(payload).encode()).hexdigest()
+        return request_hash(
+            self.trace_id, self.kind, self.rating, self.label, self.signal, self.comment, self.user_id,
+            self.source, self.review_item_id, self.latency_seconds,
+        )  # fmt: skip
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if value.__class__ is str:
+        return encode_basestring_ascii(value)
+    if value.__class__ is int:
+        return int.__repr__(value)
+    return _json_text(value)
+
+
+def request_hash(
+    trace_id: uuid.UUID | str, kind: str, rating: int | None, label: str | None, signal: str | None,
+    comment: str | None, user_id: str | None, source: str, review_item_id: int | None = None,
+    latency_seconds: float | None = None,
+) -> str:  # fmt: skip
+    """The request hash of a feedback body: SHA-256 of the JSON object of FeedbackIn's fields but priority
+    and failure_mode (outcomes of triage, not the body), in field order, written as
+    json.dumps(separators=(",", ":"), default=str, allow_nan=False) writes it. Stored hashes were made
+    that way, so this must stay byte for byte the same (tests pin literal hashes).
+
+    Written out because batch ingest hashes up to 10,000 items per request: strings, ints and None, all
+    the API sends, are encoded inline; anything else (a UUID, a float) goes through json.dumps."""
+    enc, other = encode_basestring_ascii, _json_value
+    text = (
+        f'{{"trace_id":{enc(trace_id) if trace_id.__class__ is str else other(trace_id)},'
+        f'"kind":{enc(kind) if kind.__class__ is str else other(kind)},'
+        f'"rating":{"null" if rating is None else int.__repr__(rating) if rating.__class__ is int else other(rating)},'
+        f'"label":{"null" if label is None else enc(label) if label.__class__ is str else other(label)},'
+        f'"signal":{"null" if signal is None else enc(signal) if signal.__class__ is str else other(signal)},'
+        f'"comment":{"null" if comment is None else enc(comment) if comment.__class__ is str else other(comment)},'
+        f'"user_id":{"null" if user_id is None else enc(user_id) if user_id.__class__ is str else other(user_id)},'
+        f'"source":{enc(source) if source.__class__ is str else other(source)},'
+        f'"review_item_id":{other(review_item_id)},"latency_seconds":{other(latency_seconds)}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -130,6 +170,73 @@ def record_feedback(
     if existing.pop("request_hash").strip() != params["request_hash"]:
         raise ConflictError(f"idempotency key {idempotency_key!r} was already used with a different body")
     return FeedbackResult(row=existing, created=False)
+
+
+# ---- batch writes: look-ups, then one COPY ------------------------------------------------------------
+
+FEEDBACK_COPY_COLUMNS = (
+    "id",
+    "trace_id",
+    "model_name",
+    "model_version",
+    "kind",
+    "rating",
+    "label",
+    "signal",
+    "comment",
+    "user_id",
+    "source",
+    "priority",
+    "failure_mode",
+    "idempotency_key",
+    "request_hash",
+)
+# The unique index on feedback.idempotency_key: a COPY that fails on it met a key stored concurrently.
+IDEMPOTENCY_KEY_CONSTRAINT = "feedback_idempotency_key_key"
+
+
+def models_of_traces(conn: psycopg.Connection, trace_ids: Sequence[str]) -> list[tuple[str, int] | None]:
+    """Model name and version of each trace id's prediction, in order; None where none was logged."""
+    model_of: list[tuple[str, int] | None] = [None] * len(trace_ids)
+    groups = conn.execute(
+        queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))}
+    ).fetchall()
+    for group in groups:
+        model = (group["model_name"], group["model_version"])
+        for ordinal in group["ords"]:
+            model_of[ordinal - 1] = model
+    return model_of
+
+
+def stored_request_hashes(conn: psycopg.Connection, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Id and request hash of the feedback stored under each of these idempotency keys (if any)."""
+    rows = conn.execute(queries.sql("store/feedback_by_keys"), {"keys": json.dumps(list(keys))}).fetchall()
+    return {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
+
+
+def reserve_feedback_ids(conn: psycopg.Connection, n: int) -> list[int]:
+    """n ids from the feedback sequence, for rows written by copy_feedback (COPY returns nothing).
+    Ids left unused (a rolled-back or retried batch) are gaps, as after any rollback."""
+    return conn.execute(queries.sql("store/allocate_feedback_ids"), {"n": n}).fetchone()["ids"]
+
+
+def copy_feedback(conn: psycopg.Connection, rows: Iterable[Sequence[Any]]) -> int:
+    """Stream feedback rows (values in FEEDBACK_COPY_COLUMNS order, ids from reserve_feedback_ids) into
+    `feedback` with one COPY; returns the number written. `rows` may be a generator that prepares each
+    row as it is asked for: PostgreSQL then inserts the rows already sent meanwhile.
+
+    Raises psycopg.errors.UniqueViolation on IDEMPOTENCY_KEY_CONSTRAINT when a key is stored already
+    (a concurrent request): nothing of the COPY is kept and the transaction must be rolled back."""
+    written = 0
+    with (
+        conn.cursor() as cur,
+        cur.copy(f"COPY feedback ({', '.join(FEEDBACK_COPY_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        write_row = copy.write_row
+        for row in rows:
+            write_row(row)
+            written += 1
+    return written
 
 
 def get_feedback(conn: psycopg.Connection, feedback_id: int) -> dict[str, Any]:
