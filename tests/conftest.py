@@ -89,6 +89,49 @@ def conn(db_url: str):
         yield connection
 
 
+@pytest.fixture
+def digits_champion(conn):
+    """A small two-feature classifier registered and promoted as the champion of `digits`."""
+    from feedback_loop.registry import versions as registry
+
+    from .support.helpers import register_toy
+
+    version = register_toy(conn, model_name="digits")
+    registry.promote(conn, "digits", version.version, actor="test")
+    conn.commit()
+    return version
+
+
+@pytest.fixture(scope="session")
+def dagbag():
+    """The DAG files of dags/, parsed once per session."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's own metadata DB (SQLite in the test AIRFLOW_HOME), created once per session."""
+    from airflow.utils import db as airflow_db_utils
+
+    airflow_db_utils.resetdb()
+    yield
+
+
+LAYERS = ("unit", "integration", "dags", "e2e", "reliability")
+
+
+def pytest_collection_modifyitems(config, items):  # noqa: ARG001
+    """Every test belongs to exactly one layer (pytestmark in its module), so `make test-fast` (unit and
+    dags) and `-m` selections never silently drop or double-count a test."""
+    wrong = [item.nodeid for item in items if len([m for m in item.iter_markers() if m.name in LAYERS]) != 1]
+    if wrong:
+        raise pytest.UsageError(
+            f"{len(wrong)} test(s) need exactly one layer marker ({', '.join(LAYERS)}): {wrong[:5]}"
+        )
+
+
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
     shutil.rmtree(_STATE_DIR, ignore_errors=True)

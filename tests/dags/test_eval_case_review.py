@@ -7,7 +7,9 @@ import pytest
 from feedback_loop.registry import versions as registry
 from feedback_loop.retrain import eval_cases
 
-from ..integration.helpers import make_predictions, register_toy
+from ..support.helpers import make_predictions, register_toy
+
+pytestmark = pytest.mark.dags
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from feedback_loop.core import config
 from feedback_loop.monitoring import aggregation
 from feedback_loop.registry import versions as registry
 
-from ..integration.aggregation_data import (
+from ..support.aggregation import (
     HOUR,
     T0,
     Replayer,
@@ -17,6 +17,8 @@ from ..integration.aggregation_data import (
     rollup_values,
     settings_for,
 )
+
+pytestmark = pytest.mark.dags
 
 MODEL = "digits"  # the model of the bundled config the DAG maps over
 SLICE = "writer_group"

@@ -24,7 +24,7 @@ from feedback_loop.inference import review
 from feedback_loop.inference import scoring as inference
 from feedback_loop.registry import versions as registry
 
-from ..integration.helpers import register_toy
+pytestmark = pytest.mark.dags
 
 DAG_ID = "feedback_inference"
 # The query the Required Actions page sends (read from the bundled UI): no map-index filter.
@@ -220,11 +220,8 @@ def expected_confidences(conn, f0_values: list[float]) -> list[float]:
 
 
 @pytest.fixture
-def champion(conn):
-    version = register_toy(conn, model_name="digits")
-    registry.promote(conn, "digits", version.version, actor="test")
-    conn.commit()
-    return version
+def champion(digits_champion):
+    return digits_champion
 
 
 def asset_events(dag_run) -> list[str]:
@@ -453,7 +450,7 @@ def test_mapped_review_tasks_show_on_airflows_required_actions_page(
     and rendered by headless Chromium) lists every waiting mapped review task by its subject. The page is
     kept as .local/test-artifacts/required-actions.png for people to look at."""
     from ..conftest import ROOT
-    from ..e2e.browser import airflow_api_server, chromium, chromium_binary, png_size
+    from ..support.browser import airflow_api_server, chromium, chromium_binary, png_size
 
     binary = chromium_binary()
     enqueue(conn, MIXED_BATCH)

@@ -11,6 +11,8 @@ import pytest
 
 from ..conftest import ROOT
 
+pytestmark = pytest.mark.dags
+
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 HEAVY_MODULES = ("pandas", "sklearn", "skops", "psycopg", "matplotlib")
 IMPORT_BOUND_SECONDS = 30  # a guard against work at parse time, not a performance target

@@ -11,7 +11,7 @@ import pytest
 
 from feedback_loop.registry import versions as registry
 
-from ..integration.retraining_helpers import (
+from ..support.retraining import (
     champion_v1,
     digits_model,
     flipped_feedback,
@@ -20,6 +20,8 @@ from ..integration.retraining_helpers import (
     production_rows,
     runs,
 )
+
+pytestmark = pytest.mark.dags
 
 # dag.test() runs tasks in-process on the shared DAG object, and a run's conf leaks into the params of the
 # next run in the same session; every run therefore passes the whole form.

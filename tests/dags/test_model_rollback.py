@@ -6,7 +6,9 @@ import pytest
 
 from feedback_loop.registry import versions as registry
 
-from ..integration.helpers import register_toy
+from ..support.helpers import register_toy
+
+pytestmark = pytest.mark.dags
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from feedback_loop.core import config
 from feedback_loop.inference import scoring
 from feedback_loop.registry import versions as registry
 
-from ..integration.helpers import register_toy
+from ..support.helpers import register_toy
+
+pytestmark = pytest.mark.dags
 
 CONFIG = """
 models:

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ..integration.helpers import make_predictions, register_toy
-from .api_support import (
+from ..support.api import (
     WEBHOOK_ENV,
     WebhookRecorder,
     airflow_app,
@@ -30,6 +29,9 @@ from .api_support import (
     token,
     write_config,
 )
+from ..support.helpers import make_predictions, register_toy
+
+pytestmark = pytest.mark.e2e
 
 MAX_BODY = 200_000
 

@@ -17,9 +17,11 @@ from feedback_loop.monitoring import aggregation
 from feedback_loop.registry import versions as registry
 
 from ..conftest import ROOT
-from ..e2e.api_support import init_airflow_db
-from ..integration.aggregation_data import HOUR, T0, Replayer, event_stream, register_profiled, settings_for
-from .browser import airflow_api_server, chromium, chromium_binary, png_size
+from ..support.aggregation import HOUR, T0, Replayer, event_stream, register_profiled, settings_for
+from ..support.api import init_airflow_db
+from ..support.browser import airflow_api_server, chromium, chromium_binary, png_size
+
+pytestmark = pytest.mark.e2e
 
 MODEL, SLICE = "digits", "writer_group"
 HOURS = 12

@@ -11,6 +11,8 @@ from feedback_loop.core import db
 from feedback_loop.lab import demo, stack
 from feedback_loop.registry import versions as registry
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def airflow_metadata_cleanup(db_url):

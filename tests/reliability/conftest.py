@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from fastapi.testclient import TestClient
 
-from ..e2e.api_support import (
+from ..support.api import (
     WEBHOOK_ENV,
     WebhookRecorder,
     airflow_app,

@@ -29,8 +29,7 @@ from feedback_loop.monitoring import aggregation
 from feedback_loop.registry import versions as registry
 from feedback_loop.retrain import pipeline, planning, run_records
 
-from ..e2e.api_support import api_server
-from ..integration.aggregation_data import (
+from ..support.aggregation import (
     HOUR,
     T0,
     Replayer,
@@ -39,8 +38,9 @@ from ..integration.aggregation_data import (
     rollup_values,
     settings_for,
 )
-from ..integration.helpers import make_predictions, register_toy
-from ..integration.retraining_helpers import (
+from ..support.api import api_server
+from ..support.helpers import make_predictions, register_toy
+from ..support.retraining import (
     champion_v1,
     digits_model,
     honest_feedback,
@@ -49,6 +49,8 @@ from ..integration.retraining_helpers import (
     runs,
 )
 from .conftest import size
+
+pytestmark = pytest.mark.reliability
 
 # ---- (a) PostgreSQL restarted while clients post with retries and idempotency keys ------------------
 

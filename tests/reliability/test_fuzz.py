@@ -10,14 +10,17 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from ..integration.helpers import make_predictions, register_toy
+from ..support.helpers import make_predictions, register_toy
 from .conftest import size
+
+pytestmark = pytest.mark.reliability
 
 TOTAL = size(240, 1200)
 # field -> (the only kind it belongs to, a value when that kind needs it)

@@ -21,7 +21,9 @@ from feedback_loop.api import privacy
 from feedback_loop.core import config, notify
 
 from ..conftest import ROOT
-from ..integration.helpers import make_predictions, register_toy
+from ..support.helpers import make_predictions, register_toy
+
+pytestmark = pytest.mark.reliability
 
 # ---- tokens and roles ------------------------------------------------------------------------------
 

@@ -1,0 +1,535 @@
+"""The feedback API mounted by our plugin in the real Airflow API app (create_app), with Airflow's own
+tokens from POST /auth/token, against real PostgreSQL. Real server processes: tests/e2e/test_api_server.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import uuid
+from contextlib import contextmanager
+from types import SimpleNamespace
+from unittest.mock import ANY
+
+import pytest
+from fastapi.testclient import TestClient
+
+from feedback_loop.api import collector
+
+from ..support.api import (
+    WEBHOOK_ENV,
+    WebhookRecorder,
+    airflow_app,
+    auth_env,
+    bearer,
+    init_airflow_db,
+    token,
+    write_config,
+)
+from ..support.helpers import make_predictions, register_toy
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "/feedback-api"
+MAX_BODY = 100_000
+MAX_BATCH = 50
+
+
+@pytest.fixture(scope="module")
+def api(db_url, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api")
+    env = auth_env(tmp)
+    env["FEEDBACK_LOOP_CONFIG"] = str(
+        write_config(tmp, low_rating_requires_comment=True, max_batch_size=MAX_BATCH, max_body_bytes=MAX_BODY)
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv(WEBHOOK_ENV, raising=False)
+        init_airflow_db()
+        with TestClient(airflow_app()) as client:
+            yield SimpleNamespace(
+                client=client,
+                writer=bearer(token(client, "writer")),
+                reader=bearer(token(client, "reader")),
+                clicker=bearer(token(client, "clicker")),
+            )
+
+
+def plugin_service(api):
+    """The FeedbackService of the mounted plugin app (to wait for webhook deliveries)."""
+    for route in api.client.app.routes:
+        if getattr(route, "path", None) == PREFIX:
+            return route.app.state.feedback_service
+    raise AssertionError("feedback API is not mounted at /feedback-api")
+
+
+@pytest.fixture
+def traces(conn):
+    register_toy(conn)
+    conn.commit()
+    found = make_predictions(conn, "toy", 1, 12)
+    conn.commit()
+    return found
+
+
+def count(conn, table: str = "feedback") -> int:
+    return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]  # noqa: S608 - fixed names
+
+
+def post(api, body, headers=None, path="/feedback", **kwargs):
+    return api.client.post(f"{PREFIX}{path}", json=body, headers={**api.writer, **(headers or {})}, **kwargs)
+
+
+# ---- mounting, OpenAPI, auth ---------------------------------------------------------------------
+
+
+def test_openapi_document_is_served_under_the_plugin_prefix(api):
+    response = api.client.get(f"{PREFIX}/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert set(document["paths"]) >= {
+        "/feedback",
+        "/feedback/batch",
+        "/feedback/{feedback_id}",
+        "/predictions/{trace_id}",
+        "/models/{name}/versions",
+        "/healthz",
+    }
+    post_feedback = document["paths"]["/feedback"]["post"]
+    assert post_feedback["security"], "write routes must declare Airflow's bearer security"
+    assert "security" not in document["paths"]["/healthz"]["get"]
+    assert {"401", "403", "409", "422"} <= set(post_feedback["responses"])
+    batch_body = document["paths"]["/feedback/batch"]["post"]["requestBody"]["content"]["application/json"]
+    assert batch_body["schema"] == {"$ref": "#/components/schemas/BatchBody"}
+    schemas = document["components"]["schemas"]
+    assert schemas["BatchBody"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/FeedbackBody"
+    }
+    assert schemas["FeedbackBody"]["properties"]["rating"]["anyOf"][0] == {
+        "maximum": 5,
+        "minimum": 1,
+        "type": "integer",
+    }
+
+
+def test_healthz_needs_no_token(api):
+    response = api.client.get(f"{PREFIX}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "pool": ANY}
+    pool = response.json()["pool"]
+    assert pool["pool_max"] == 16 and pool["pool_size"] >= 1 and pool["requests_waiting"] == 0
+
+
+def test_without_a_token_every_route_is_401_and_nothing_is_stored(api, conn, traces):
+    body = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    assert api.client.post(f"{PREFIX}/feedback", json=body).status_code == 401
+    assert api.client.post(f"{PREFIX}/feedback/batch", json={"items": [body]}).status_code == 401
+    for path in ("/feedback/1", f"/predictions/{traces[0]}", "/models/toy/versions"):
+        response = api.client.get(f"{PREFIX}{path}")
+        assert response.status_code == 401, path
+        assert response.json() == {"detail": "Not authenticated"}
+    assert count(conn) == 0
+
+
+def test_roles_without_write_permission_get_403_and_may_read(api, conn, traces):
+    body = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    for user_headers in (api.reader, api.clicker):
+        response = api.client.post(f"{PREFIX}/feedback", json=body, headers=user_headers)
+        assert response.status_code == 403
+    assert count(conn) == 0
+    stored = post(api, body)
+    assert stored.status_code == 201
+    read = api.client.get(f"{PREFIX}/feedback/{stored.json()['id']}", headers=api.reader)
+    assert read.status_code == 200 and read.json()["kind"] == "thumbs_up"
+
+
+def test_a_tampered_token_is_refused_by_airflows_check(api, conn, traces):
+    header, payload, signature = api.writer["Authorization"].removeprefix("Bearer ").split(".")
+    forged = f"{header}.{payload}.{signature[:-4]}AAAA"
+    response = api.client.post(
+        f"{PREFIX}/feedback",
+        json={"trace_id": str(traces[0]), "kind": "thumbs_up"},
+        headers=bearer(forged),
+    )
+    assert response.status_code == 403
+    assert response.json() == {"detail": "Invalid JWT token"}
+    assert count(conn) == 0
+
+
+def test_the_same_token_works_on_airflows_own_rest_api(api):
+    assert api.client.get("/api/v2/assets", headers=api.reader).status_code == 200
+
+
+# ---- writes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "priority", "failure_mode", "negative"),
+    [
+        ({"kind": "thumbs_up"}, "low", None, False),
+        ({"kind": "thumbs_down"}, "high", "unspecified", True),
+        ({"kind": "thumbs_down", "comment": "this answer is wrong"}, "urgent", "wrong_output", True),
+        ({"kind": "rating", "rating": 5}, "low", None, False),
+        ({"kind": "rating", "rating": 1, "comment": "far too slow to be useful"}, "urgent", "latency", True),
+        ({"kind": "correction", "label": "b"}, "high", "wrong_label", True),
+        ({"kind": "comment", "comment": "a bit confusing layout"}, "normal", "confusing", False),
+        ({"kind": "implicit", "signal": "accepted"}, "low", None, False),
+        ({"kind": "implicit", "signal": "escalated"}, "urgent", "user_escalated", True),
+    ],
+)
+def test_each_kind_is_stored_with_its_triage(api, conn, traces, extra, priority, failure_mode, negative):
+    response = post(api, {"trace_id": str(traces[1]), "user_id": "u-1", **extra})
+    assert response.status_code == 201, response.text
+    row = response.json()
+    assert (row["priority"], row["failure_mode"], row["is_negative"]) == (priority, failure_mode, negative)
+    assert row["model_name"] == "toy" and row["model_version"] == 1
+    assert row["source"] == ("implicit" if extra["kind"] == "implicit" else "api")
+    stored = conn.execute("SELECT kind, priority FROM feedback WHERE id = %s", (row["id"],)).fetchone()
+    assert stored == {"kind": extra["kind"], "priority": priority}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"kind": "rating", "rating": 7}, "rating", "must be between 1 and 5"),
+        ({"kind": "rating", "rating": "five"}, "rating", "must be an integer"),
+        ({"kind": "rating", "rating": 4.5}, "rating", "must be an integer"),
+        ({"kind": "meh"}, "kind", "must be one of 'thumbs_up'"),
+        ({"kind": "thumbs_up", "trace_id": "not-a-uuid"}, "trace_id", "must be a UUID"),
+        ({"kind": "thumbs_up", "trace_id": None}, "trace_id", "must be a UUID"),
+        ({"kind": "thumbs_up", "colour": "red"}, "colour", "is not a known field"),
+        ({"kind": "rating"}, "rating", "is required when kind is 'rating'"),
+        ({"kind": "correction"}, "label", "is required when kind is 'correction'"),
+        ({"kind": "implicit", "signal": "bored"}, "signal", "must be one of 'accepted'"),
+        ({"kind": "thumbs_up", "rating": 3}, "rating", "only allowed when kind is 'rating'"),
+        ({"kind": "comment", "comment": "x" * 4001}, "comment", "at most 4000 characters"),
+        ({"kind": "rating", "rating": 2}, "comment", "a rating of 2 needs a comment of at least 10"),
+        ({"kind": "rating", "rating": 1, "comment": "bad"}, "comment", "at least 10 characters"),
+        ({"kind": "thumbs_up", "client_event_id": " padded"}, "client_event_id", "printable text"),
+        ({"kind": "comment", "comment": "nul\u0000byte"}, "comment", "must not contain NUL"),
+    ],
+)
+def test_malformed_feedback_is_422_naming_the_field_and_stores_nothing(
+    api, conn, traces, body, field, reason
+):
+    payload = {"trace_id": str(traces[0]), **body}
+    response = post(api, payload)
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert any(p["field"] == field and reason in p["reason"] for p in problems), problems
+    assert count(conn) == 0
+
+
+def test_missing_field_and_broken_json_are_422(api, conn, traces):
+    response = post(api, {"kind": "thumbs_up"})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [{"field": "trace_id", "reason": "is required"}]
+    broken = api.client.post(
+        f"{PREFIX}/feedback",
+        content=b'{"trace_id": "x", "kind": ',
+        headers={**api.writer, "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 422
+    assert broken.json()["detail"][0]["field"] == "body"
+    assert "not valid JSON" in broken.json()["detail"][0]["reason"]
+    assert count(conn) == 0
+
+
+def test_unknown_trace_is_404_and_stores_nothing(api, conn, traces):
+    unknown = uuid.uuid4()
+    response = post(api, {"trace_id": str(unknown), "kind": "thumbs_up"}, {"Idempotency-Key": "k-404"})
+    assert response.status_code == 404
+    assert response.json()["detail"] == [
+        {"field": "trace_id", "reason": f"no prediction was logged with trace_id {unknown}"}
+    ]
+    assert count(conn) == 0
+
+
+def test_oversize_body_is_413_naming_the_limit(api, conn, traces):
+    body = {"trace_id": str(traces[0]), "kind": "comment", "comment": "y" * (MAX_BODY + 10)}
+    response = post(api, body)
+    assert response.status_code == 413
+    assert response.json()["detail"] == [
+        {"field": "body", "reason": f"request body is larger than the limit of {MAX_BODY} bytes"}
+    ]
+    assert count(conn) == 0
+
+
+def test_retry_with_the_same_key_returns_the_original_and_other_body_is_409(api, conn, traces):
+    body = {"trace_id": str(traces[0]), "kind": "rating", "rating": 4, "user_id": "u-9"}
+    first = post(api, body, {"Idempotency-Key": "evt-1"})
+    again = post(api, body, {"Idempotency-Key": "evt-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    conflict = post(api, {**body, "rating": 5}, {"Idempotency-Key": "evt-1"})
+    assert conflict.status_code == 409
+    assert conflict.json()["detail"][0]["field"] == "Idempotency-Key"
+    # client_event_id in the body is the same key as the header.
+    via_body = post(api, {**body, "client_event_id": "evt-1"})
+    assert via_body.status_code == 200 and via_body.json()["id"] == first.json()["id"]
+    mismatch = post(api, {**body, "client_event_id": "evt-2"}, {"Idempotency-Key": "evt-1"})
+    assert mismatch.status_code == 422 and mismatch.json()["detail"][0]["field"] == "Idempotency-Key"
+    assert count(conn) == 1
+
+
+def test_personal_data_in_comments_is_masked_before_it_is_stored(api, conn, traces):
+    secrets = ["jane.doe@example.org", "+44 20 7946 0958", "4111 1111 1111 1111"]
+    comment = f"wrong again, mail {secrets[0]} or call {secrets[1]}; I paid with {secrets[2]}"
+    response = post(api, {"trace_id": str(traces[2]), "kind": "thumbs_down", "comment": comment})
+    assert response.status_code == 201
+    assert response.json()["comment"] == "wrong again, mail [email] or call [phone]; I paid with [card]"
+    everything = json.dumps(
+        [
+            conn.execute("SELECT to_jsonb(f) AS r FROM feedback f").fetchall(),
+            conn.execute("SELECT to_jsonb(n) AS r FROM notifications n").fetchall(),
+        ],
+        default=str,
+    )
+    for secret in secrets:
+        assert secret not in everything
+    assert count(conn, "notifications") == 1  # urgent: thumbs-down with a comment
+
+
+# ---- batch -----------------------------------------------------------------------------------------
+
+
+def batch_items(traces, n=20, prefix="b"):
+    return [
+        {
+            "trace_id": str(traces[i % len(traces)]),
+            "kind": "rating",
+            "rating": 3 + i % 3,
+            "client_event_id": f"{prefix}-{i}",
+        }
+        for i in range(n)
+    ]
+
+
+def test_only_the_batch_route_pauses_the_garbage_collector(api, conn, traces, monkeypatch):
+    """The pause is process-wide while it lasts, so nothing but our batch handler may enter it: not our
+    other routes, not Airflow's own; and after a batch the collector is on again."""
+    entered: list[bool] = []
+    paused = collector.paused
+
+    @contextmanager
+    def recorded():
+        entered.append(gc.isenabled())
+        with paused():
+            yield
+
+    monkeypatch.setattr(collector, "paused", recorded)
+    body = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    stored = post(api, body)
+    assert stored.status_code == 201
+    assert api.client.get(f"{PREFIX}/feedback/{stored.json()['id']}", headers=api.reader).status_code == 200
+    assert api.client.get(f"{PREFIX}/healthz").status_code == 200
+    assert api.client.get("/api/v2/monitor/health").status_code == 200  # Airflow's own route
+    assert entered == []
+    assert post(api, {"items": [body]}, path="/feedback/batch").status_code == 201
+    assert entered == [True] and gc.isenabled()
+
+
+def test_batch_is_stored_in_order_and_retries_store_nothing(api, conn, traces):
+    items = batch_items(traces)
+    first = post(api, {"items": items}, path="/feedback/batch")
+    assert first.status_code == 201, first.text
+    outcome = first.json()
+    assert outcome["created"] == 20 and outcome["duplicates"] == 0
+    ids = [r["id"] for r in outcome["items"]]
+    stored = conn.execute("SELECT id, idempotency_key FROM feedback ORDER BY id").fetchall()
+    assert [r["idempotency_key"] for r in stored] == [f"b-{i}" for i in range(20)]
+    assert ids == [r["id"] for r in stored]
+    retry = post(api, {"items": items}, path="/feedback/batch")
+    assert retry.status_code == 200
+    assert retry.json()["created"] == 0 and [r["id"] for r in retry.json()["items"]] == ids
+    # A batch that overlaps an earlier one stores only the new items.
+    overlap = post(api, {"items": items[10:] + batch_items(traces, 25)[20:]}, path="/feedback/batch")
+    assert overlap.json()["created"] == 5 and overlap.json()["duplicates"] == 10
+    assert count(conn) == 25
+
+
+def test_batch_header_key_makes_unkeyed_items_retry_safe(api, conn, traces):
+    items = [{"trace_id": str(t), "kind": "thumbs_up"} for t in traces[:5]]
+    first = post(api, {"items": items}, {"Idempotency-Key": "upload-7"}, path="/feedback/batch")
+    again = post(api, {"items": items}, {"Idempotency-Key": "upload-7"}, path="/feedback/batch")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["items"] == [{**r, "created": False} for r in first.json()["items"]]
+    unkeyed = post(api, {"items": items}, path="/feedback/batch")
+    assert unkeyed.json()["created"] == 5
+    assert count(conn) == 10
+
+
+def test_batch_repeating_a_key_inside_the_batch(api, conn, traces):
+    item = {"trace_id": str(traces[0]), "kind": "thumbs_up", "client_event_id": "dup"}
+    same = post(api, {"items": [item, item]}, path="/feedback/batch")
+    assert same.status_code == 201
+    assert same.json()["items"][0]["id"] == same.json()["items"][1]["id"]
+    assert same.json()["created"] == 1 and count(conn) == 1
+    other = post(
+        api,
+        {
+            "items": [
+                {**item, "client_event_id": "d2"},
+                {**item, "kind": "thumbs_down", "client_event_id": "d2"},
+            ]
+        },
+        path="/feedback/batch",
+    )
+    assert other.status_code == 422
+    assert other.json()["detail"][0] == {
+        "field": "items[1].client_event_id",
+        "reason": "repeats the key of items[0] with a different body",
+    }
+    assert count(conn) == 1
+
+
+@pytest.mark.parametrize(
+    ("bad_item", "status", "field", "reason"),
+    [
+        ({"kind": "rating", "rating": 9}, 422, "items[7].rating", "must be between 1 and 5"),
+        ({"kind": "correction"}, 422, "items[7].label", "is required"),
+        ({"kind": "thumbs_up", "trace_id": "UNKNOWN"}, 404, "items[7].trace_id", "no prediction was logged"),
+        (
+            {"kind": "rating", "rating": 5, "user_id": "x", "client_event_id": "b-3"},
+            409,
+            "items[7].client_event_id",
+            "different body",
+        ),
+    ],
+)
+def test_batch_is_all_or_nothing(api, conn, traces, bad_item, status, field, reason):
+    post(api, {"items": batch_items(traces, 5)}, path="/feedback/batch")  # b-0 .. b-4 stored before
+    before = count(conn)
+    items = batch_items(traces, 12, prefix="new")
+    bad = {"trace_id": str(traces[0]), **bad_item}
+    if bad.get("trace_id") == "UNKNOWN":
+        bad["trace_id"] = str(uuid.uuid4())
+    items[7] = bad
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == status, response.text
+    first = response.json()["detail"][0]
+    assert first["field"] == field and reason in first["reason"]
+    assert count(conn) == before
+
+
+def test_batch_over_the_configured_size_is_422_naming_the_limit(api, conn, traces):
+    response = post(api, {"items": batch_items(traces, MAX_BATCH + 1)}, path="/feedback/batch")
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {
+            "field": "items",
+            "reason": f"at most {MAX_BATCH} items per batch (got {MAX_BATCH + 1}); split the batch",
+        }
+    ]
+    assert post(api, {"items": []}, path="/feedback/batch").status_code == 422
+    assert count(conn) == 0
+
+
+# ---- triage side effects -----------------------------------------------------------------------------
+
+
+def test_negative_share_over_threshold_opens_one_review_item(api, conn, traces):
+    def send(kind, i):
+        assert post(api, {"trace_id": str(traces[i]), "kind": kind}).status_code == 201
+
+    for i in range(7):
+        send("thumbs_up", i)
+    for i in range(7, 10):
+        send("thumbs_down", i)
+    # 3 of the last 10 negative: 30% is not more than the 30% threshold.
+    assert count(conn, "review_items") == 0
+    send("thumbs_down", 10)
+    items = conn.execute("SELECT trace_id, reason, priority, status FROM review_items").fetchall()
+    assert items == [
+        {
+            "trace_id": traces[10],
+            "reason": "negative_feedback",
+            "priority": pytest.approx(0.4),
+            "status": "queued",
+        }
+    ]
+    topics = [r["topic"] for r in conn.execute("SELECT topic FROM notifications").fetchall()]
+    assert topics == ["negative_feedback_rate"]
+
+
+def test_urgent_feedback_is_delivered_to_the_webhook_after_the_commit(api, conn, traces, monkeypatch):
+    with WebhookRecorder() as hook:
+        monkeypatch.setenv(WEBHOOK_ENV, hook.url)
+        response = post(
+            api, {"trace_id": str(traces[3]), "kind": "rating", "rating": 1, "comment": "totally wrong digit"}
+        )
+        assert response.status_code == 201
+        assert plugin_service(api).wait_for_deliveries(10)
+    assert len(hook.received) == 1
+    assert hook.received[0]["text"] == "Urgent feedback on toy v1: rating 1"
+    assert "wrong_output" in hook.received[0]["blocks"][1]["text"]["text"]
+    row = conn.execute("SELECT topic, status, attempts FROM notifications").fetchone()
+    assert row == {"topic": "urgent_feedback", "status": "delivered", "attempts": 1}
+
+
+# ---- reads -------------------------------------------------------------------------------------------
+
+
+def test_reads_return_stored_feedback_predictions_and_versions(api, conn, traces):
+    created = post(api, {"trace_id": str(traces[4]), "kind": "correction", "label": "b"}).json()
+    one = api.client.get(f"{PREFIX}/feedback/{created['id']}", headers=api.reader)
+    assert one.status_code == 200 and one.json() == created
+    prediction = api.client.get(f"{PREFIX}/predictions/{traces[4]}", headers=api.reader).json()
+    assert prediction["output_label"] == "a" and [f["id"] for f in prediction["feedback"]] == [created["id"]]
+    versions = api.client.get(f"{PREFIX}/models/toy/versions", headers=api.reader)
+    assert versions.status_code == 200
+    assert [(v["version"], v["status"]) for v in versions.json()] == [(1, "registered")]
+    assert api.client.get(f"{PREFIX}/feedback/999999", headers=api.reader).status_code == 404
+    missing = api.client.get(f"{PREFIX}/predictions/{uuid.uuid4()}", headers=api.reader)
+    assert missing.status_code == 404 and missing.json()["detail"][0]["field"] == "trace_id"
+    unknown_model = api.client.get(f"{PREFIX}/models/nope/versions", headers=api.reader)
+    assert (
+        unknown_model.status_code == 404
+        and "unknown model 'nope'" in unknown_model.json()["detail"][0]["reason"]
+    )
+    bad_id = api.client.get(f"{PREFIX}/feedback/abc", headers=api.reader)
+    assert bad_id.status_code == 422 and bad_id.json()["detail"][0] == {
+        "field": "feedback_id",
+        "reason": "must be an integer",
+    }
+
+
+def test_batch_stores_text_with_backslashes_tabs_and_newlines_exactly(api, conn, traces):
+    tricky = 'C:\\path\\N\tcol\nline2\r\nend "quoted" ünïcode 🙂 \\\\N'
+    items = [
+        {"trace_id": str(traces[0]), "kind": "comment", "comment": tricky, "user_id": "tab\there"},
+        {"trace_id": str(traces[1]), "kind": "correction", "label": "back\\slash", "comment": None},
+    ]
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 201, response.text
+    rows = conn.execute("SELECT comment, user_id, label FROM feedback ORDER BY id").fetchall()
+    assert rows == [
+        {"comment": tricky, "user_id": "tab\there", "label": None},
+        {"comment": None, "user_id": None, "label": "back\\slash"},
+    ]
+
+
+def test_a_batch_that_tips_the_negative_share_opens_a_review_item(api, conn, traces):
+    items = [{"trace_id": str(traces[i]), "kind": "thumbs_up"} for i in range(6)]
+    items += [{"trace_id": str(traces[i]), "kind": "correction", "label": "b"} for i in range(6, 10)]
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 201 and response.json()["review_items_opened"] == 1
+    opened = conn.execute("SELECT trace_id, reason, priority FROM review_items").fetchall()
+    # The newest negative item of the batch (the last one) tipped the share: 4 of 10 > 30%.
+    assert opened == [{"trace_id": traces[9], "reason": "negative_feedback", "priority": pytest.approx(0.4)}]
+
+
+def test_broken_or_undecodable_batch_bodies_name_the_body(api, conn, traces):
+    headers = {**api.writer, "Content-Type": "application/json"}
+    broken = api.client.post(f"{PREFIX}/feedback/batch", content=b'{"items": [', headers=headers)
+    assert broken.status_code == 422
+    assert broken.json()["detail"][0]["field"] == "body"
+    assert "not valid JSON" in broken.json()["detail"][0]["reason"]
+    latin1 = api.client.post(
+        f"{PREFIX}/feedback", content='{"kind": "ça"}'.encode("latin-1"), headers=headers
+    )
+    assert latin1.status_code in (400, 422)
+    assert latin1.json()["detail"][0]["field"] == "body"
+    assert count(conn) == 0

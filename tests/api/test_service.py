@@ -1,0 +1,253 @@
+"""The API's service layer without HTTP: the batch hash shortcut and races between batch retries."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import socket
+import threading
+import uuid
+from contextlib import ExitStack
+
+import pytest
+
+from feedback_loop.api.pool import ConnectionPool
+from feedback_loop.api.schemas import FeedbackBody
+from feedback_loop.api.service import FeedbackService
+from feedback_loop.core import store
+from feedback_loop.core.errors import DatabaseUnavailableError
+
+from ..support.helpers import CONFIG, make_predictions, register_toy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"kind": "thumbs_up"},
+        {"kind": "rating", "rating": 2, "comment": 'say "hi"\\n\ttab', "user_id": "u-ü"},
+        {"kind": "correction", "label": "7", "comment": "émoji 🙂 and \u2028 separators", "source": "api"},
+        {"kind": "implicit", "signal": "retried", "source": "implicit", "user_id": None},
+    ],
+)
+def test_batch_hash_equals_the_store_request_hash(values):
+    trace = uuid.uuid4()
+    item = store.FeedbackIn(trace_id=trace, **values)
+    fields = {"source": "api", **values}
+    # What the batch hashes: the trace id as the string it parsed, and the body's fields.
+    batch = store.request_hash(
+        str(trace), fields["kind"], fields.get("rating"), fields.get("label"), fields.get("signal"),
+        fields.get("comment"), fields.get("user_id"), fields["source"],
+    )  # fmt: skip
+    assert batch == item.request_hash()
+    # ... and both are the JSON form the stored hashes were made from.
+    body = {k: v for k, v in dataclasses.asdict(item).items() if k not in ("priority", "failure_mode")}
+    expected = json.dumps(body, separators=(",", ":"), default=str, allow_nan=False)
+    assert batch == hashlib.sha256(expected.encode()).hexdigest()
+
+
+def test_a_single_event_retried_inside_a_batch_is_recognised(conn):
+    register_toy(conn)
+    conn.commit()
+    trace = make_predictions(conn, "toy", 1, 1)[0]
+    conn.commit()
+    service = FeedbackService(CONFIG)
+    try:
+        body = FeedbackBody(
+            trace_id=trace, kind="rating", rating=4, comment="ok, mail a@b.io", client_event_id="e-1"
+        )
+        single = service.submit(body)
+        batch = service.submit_batch([body])
+    finally:
+        service.close()
+    assert batch["items"] == [{"id": single.row["id"], "created": False}]
+
+
+def test_concurrent_copies_of_one_batch_store_each_item_once(conn):
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, 50)
+    conn.commit()
+    items = [
+        FeedbackBody(trace_id=t, kind="thumbs_up", client_event_id=f"c-{i}") for i, t in enumerate(traces)
+    ]
+    service = FeedbackService(CONFIG)
+    outcomes: list[dict] = []
+    barrier = threading.Barrier(8)
+
+    def send() -> None:
+        barrier.wait()
+        outcomes.append(service.submit_batch(items))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        service.close()
+    assert len(outcomes) == 8
+    assert len({tuple(item["id"] for item in outcome["items"]) for outcome in outcomes}) == 1
+    assert sum(outcome["created"] for outcome in outcomes) == 50
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 50
+
+
+def test_deliver_pending_command_retries_the_outbox(conn, monkeypatch, capsys):
+    from feedback_loop import cli
+    from feedback_loop.core import notify
+
+    from ..support.api import WEBHOOK_ENV, WebhookRecorder
+
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    monkeypatch.setenv("FEEDBACK_LOOP_WEBHOOK_URL", "")
+    waiting = notify.notify(conn, "urgent_feedback", "Urgent feedback on toy v1", CONFIG.notify)
+    assert waiting.status == "pending"
+    with WebhookRecorder() as hook:
+        monkeypatch.setenv("FEEDBACK_LOOP_WEBHOOK_URL", hook.url)
+        assert cli.main(["api", "deliver-pending", "--json"]) == 0
+    assert '"delivered": 1' in capsys.readouterr().out
+    assert [payload["text"] for payload in hook.received] == ["Urgent feedback on toy v1"]
+
+
+# sha256 of every problem found over the grid below (JSON, fields prefixed items[i].), computed with the
+# two validators this one replaced; pins the reasons, their order and which items pass.
+GRID_PROBLEMS_SHA256 = "0c229dd3ddc8786f4af77975ec6b315bd4285549814da14360737789b1ce50ad"
+
+
+def test_the_validator_finds_the_same_problems_in_the_same_order_as_before():
+    import itertools
+
+    from feedback_loop.api.service import problems
+    from feedback_loop.core.config import ApiConfig
+
+    found, verdicts = [], []
+    for low_rating_requires_comment in (True, False):
+        api = ApiConfig(
+            low_rating_requires_comment=low_rating_requires_comment,
+            low_rating_comment_min_length=5,
+            max_comment_length=20,
+        )
+        for i, (kind, rating, label, signal, comment, user_id) in enumerate(
+            itertools.product(
+                ["thumbs_up", "thumbs_down", "rating", "correction", "comment", "implicit"],
+                [None, 1, 4],
+                [None, "7", "  ", "a\x00"],
+                [None, "accepted"],
+                [None, "", "   ", "long enough", "x" * 21, "nul\x00"],
+                [None, "u1", "u\x00"],
+            )
+        ):
+            raw = {"trace_id": "7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11", "kind": kind, "rating": rating}
+            raw |= {"label": label, "signal": signal, "comment": comment, "user_id": user_id}
+            item_problems = problems(FeedbackBody.model_validate(raw), api)
+            found.append([{**p, "field": f"items[{i}].{p['field']}"} for p in item_problems])
+            verdicts.append(not item_problems)
+    assert len(verdicts) == 2 * 6 * 3 * 4 * 2 * 6 * 3 and any(verdicts) and not all(verdicts)
+    assert sum(verdicts) == 94
+    digest = hashlib.sha256(json.dumps(found, separators=(",", ":")).encode()).hexdigest()
+    assert digest == GRID_PROBLEMS_SHA256
+
+
+def test_problems_are_named_in_order():
+    from feedback_loop.api.service import problems
+    from feedback_loop.core.config import ApiConfig
+
+    api = ApiConfig(low_rating_requires_comment=True, low_rating_comment_min_length=5, max_comment_length=20)
+    body = FeedbackBody(trace_id=uuid.uuid4(), kind="rating", rating=1, label="7", comment="x" * 21 + "\x00")
+    assert problems(body, api) == [
+        {"field": "label", "reason": "is only allowed when kind is 'correction' (kind is 'rating')"},
+        {"field": "comment", "reason": "must not contain NUL (\\u0000) characters"},
+        {"field": "comment", "reason": "must be at most 20 characters (got 22)"},
+    ]
+    assert problems(FeedbackBody(trace_id=uuid.uuid4(), kind="rating", rating=2, comment="bad"), api) == [
+        {
+            "field": "comment",
+            "reason": "a rating of 2 needs a comment of at least 5 characters saying what went wrong",
+        }
+    ]
+
+
+# ---- the connection pool ------------------------------------------------------------------------------
+
+
+def _backend_pids(pool: ConnectionPool, n: int) -> set[int]:
+    """Use n connections at once, so the pool holds at least n; their server process ids."""
+    with ExitStack() as stack:
+        conns = [stack.enter_context(pool.connection()) for _ in range(n)]
+        return {c.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"] for c in conns}
+
+
+def test_the_pool_drops_connections_broken_behind_its_back(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=4)
+    try:
+        pids = _backend_pids(pool, 3)
+        # What a PostgreSQL restart does to idle pooled connections: their server processes end.
+        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(pids),))
+        conn.commit()
+        with pool.connection() as fresh:
+            row = fresh.execute("SELECT pg_backend_pid() AS pid, 1 AS one").fetchone()
+        assert row["one"] == 1 and row["pid"] not in pids
+        assert pool.stats()["connections_lost"] >= 1
+    finally:
+        pool.close()
+
+
+def test_the_pool_commits_on_success_and_rolls_back_on_error(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=2)
+    try:
+        with pool.connection() as c:
+            c.execute("CREATE TABLE pool_probe (n int)")
+            c.execute("INSERT INTO pool_probe VALUES (1)")
+        with pytest.raises(RuntimeError), pool.connection() as c:
+            c.execute("INSERT INTO pool_probe VALUES (2)")
+            raise RuntimeError("the request failed")
+        with pool.connection() as c:
+            assert [r["n"] for r in c.execute("SELECT n FROM pool_probe").fetchall()] == [1]
+            c.execute("DROP TABLE pool_probe")
+    finally:
+        pool.close()
+
+
+def test_the_pool_works_again_after_close_and_reopen(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=2)
+    try:
+        assert pool.stats()["pool_size"] == 0  # nothing opened before the first use
+        with pool.connection() as c:
+            assert c.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+        pool.close()
+        with pool.connection() as c:  # closed: a connection of its own, closed after use
+            assert c.execute("SELECT 2 AS two").fetchone() == {"two": 2}
+        assert pool.stats()["pool_size"] == 0
+        pool.reopen()
+        with pool.connection() as c:
+            assert c.execute("SELECT 3 AS three").fetchone() == {"three": 3}
+        assert pool.stats()["pool_size"] >= 1
+    finally:
+        pool.close()
+
+
+def test_a_pool_whose_connections_all_stay_busy_says_so(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=1, wait_seconds=1)
+    try:
+        with pool.connection(), pytest.raises(DatabaseUnavailableError) as raised, pool.connection():
+            pass
+        assert str(raised.value) == "all feedback database connections stayed busy for 1s"
+        assert pool.stats()["requests_errors"] == 1
+    finally:
+        pool.close()
+
+
+def test_a_pool_that_cannot_connect_names_the_server_and_the_reason():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
+    pool = ConnectionPool(f"postgresql://postgres@127.0.0.1:{closed_port}/x", wait_seconds=1)
+    try:
+        with pytest.raises(DatabaseUnavailableError) as raised, pool.connection():
+            pass
+        assert str(raised.value).startswith("cannot connect to the feedback database at 127.0.0.1: ")
+    finally:
+        pool.close()

@@ -1,0 +1,167 @@
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from feedback_loop.core import store
+from feedback_loop.core.errors import ConflictError, NotFoundError
+
+from ..support.helpers import make_predictions, register_toy
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def traces(conn):
+    register_toy(conn)
+    conn.commit()
+    return make_predictions(conn, "toy", 1, 5)
+
+
+def test_log_predictions_in_bulk_round_trips_json(conn, traces):
+    assert len(traces) == 5
+    row = store.get_prediction(conn, traces[3])
+    assert row["input"] == {"f0": 3, "f1": -3}
+    assert row["probabilities"]["a"] == pytest.approx(0.9)
+    assert row["slice"] == {"region": "north"}
+    assert row["model_version"] == 1
+
+
+def test_prediction_for_unregistered_version_is_refused(conn):
+    register_toy(conn)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        make_predictions(conn, "toy", 99, 1)
+
+
+def test_feedback_with_key_is_idempotent_and_conflicts_on_other_body(conn, traces):
+    item = store.FeedbackIn(trace_id=traces[0], kind="rating", rating=2, comment="wrong digit", user_id="u1")
+    first = store.record_feedback(conn, item, idempotency_key="k-1")
+    again = store.record_feedback(conn, item, idempotency_key="k-1")
+    assert first.created and not again.created
+    assert again.row["id"] == first.row["id"]
+    assert first.row["is_negative"] is True
+    count = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"]
+    assert count == 1
+    with pytest.raises(ConflictError, match="different body"):
+        store.record_feedback(
+            conn, store.FeedbackIn(trace_id=traces[0], kind="rating", rating=5), idempotency_key="k-1"
+        )
+
+
+def test_feedback_for_unknown_trace_is_not_found(conn, traces):
+    with pytest.raises(NotFoundError, match="unknown trace_id"):
+        store.record_feedback(conn, store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"))
+
+
+def test_database_constraints_reject_inconsistent_feedback(conn, traces):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        store.record_feedback(conn, store.FeedbackIn(trace_id=traces[0], kind="rating", rating=9))
+
+
+def test_read_feedback_for_an_interval(conn, traces):
+    for i, trace in enumerate(traces):
+        store.record_feedback(conn, store.FeedbackIn(trace_id=trace, kind="thumbs_up", user_id=f"u{i}"))
+    conn.execute("UPDATE feedback SET created_at = created_at - interval '2 hours' WHERE user_id = 'u0'")
+    now = datetime.now(UTC)
+    recent = store.read_feedback(conn, now - timedelta(hours=1), now + timedelta(minutes=1), "toy")
+    assert sorted(r["user_id"] for r in recent) == ["u1", "u2", "u3", "u4"]
+    assert store.read_feedback(conn, now - timedelta(hours=1), now, "other") == []
+
+
+def test_queue_review_items_is_idempotent_per_trace_and_reason(conn, traces):
+    requests = [
+        store.ReviewRequest(trace_id=t, reason="low_confidence", priority=1 - i / 10)
+        for i, t in enumerate(traces[:3])
+    ]
+    created = store.queue_review_items(conn, requests, assigned_reviewers=["alice"])
+    assert len(created) == 3
+    assert store.queue_review_items(conn, requests) == []
+    queued = store.review_items(conn, "toy", "queued")
+    assert [str(r["trace_id"]) for r in queued] == [str(t) for t in traces[:3]]
+    assert queued[0]["assigned_reviewers"] == ["alice"]
+
+
+# Hashes stored in deployed databases were computed this way; a change here would turn every retry of an
+# event stored before into a 409. The literals were computed before the hash code was last rewritten.
+PINNED_HASHES = [
+    (
+        store.FeedbackIn(
+            trace_id=uuid.UUID("7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11"), kind="rating", rating=2,
+            comment='It read my 7 as a 1 "quoted" \u00e9 \U0001f642', user_id="u-123", source="api",
+            priority="urgent", failure_mode="wrong_output",
+        ),
+        "b0b4773844e94cf13129e310829aba564a595fcae4dae0cb0b1c3a36a406e3c8",
+    ),
+    (
+        store.FeedbackIn(
+            trace_id=uuid.UUID("00000000-0000-4000-8000-000000000001"), kind="correction", label="7",
+            source="review", review_item_id=42, latency_seconds=12.5,
+        ),
+        "4a70d2e550e1fd06aa48dbcd16e9e93bb7abf6927da5eeeb6c4a9757747c778a",
+    ),
+    (
+        store.FeedbackIn(
+            trace_id=uuid.UUID("00000000-0000-4000-8000-000000000002"), kind="implicit", signal="retried",
+            source="implicit",
+        ),
+        "9be84f14b6943640b42aa9fca1a993ee92801222103e119a47a559aaab231460",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("item", "expected"), PINNED_HASHES)
+def test_request_hashes_stay_byte_identical_to_the_stored_ones(item, expected):
+    assert item.request_hash() == expected
+
+
+def _copy_row(feedback_id: int, trace: uuid.UUID, key: str | None, kind: str = "thumbs_up") -> tuple:
+    item = store.FeedbackIn(trace_id=trace, kind=kind)
+    digest = None if key is None else item.request_hash()
+    return (
+        feedback_id,
+        str(trace),
+        "toy",
+        1,
+        kind,
+        None,
+        None,
+        None,
+        None,
+        None,
+        "api",
+        "normal",
+        None,
+        key,
+        digest,
+    )
+
+
+def test_copy_feedback_writes_streamed_rows_with_reserved_ids(conn, traces):
+    models = store.models_of_traces(conn, [str(traces[1]), str(uuid.uuid4()), str(traces[0])])
+    assert models == [("toy", 1), None, ("toy", 1)]
+    ids = store.reserve_feedback_ids(conn, 3)
+    assert len(set(ids)) == 3
+    rows = (_copy_row(i, t, k) for i, t, k in zip(ids, traces, ["k-1", None, "k-3"], strict=False))
+    assert store.copy_feedback(conn, rows) == 3
+    stored = conn.execute("SELECT id, idempotency_key FROM feedback ORDER BY id").fetchall()
+    assert [(r["id"], r["idempotency_key"]) for r in stored] == list(
+        zip(ids, ["k-1", None, "k-3"], strict=True)
+    )
+    hashes = store.stored_request_hashes(conn, ["k-1", "k-2", "k-3"])
+    assert hashes == {
+        "k-1": (ids[0], store.FeedbackIn(trace_id=traces[0], kind="thumbs_up").request_hash()),
+        "k-3": (ids[2], store.FeedbackIn(trace_id=traces[2], kind="thumbs_up").request_hash()),
+    }
+
+
+def test_copy_feedback_fails_whole_on_a_stored_key(conn, traces):
+    first = store.reserve_feedback_ids(conn, 1)[0]
+    store.copy_feedback(conn, [_copy_row(first, traces[0], "k-1")])
+    conn.commit()
+    ids = store.reserve_feedback_ids(conn, 2)
+    with pytest.raises(psycopg.errors.UniqueViolation) as raised:
+        store.copy_feedback(conn, [_copy_row(ids[0], traces[1], "k-2"), _copy_row(ids[1], traces[2], "k-1")])
+    assert raised.value.diag.constraint_name == store.IDEMPOTENCY_KEY_CONSTRAINT
+    conn.rollback()
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 1
