@@ -1,6 +1,8 @@
-"""Label efficiency: labels needed to reach 95% of the all-labels accuracy, uncertainty vs random routing.
+"""Label efficiency: reviewer answers needed to reach 95% of the all-labels accuracy, uncertainty vs random
+routing.
 
-`feedback-loop simulate` on the bundled digits data with reviewer noise 0.1, several seeds per strategy.
+`feedback-loop simulate` on the bundled digits data with three reviewers at noise 0.1, several seeds per
+strategy.
 Knobs (environment): BENCH_SEEDS (default 3), BENCH_CYCLES (default 8). Writes a plot and the raw runs to
 bench-output/.
 """
@@ -29,7 +31,7 @@ def run() -> list[dict]:
         cycles=cycles,
         batch_size=150,
         review_budget=int(os.environ.get("BENCH_BUDGET", "40")),
-        reviewer_noise=0.1,
+        reviewers=(0.1, 0.1, 0.1),
     )
     ceilings = [simulate.all_labels_accuracy(simulate.SimulationSpec(**base, seed=s)) for s in seeds]
     ceiling = statistics.mean(ceilings)
@@ -42,22 +44,20 @@ def run() -> list[dict]:
             print(f"  simulate --strategy {strategy} --seed {seed} ...", file=sys.stderr, flush=True)
             report = simulate.run(simulate.SimulationSpec(**base, strategy=strategy, seed=seed))
             raw.append(report)
-            curves.setdefault(strategy, []).append(
-                [(c["labels_used"], c["accuracy"]) for c in report["cycles"]]
-            )
+            curves.setdefault(strategy, []).append([(c["answers"], c["accuracy"]) for c in report["cycles"]])
             finals.setdefault(strategy, []).append(report["final"]["accuracy"])
     OUTPUT.mkdir(exist_ok=True)
     plots.learning_curves(
         curves,
         OUTPUT / "label_efficiency.png",
-        "digits, reviewer noise 0.1: champion accuracy vs labels",
+        "digits, reviewer noise 0.1: champion accuracy vs reviewer answers",
         target=targets["95%"],
     )
     (OUTPUT / "label_efficiency.json").write_text(
         json.dumps({"targets": targets, "ceilings": ceilings, "runs": raw}, indent=2, default=str)
     )
 
-    max_labels = base["initial_labels"] + cycles * base["review_budget"]
+    max_labels = cycles * base["review_budget"]
     never = max_labels + base["review_budget"]  # a run that never got there needed more than it had
     rows = [{"metric": "all-labels accuracy (mean of seeds)", "value": ceiling, "unit": ""}]
     for name, target in targets.items():
@@ -65,7 +65,7 @@ def run() -> list[dict]:
         means = {}
         for strategy, runs in curves.items():
             needed = [
-                simulate.labels_to_reach([{"labels_used": n, "accuracy": a} for n, a in points], target)
+                simulate.answers_to_reach([{"answers": n, "accuracy": a} for n, a in points], target)
                 for points in runs
             ]
             filled = [v if v is not None else never for v in needed]
@@ -73,14 +73,14 @@ def run() -> list[dict]:
             reached = sum(v is not None for v in needed)
             rows.append(
                 {
-                    "metric": f"{name}: {strategy} labels to target, mean (min..max)",
+                    "metric": f"{name}: {strategy} answers to target, mean (min..max)",
                     "value": means[strategy],
-                    "unit": f"labels ({min(filled)}..{max(filled)}; {reached}/{len(needed)} runs reached it)",
+                    "unit": f"answers ({min(filled)}..{max(filled)}; {reached}/{len(needed)} runs reached it)",
                 }
             )
         rows.append(
             {
-                "metric": f"{name}: random / uncertainty labels ratio",
+                "metric": f"{name}: random / uncertainty answers ratio",
                 "value": means["random"] / means["uncertainty"],
                 "unit": "x",
             }
@@ -90,7 +90,7 @@ def run() -> list[dict]:
             {
                 "metric": f"{strategy}: final accuracy, mean",
                 "value": statistics.mean(values),
-                "unit": f"after {max_labels} labels",
+                "unit": f"after {max_labels} answers",
             }
         )
     return rows

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "feedback_loop.commands.db",
     "feedback_loop.commands.model",
     "feedback_loop.commands.eval_cases",
+    "feedback_loop.commands.reviewers",
     "feedback_loop.commands.predict",
     "feedback_loop.commands.api",
     "feedback_loop.commands.simulate",

@@ -10,7 +10,7 @@ ALTER TABLE review_items ADD CONSTRAINT review_items_reason_check
 ALTER TABLE review_items ADD COLUMN IF NOT EXISTS excluded_reviewers text[] NOT NULL DEFAULT '{}';
 
 CREATE TABLE IF NOT EXISTS consensus_labels (
-    trace_id      uuid             PRIMARY KEY REFERENCES predictions (trace_id),
+    trace_id      uuid             PRIMARY KEY REFERENCES predictions (trace_id) ON DELETE CASCADE,
     model_name    text             NOT NULL,
     model_version integer          NOT NULL,
     label         text             NOT NULL,

@@ -303,10 +303,18 @@ def test_low_confidence_predictions_are_reviewed_through_the_rest_api(
     items = conn.execute(
         """
         SELECT ri.id, ri.status, ri.answered_at, ri.hitl_ref, p.confidence, p.output_label
-        FROM review_items ri JOIN predictions p USING (trace_id) ORDER BY p.confidence, ri.id
+        FROM review_items ri JOIN predictions p USING (trace_id)
+        WHERE ri.reason = 'low_confidence' ORDER BY p.confidence, ri.id
         """
     ).fetchall()
     assert len(items) == len(below)
+    # alice's "c" is a label the model does not even know: one person against the model is not settled,
+    # so someone else is asked next time; bob's pick of the model's own runner-up needs no second opinion.
+    follow_ups = conn.execute(
+        "SELECT f.label FROM review_items ri JOIN feedback f USING (trace_id) "
+        "WHERE ri.reason = 'second_opinion' AND ri.status = 'queued'"
+    ).fetchall()
+    assert [f["label"] for f in follow_ups] == ["c"]
     assert [i["status"] for i in items] == ["answered"] * budget + ["queued"] * (len(below) - budget)
     assert [i["hitl_ref"]["map_index"] for i in items[:budget]] == [0, 1, 2]
     assert all(i["hitl_ref"]["run_id"] == dag_run.run_id for i in items[:budget])
@@ -497,3 +505,66 @@ def test_mapped_review_tasks_show_on_airflows_required_actions_page(
     assert not missing, f"not on the Required Actions page: {missing}; page ends with {seen['dom'][-1500:]}"
     assert len(set(seen["subjects"])) == 3  # three distinct tasks, each listed
     assert png_size(seen["shot"]) == (1400, 900)
+
+
+@pytest.mark.timeout(400)
+def test_a_correction_gets_a_second_opinion_from_someone_else_and_ends_with_one_consensus_label(
+    airflow_db, dagbag, conn, champion, tmp_path, monkeypatch
+):
+    import yaml
+
+    from ..conftest import ROOT
+
+    settings = yaml.safe_load((ROOT / "config" / "feedback_loop.yaml").read_text(encoding="utf-8"))
+    settings["models"][0]["reviewers"] = ["alice", "bob"]
+    path = tmp_path / "feedback_loop.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(path))
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    # A confident prediction (reviewed anyway: threshold 1) that alice corrects: one person against a
+    # confident model is not settled, so someone else is asked.
+    enqueue(conn, [1.5])
+
+    def correct_by(user: str):
+        def decide(detail: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+            predicted, other = detail["options"][0], detail["options"][1]
+            assert predicted != other
+            return user, other, {"corrected_label": None, "comment": None}
+
+        return decide
+
+    first = Reviewer(expected=1, decide=correct_by("alice"), as_user="admin")
+    assert run_dag(dagbag, first, review_budget=1, confidence_threshold=1.0).state == "success"
+    assert first.error is None, first.error
+    assert first.pending[0]["assigned_users"] == [
+        {"id": "alice", "name": "alice"},
+        {"id": "bob", "name": "bob"},
+    ]
+    follow_up = conn.execute(
+        "SELECT reason, status, excluded_reviewers FROM review_items WHERE reason = 'second_opinion'"
+    ).fetchone()
+    assert follow_up == {"reason": "second_opinion", "status": "queued", "excluded_reviewers": ["alice"]}
+
+    # The next run asks the same question of bob only; alice may not answer it again.
+    second = Reviewer(expected=1, decide=correct_by("bob"), intruder="alice", as_user="admin")
+    assert run_dag(dagbag, second, review_budget=1).state == "success"
+    assert second.error is None, second.error
+    (task,) = second.pending
+    assert task["assigned_users"] == [{"id": "bob", "name": "bob"}]
+    assert "alice" not in task["body"], "the reviewer sees nothing of the earlier answers"
+    assert [status for status, _ in second.intruder_responses] == [403]
+    assert [status for status, _ in second.responses] == [200]
+
+    answers = conn.execute("SELECT user_id, kind, label FROM feedback ORDER BY id").fetchall()
+    assert [(a["user_id"], a["kind"]) for a in answers] == [("alice", "correction"), ("bob", "correction")]
+    (consensus,) = conn.execute(
+        "SELECT label, status, answers, reviewers, probability FROM consensus_labels"
+    ).fetchall()
+    assert consensus["label"] == answers[0]["label"] == answers[1]["label"]
+    assert (consensus["status"], consensus["answers"], sorted(consensus["reviewers"])) == (
+        "corroborated",
+        2,
+        ["alice", "bob"],
+    )
+    assert consensus["probability"] > 0.5, "two agreeing people outweigh a confident model"
+    assert conn.execute("SELECT count(*) AS n FROM review_items WHERE status = 'queued'").fetchone()["n"] == 0

@@ -67,9 +67,47 @@ def a_day_of_rollups(conn):
     ]
     events.sort(key=lambda e: (e.at, e.kind, str(e.data.get("trace_id"))))
     Replayer(conn).until(events, T0 + (HOURS + 6) * HOUR)
+    audit_answers(conn)
     for start, end in aggregation.intervals(T0, T0 + HOURS * HOUR, HOUR):
         aggregation.aggregate_interval(conn, settings.model(MODEL), settings, start, end)
     return conn
+
+
+def audit_answers(conn) -> None:
+    """Twelve of v2's predictions audited, through the same code the review tasks run: on three alice
+    slips and bob and carol set it right; on three alice and bob agree the model was wrong; on six alice
+    confirms the prediction. The version's audited accuracy is therefore 9/12."""
+    from datetime import UTC, datetime
+
+    from feedback_loop.inference import review, reviews
+
+    rows = conn.execute(
+        "SELECT trace_id, output_label FROM predictions p WHERE model_version = 2 "
+        "AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.trace_id = p.trace_id) ORDER BY created_at, trace_id "
+        "LIMIT 12"
+    ).fetchall()
+    for i, row in enumerate(rows):
+        right, other = row["output_label"], ("b" if row["output_label"] == "a" else "a")
+        if i < 3:
+            answers = [("alice", other), ("bob", right), ("carol", right)]
+        elif i < 6:
+            answers = [("alice", other), ("bob", other)]
+        else:
+            answers = [("alice", right)]
+        for n, (reviewer, label) in enumerate(answers):
+            reason = "audit" if n == 0 else "second_opinion"  # a follow-up may already be queued
+            conn.execute(
+                "INSERT INTO review_items (trace_id, model_name, model_version, reason) VALUES (%s, %s, 2, %s) "
+                "ON CONFLICT (trace_id, reason) WHERE status IN ('queued', 'open') DO NOTHING",
+                (row["trace_id"], MODEL, reason),
+            )
+            item = conn.execute(
+                "UPDATE review_items SET status = 'open', opened_at = now() "
+                "WHERE trace_id = %s AND reason = %s AND status = 'queued' RETURNING id",
+                (row["trace_id"], reason),
+            ).fetchone()["id"]
+            conn.commit()
+            reviews.record_answer(conn, item, review.Answer([label], {}, datetime.now(UTC), {"id": reviewer}))
 
 
 def test_dashboard_renders_in_headless_chromium(server, a_day_of_rollups, tmp_path):
@@ -96,6 +134,19 @@ def test_dashboard_renders_in_headless_chromium(server, a_day_of_rollups, tmp_pa
     assert "retrained on corrections" in history and "first model" in history
     slices = re.search(r'<table id="slices">.*?</table>', dom, re.S).group(0)
     assert "north" in slices and "south" in slices
+    # The model's accuracy from the audit (a uniform sample, with its interval) beside the label-free
+    # estimate; labelled feedback is marked as the biased sample it is.
+    accuracy = re.search(r'<table id="accuracy">.*?</table>', dom, re.S).group(0)
+    v2 = re.search(r"v2 \(champion\)</td>(.*?)</tr>", accuracy, re.S).group(1)
+    audited, count, estimated, error = re.findall(r"<td>(.*?)</td>", v2, re.S)
+    assert audited.startswith("75.0%") and "%–" in audited, audited  # 9 of 12 right, Wilson interval
+    assert count == "12" and estimated.endswith("%") and error.endswith("%")
+    assert "not the model's accuracy" in dom
+    people = re.search(r'<table id="reviewers">.*?</table>', dom, re.S).group(0)
+    assert ">alice<" in people and ">bob<" in people
+    assert re.search(r">bob</td><td>6</td>", people) and re.search(r">carol</td><td>3</td>", people)
+    agreement = re.search(r'<p id="agreement">.*?</p>', dom, re.S).group(0)
+    assert "Krippendorff" in agreement and "over 6 trace(s)" in agreement
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "dashboard.png"

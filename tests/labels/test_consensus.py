@@ -28,7 +28,7 @@ def test_two_agreeing_reviewers_are_more_certain_than_one():
     assert two > one
 
 
-def test_the_models_own_probabilities_are_a_tempered_prior_that_people_outvote():
+def test_the_models_own_probabilities_are_a_doubted_prior_that_two_people_outvote():
     prior = {"1": 0.97, "7": 0.03}
     single = consensus.posterior(Item("t", prior), [Answer("t", "ann", label="7")], {"ann": 0.9}, ["1", "7"])
     assert single["7"] < 0.9, "a confident model makes one correction doubtful"

@@ -80,7 +80,7 @@ class BatchItems:
                 if done():
                     return
                 # Let the look-up threads take the GIL now: otherwise each of their steps waits out the
-                # interpreter's 5 ms switch interval, and the COPY starts ~20 ms later (measured).
+                # interpreter's 5 ms switch interval and the COPY starts later (docs/benchmarks.md).
                 time.sleep(0)
             self.prepare(i)
 

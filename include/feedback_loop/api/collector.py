@@ -2,11 +2,8 @@
 
 A 10,000-item batch allocates tens of thousands of container objects that all stay alive until the
 response is sent. Each time the young generations overflow, the collector walks them again, and its full
-passes walk the whole heap as well: inside Airflow's api-server that heap holds all of Airflow. Measured
-on a 10,000-item batch: ~45 ms of ~230 ms with the heap frozen (`feedback-loop api serve`); inside
-Airflow's api-server, whose heap is not frozen, the worst of 7 batches fell to 0.29 of raw COPY's rows/s
-in each of three runs without the pause, and to 0.41-0.44 with it, on the same busy machine
-(docs/benchmarks.md, "Feedback ingest").
+passes walk the whole heap as well: inside Airflow's api-server that heap holds all of Airflow. What the
+pause is worth, with and without a frozen heap, is measured in docs/benchmarks.md ("Feedback ingest").
 
 Only the batch route enters the pause (`routes._ingest_batch`, around parsing, storing and writing the
 answer; a test checks that no other route, ours or Airflow's, does). CPython has one collector per

@@ -79,10 +79,10 @@ class ReviewConfig(Strict):
     # Shares of each run's review budget: gold questions (traces whose label is already settled, asked
     # of someone who has not answered them) measure reviewers; audit questions (a uniform sample of all
     # predictions) give each version an unbiased accuracy. Second opinions come out of the budget too.
-    gold_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
-    audit_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
-    # A reviewer whose estimated accuracy falls below this raises an alert, and their answers stop
-    # counting unless another reviewer agrees.
+    gold_share: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    audit_share: Annotated[float, Field(ge=0, le=0.5)] = 0.05
+    # A reviewer whose estimated accuracy falls below this raises an alert, gets no new questions while
+    # other configured reviewers are left, and their answers count only once another reviewer agrees.
     min_reviewer_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7
 
 
@@ -118,7 +118,7 @@ class ModelConfig(Strict):
     review_queue_max_age_hours: Annotated[int, Field(gt=0)] = 72
     reviewers: list[str] = []
     min_rating: Annotated[int, Field(ge=1, le=5)] = 4
-    max_feedback_share: Annotated[float, Field(gt=0, le=1)] = 0.5
+    max_feedback_share: Annotated[float, Field(gt=0, le=1)] = 1.0
     gate: GateConfig = GateConfig()
     review: ReviewConfig = ReviewConfig()
     schedules: Schedules = Schedules()

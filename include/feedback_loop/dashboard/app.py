@@ -31,7 +31,8 @@ def _view(
         if model is not None and model not in models:
             raise HTTPException(404, f"unknown model {model!r}; known models: {', '.join(models) or 'none'}")
         chosen = model or (models[0] if models else None)
-        view = data.load(conn, chosen, days, settings.alerts.min_drift_rows) if chosen else None
+        review = settings.model(chosen).review if chosen in {m.name for m in settings.models} else None
+        view = data.load(conn, chosen, days, settings.alerts.min_drift_rows, review) if chosen else None
     return view, models, days, settings
 
 
@@ -55,6 +56,8 @@ def router() -> APIRouter:
             "until": view.until,
             "rollups": view.rows,
             "alias_history": [e.__dict__ for e in view.aliases],
+            "accuracy_per_version": view.totals(),
+            "reviewers": view.reviewers,
         }
 
     return routes

@@ -9,6 +9,8 @@ from typing import Any
 import psycopg
 
 from feedback_loop.core import queries
+from feedback_loop.core.config import ReviewConfig
+from feedback_loop.labels import agreement, report
 from feedback_loop.registry import versions as registry
 
 
@@ -20,6 +22,7 @@ class ModelView:
     rows: list[dict[str, Any]] = field(default_factory=list)
     aliases: list[registry.AliasEvent] = field(default_factory=list)
     champion: int | None = None
+    reviewers: dict[str, Any] = field(default_factory=dict)  # labels.report.reviewers
 
     @property
     def versions(self) -> list[int]:
@@ -52,9 +55,18 @@ class ModelView:
                     "negative": 0.0,
                     "n_labelled": 0,
                     "correct": 0.0,
+                    "audited_n": 0,
+                    "audited_correct": 0,
+                    "estimated": 0.0,
+                    "estimated_over": 0,
                 },
             )
             t["n_predictions"] += row["n_predictions"]
+            t["audited_n"] += row.get("audited_n") or 0
+            t["audited_correct"] += row.get("audited_correct") or 0
+            if row.get("estimated_accuracy") is not None:
+                t["estimated"] += row["estimated_accuracy"] * row["n_predictions"]
+                t["estimated_over"] += row["n_predictions"]
             t["n_feedback"] += row["n_feedback"]
             t["n_signals"] += row["n_signals"]
             t["negative"] += (row["negative_rate"] or 0) * row["n_signals"]
@@ -63,6 +75,11 @@ class ModelView:
         for t in totals.values():
             t["negative_rate"] = t["negative"] / t["n_signals"] if t["n_signals"] else None
             t["accuracy"] = t["correct"] / t["n_labelled"] if t["n_labelled"] else None
+            t["audited_accuracy"] = t["audited_correct"] / t["audited_n"] if t["audited_n"] else None
+            t["audited_interval"] = agreement.wilson(t["audited_correct"], t["audited_n"])
+            t["estimated_accuracy"] = t["estimated"] / t["estimated_over"] if t["estimated_over"] else None
+            both = t["audited_accuracy"] is not None and t["estimated_accuracy"] is not None
+            t["estimate_error"] = t["estimated_accuracy"] - t["audited_accuracy"] if both else None
         return dict(sorted(totals.items()))
 
     def slice_totals(self) -> list[dict[str, Any]]:
@@ -100,7 +117,13 @@ class ModelView:
         ]
 
 
-def load(conn: psycopg.Connection, model_name: str, days: int, min_drift_rows: int = 1) -> ModelView:
+def load(
+    conn: psycopg.Connection,
+    model_name: str,
+    days: int,
+    min_drift_rows: int = 1,
+    review: ReviewConfig | None = None,
+) -> ModelView:
     """The last `days` days of rollups of a model, ending at its newest rollup, plus its alias history.
 
     PSI from intervals with fewer than `min_drift_rows` predictions is blanked: with a handful of rows
@@ -122,4 +145,5 @@ def load(conn: psycopg.Connection, model_name: str, days: int, min_drift_rows: i
             row["review_latency_p50_h"] = None if latency is None else latency / 3600
     view.aliases = registry.alias_history(conn, model_name)
     view.champion = view.aliases[-1].version if view.aliases else None
+    view.reviewers = report.reviewers(conn, model_name, review or ReviewConfig())
     return view

@@ -63,7 +63,7 @@ def _summary(view: ModelView, alerts: AlertConfig) -> str:
     latest, totals = view.latest(), view.totals()
     head = (
         '<tr><th class="text">version</th><th>predictions</th><th>feedback</th><th>negative rate</th>'
-        "<th>accuracy (labelled)</th><th>review latency p50 / p95</th><th>backlog</th>"
+        "<th>agrees with labelled feedback*</th><th>review latency p50 / p95</th><th>backlog</th>"
         '<th class="text">max PSI (latest interval)</th></tr>'
     )
     rows = []
@@ -84,7 +84,71 @@ def _summary(view: ModelView, alerts: AlertConfig) -> str:
             f"{_num(psi, '{:.3f}')} {escape(row['max_psi_feature'] or '')}</td>"
             "</tr>"
         )
-    return f'<table id="summary">{head}{"".join(rows)}</table>'
+    note = (
+        '<p class="muted">* Share of labelled feedback (reviews, corrections) that agrees with the prediction. '
+        "Reviews go to the predictions the model doubts most, so this is not the model's accuracy: see the "
+        "audited accuracy below.</p>"
+    )
+    return f'<table id="summary">{head}{"".join(rows)}</table>{note}'
+
+
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f' <span class="muted">({bounds[0]:.0%}–{bounds[1]:.0%})</span>'
+
+
+def _accuracy(view: ModelView) -> str:
+    """Audited accuracy (a uniform sample, with its 95% Wilson interval) beside the label-free estimate."""
+    body = []
+    for version, t in view.totals().items():
+        error = t["estimate_error"]
+        body.append(
+            f'<tr><td class="text">v{version}{" (champion)" if version == view.champion else ""}</td>'
+            f"<td>{_pct(t['audited_accuracy'])}{_interval(t['audited_interval'])}</td>"
+            f"<td>{t['audited_n']}</td><td>{_pct(t['estimated_accuracy'])}</td>"
+            f"<td>{'–' if error is None else f'{error:+.1%}'}</td></tr>"
+        )
+    head = (
+        '<tr><th class="text">version</th><th>audited accuracy (95% interval)</th><th>audited</th>'
+        "<th>estimated from confidence</th><th>estimate - audited</th></tr>"
+    )
+    note = (
+        '<p class="muted">Audited: reviewers\' consensus on a uniform random sample of the predictions '
+        "(review.audit_share of each run's budget). Estimated: the version's confidence, calibrated on its "
+        "holdout at training time (in the manner of CBPE), needs no labels.</p>"
+    )
+    return f'<table id="accuracy">{head}{"".join(body)}</table>{note}'
+
+
+def _reviewers(view: ModelView) -> str:
+    found = view.reviewers or {}
+    people = found.get("reviewers") or []
+    alpha = found.get("krippendorff_alpha")
+    header = (
+        f'<p id="agreement">Agreement between reviewers (Krippendorff\'s alpha): '
+        f"<strong>{'–' if alpha is None else f'{alpha:.2f}'}</strong> over "
+        f"{found.get('traces_with_several_answers', 0)} trace(s) answered by several people · "
+        f"{found.get('second_opinions_waiting', 0)} second opinion(s) waiting</p>"
+    )
+    if not people:
+        return header + '<p class="muted">No reviewer has answered yet.</p>'
+
+    def share(s: dict) -> str:
+        if not s["of"]:
+            return "–"
+        low, high = s["interval"]
+        return f'{s["share"]:.0%} of {s["of"]} <span class="muted">({low:.0%}–{high:.0%})</span>'
+
+    body = "".join(
+        f'<tr><td class="text {"alert" if r["below_threshold"] else ""}">{escape(r["reviewer"])}</td>'
+        f"<td>{r['answers']}</td><td>{_pct(r['estimated_accuracy'])}</td>"
+        f"<td>{share(r['gold'])}</td><td>{share(r['agreement'])}</td></tr>"
+        for r in people
+    )
+    head = (
+        '<tr><th class="text">reviewer</th><th>answers</th><th>estimated accuracy</th>'
+        "<th>gold questions right</th><th>agrees with the others</th></tr>"
+    )
+    return f'{header}<table id="reviewers">{head}{body}</table>'
 
 
 def _charts(view: ModelView, alerts: AlertConfig) -> str:
@@ -103,8 +167,8 @@ def _charts(view: ModelView, alerts: AlertConfig) -> str:
         ),
         (
             "accuracy",
-            "Accuracy on labelled feedback",
-            "accuracy",
+            "Estimated accuracy (from calibrated confidence)",
+            "estimated_accuracy",
             {"y_format": lambda v: f"{v:.0%}", "y_max": 1.0},
         ),
         (
@@ -180,6 +244,8 @@ def render(view: ModelView | None, models: Sequence[str], days: int, alerts: Ale
             )
         content = (
             f"{window}<h2>Per version over the window</h2>{_summary(view, alerts)}"
+            f"<h2>Accuracy per version: audited and estimated</h2>{_accuracy(view)}"
+            f"<h2>Reviewers</h2>{_reviewers(view)}"
             f"<h2>Over time</h2>{_charts(view, alerts)}"
             f"<h2>Slices (bias audit)</h2>{_slices(view)}"
             f"<h2>Champion alias history</h2>{_aliases(view)}"

@@ -66,11 +66,16 @@ def _review_item(row: Mapping[str, Any]) -> review.ReviewItem:
     )
 
 
-def eligible_reviewers(model: ModelConfig | None, excluded: Sequence[str]) -> list[str] | None:
-    """The configured reviewers who may answer (None: anyone may; [] nobody is left)."""
+def eligible_reviewers(
+    model: ModelConfig | None, excluded: Sequence[str], unreliable: Sequence[str] = ()
+) -> list[str] | None:
+    """The configured reviewers who may answer (None: anyone may; [] nobody is left). Reviewers whose
+    estimated accuracy is below the floor get no new questions while anyone else is left."""
     if model is None or not model.reviewers:
         return None
-    return [name for name in model.reviewers if name not in set(excluded)]
+    left = [name for name in model.reviewers if name not in set(excluded)]
+    trusted = [name for name in left if name not in set(unreliable)]
+    return trusted or left
 
 
 def _queue_gold(conn: psycopg.Connection, model: ModelConfig, limit: int, seed: int) -> list[int]:
@@ -117,9 +122,36 @@ def _queue_audit(
     return [int(r["id"]) for r in rows]
 
 
+def _queue_unsettled(conn: psycopg.Connection, model: ModelConfig, limit: int) -> None:
+    """Queue second opinions that the latest reliability estimates call for: a reviewer found unreliable
+    after they answered leaves single answers that count only once someone agrees."""
+    rows = conn.execute(
+        queries.sql("inference/unsettled_traces"),
+        {
+            "model_name": model.name,
+            "max_reviews": model.review.max_reviews_per_item,
+            "floor": model.review.min_reviewer_accuracy,
+            "limit": limit,
+        },
+    ).fetchall()
+    for row in rows:
+        if eligible_reviewers(model, row["reviewers"]) == []:
+            continue
+        conn.execute(
+            queries.sql("inference/queue_follow_up"),
+            {
+                "trace_id": row["trace_id"],
+                "reason": SECOND_OPINION,
+                "priority": 1.0 - float(row["probability"]),
+                "excluded": list(row["reviewers"]),
+            },
+        )
+
+
 def _second_opinions(conn: psycopg.Connection, model: ModelConfig, limit: int) -> list[int]:
     if limit <= 0:
         return []
+    _queue_unsettled(conn, model, limit)
     rows = conn.execute(
         queries.sql("inference/second_opinion_candidates"), {"model_name": model.name, "limit": limit * 4}
     ).fetchall()
@@ -185,8 +217,14 @@ def open_reviews(
         rows = conn.execute(queries.sql("inference/review_item_detail"), {"ids": ids}).fetchall()
         details = {int(r["id"]): r for r in rows}
         refs = [json.dumps({**hitl_ref, "map_index": first_map_index + i}) for i in range(len(ids))]
+        unreliable = [
+            name
+            for name, accuracy in labels.stored_accuracy(conn, model.name).items()
+            if accuracy < model.review.min_reviewer_accuracy
+        ]
         allowed = [
-            eligible_reviewers(model, details[i]["excluded_reviewers"]) or list(model.reviewers) for i in ids
+            eligible_reviewers(model, details[i]["excluded_reviewers"], unreliable) or list(model.reviewers)
+            for i in ids
         ]
         conn.execute(
             queries.sql("inference/open_items"),

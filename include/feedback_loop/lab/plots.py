@@ -81,12 +81,17 @@ def learning_curves(
     path: Path,
     title: str,
     target: float | None = None,
+    xlabel: str = "reviewer answers",
+    ax=None,
 ) -> Path:
-    """Accuracy against labels used, one band (mean and min-max over seeds) per strategy."""
+    """Accuracy against human effort, one band (mean and min-max over seeds) per strategy; draws on `ax`
+    (a panel of a larger figure) when given, else writes its own figure to `path`."""
     import numpy as np
 
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, runs in curves.items():
         length = min(len(r) for r in runs)
         labels = np.array([[p[0] for p in r[:length]] for r in runs]).mean(axis=0)
@@ -95,12 +100,13 @@ def learning_curves(
         ax.fill_between(labels, accuracy.min(axis=0), accuracy.max(axis=0), alpha=0.2)
     if target is not None:
         ax.axhline(target, color="#c62828", linestyle="--", linewidth=1, label=f"target {target:.3f}")
-    ax.set_xlabel("labels used (initial + reviewed)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("holdout accuracy of the champion")
-    ax.set_title(title)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", fontsize=8)
+    if own:
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return path

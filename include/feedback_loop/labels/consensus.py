@@ -1,11 +1,18 @@
 """One label per reviewed trace from several people's answers, and how far each reviewer can be trusted.
 
 The model is the one-coin Dawid-Skene model: reviewer r gives the true label with probability a_r and
-otherwise one of the other labels at random. Each trace starts from a prior over the labels, the model's own
-probabilities when it scored the trace, tempered (raised to PRIOR_WEIGHT) so that a confident model cannot
-outvote people. Each a_r has a Beta prior (mean 0.85, worth ten answers), so three answers never make anyone
-perfect. Gold answers, whose true label is known, count fully. Expectation-maximisation alternates between
-the traces' posteriors and the reviewers' accuracies until neither moves.
+otherwise one of the other labels at random. Each a_r has a Beta prior (mean 0.85, worth ten answers), so
+three answers never make anyone perfect.
+
+Reliability is measured on people only: expectation-maximisation alternates between the posteriors of the
+traces that two or more people answered (or gold traces, whose label is known) and the reviewers'
+accuracies, with no say for the model, so disagreeing with a wrong model never makes a reviewer look
+unreliable, and a trace one person answered tells nothing about them. The first answer of a trace asked
+again is not counted for its author: it was asked again because it looked wrong, so counting it would
+make everyone look worse than they are; the later answers were not chosen by what they said. Each trace's consensus then combines
+its answers, weighed by those accuracies, with the model's own probabilities when it scored the trace as
+the prior, mixed with MODEL_DOUBT of a uniform prior: a correction the model thought nearly impossible
+stays in doubt until someone agrees, and two reliable reviewers who agree always outweigh the model.
 
 Written here rather than taken from crowd-kit: its Dawid-Skene has neither item priors nor a prior on the
 reviewers' accuracy (both matter with two or three answers per trace), and it pulls in transformers.
@@ -17,7 +24,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-PRIOR_WEIGHT = 0.5
+MODEL_DOUBT = 0.1
 PRIOR_ALPHA = 8.5  # Beta(8.5, 1.5): mean 0.85, as much say as ten answers
 PRIOR_BETA = 1.5
 FLOOR = 1e-6
@@ -31,6 +38,7 @@ class Answer:
     reviewer: str
     label: str | None = None
     rejects: str | None = None
+    sequence: int = 0  # the order answers arrived in (the feedback id)
 
 
 @dataclass(frozen=True)
@@ -86,9 +94,11 @@ def posterior(
     if item.gold is not None:
         return {label: float(label == item.gold) for label in labels}
     default = prior_accuracy()
+    uniform = 1.0 / len(labels)
     log_p = {}
     for label in labels:
-        value = PRIOR_WEIGHT * math.log(max(item.prior.get(label, 1.0 / len(labels)), FLOOR))
+        model = item.prior.get(label, uniform) if item.prior else uniform
+        value = math.log(max((1 - MODEL_DOUBT) * model + MODEL_DOUBT * uniform, FLOOR))
         for answer in answers:
             value += math.log(
                 max(_likelihood(answer, label, accuracy.get(answer.reviewer, default), len(labels)), FLOOR)
@@ -114,7 +124,8 @@ def estimate(
     max_iterations: int = 50,
     tolerance: float = 1e-5,
 ) -> Estimate:
-    """Posteriors for every item and an accuracy for every reviewer (EM, MAP under the Beta prior)."""
+    """Every reviewer's accuracy (EM on overlapping and gold traces, MAP under the Beta prior), then every
+    item's posterior with the model's prior."""
     labels = labels_of(items, answers, known_labels)
     by_item: dict[str, list[Answer]] = {}
     for answer in answers:
@@ -122,18 +133,25 @@ def estimate(
     by_key = {item.key: item for item in items}
     reviewers = sorted({a.reviewer for a in answers})
     accuracy = {r: prior_accuracy() for r in reviewers}
+    # What tells about people: traces answered twice or more, and gold traces; judged without the model.
+    informative = {
+        key: Item(key, {}, gold=by_key[key].gold if key in by_key else None)
+        for key, item_answers in by_item.items()
+        if len({a.reviewer for a in item_answers}) >= 2 or (key in by_key and by_key[key].gold is not None)
+    }
     iterations = 0
-    while iterations < max_iterations:
+    while informative and iterations < max_iterations:
         iterations += 1
         posteriors = {
-            key: posterior(by_key.get(key, Item(key)), item_answers, accuracy, labels)
-            for key, item_answers in by_item.items()
+            key: posterior(item, by_item[key], accuracy, labels) for key, item in informative.items()
         }
         right = dict.fromkeys(reviewers, 0.0)
         count = dict.fromkeys(reviewers, 0)
-        for answer in answers:
-            right[answer.reviewer] += _answer_right(answer, posteriors[answer.item])
-            count[answer.reviewer] += 1
+        for key, item in informative.items():
+            ordered = sorted(by_item[key], key=lambda a: a.sequence)
+            for answer in ordered if item.gold is not None else ordered[1:]:
+                right[answer.reviewer] += _answer_right(answer, posteriors[key])
+                count[answer.reviewer] += 1
         updated = {
             r: (PRIOR_ALPHA - 1 + right[r]) / (PRIOR_ALPHA + PRIOR_BETA - 2 + count[r]) for r in reviewers
         }

@@ -51,12 +51,15 @@ class TraceConsensus:
     needs_another_opinion: bool
 
 
+UNKNOWN_REVIEWER = "(unknown reviewer)"  # answers stored without a user id share one estimate
+
+
 def _answer_of(row: dict[str, Any]) -> Answer | None:
-    reviewer = row["user_id"] or f"anonymous-{row['id']}"
+    reviewer = row["user_id"] or UNKNOWN_REVIEWER
     if row["kind"] in ("thumbs_up", "correction") and row["label"] is not None:
-        return Answer(row["trace_id"], reviewer, label=row["label"])
+        return Answer(row["trace_id"], reviewer, label=row["label"], sequence=int(row["id"]))
     if row["kind"] == "thumbs_down":
-        return Answer(row["trace_id"], reviewer, rejects=row["output_label"])
+        return Answer(row["trace_id"], reviewer, rejects=row["output_label"], sequence=int(row["id"]))
     return None
 
 
@@ -98,16 +101,30 @@ def _status(
 
 
 def needs_another_opinion(
-    answers: Sequence[Answer], predicted: str, label: str, probability: float, review: ReviewConfig
+    answers: Sequence[Answer],
+    predicted: str,
+    label: str,
+    probability: float,
+    review: ReviewConfig,
+    accuracy: dict[str, float] | None = None,
 ) -> bool:
-    """A correction (or a label the config calls contested) not settled yet by enough agreement."""
+    """Not settled by people yet: someone disagrees with the consensus (a reviewer the model's confidence
+    outweighs, or two reviewers apart), a correction the consensus is not sure of, a label the config
+    calls contested, or only answers from reviewers whose estimated accuracy is below the floor."""
     if len(answers) >= review.max_reviews_per_item:
         return False
     if len({a.reviewer for a in answers if a.label == label}) >= 2:
         return False
-    disputed = any(a.rejects is not None or (a.label is not None and a.label != predicted) for a in answers)
+    overruled = any(
+        (a.label is not None and a.label != label) or (a.rejects is not None and a.rejects == label)
+        for a in answers
+    )
+    corrected = any(a.rejects is not None or (a.label is not None and a.label != predicted) for a in answers)
     contested = bool(set(review.contested_labels) & ({predicted} | {a.label for a in answers if a.label}))
-    return (disputed or contested) and probability < review.consensus_confidence
+    known = accuracy or {}
+    unreliable = all(known.get(a.reviewer, 1.0) < review.min_reviewer_accuracy for a in answers)
+    unsure = probability < review.consensus_confidence
+    return overruled or unreliable or ((corrected or contested) and unsure)
 
 
 def _consensus_of(
@@ -127,7 +144,7 @@ def _consensus_of(
         agreeing=agreeing,
         status=status,
         needs_another_opinion=needs_another_opinion(
-            answers, reviewed.predicted[trace], label, probability, review
+            answers, reviewed.predicted[trace], label, probability, review, accuracy
         ),
     )
 

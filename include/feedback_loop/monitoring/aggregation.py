@@ -20,10 +20,13 @@ from psycopg.types.json import Jsonb
 from feedback_loop.core import db, notify, queries
 from feedback_loop.core.config import ModelConfig, Settings
 from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.labels import store as labels
 from feedback_loop.monitoring import alerts as alert_rules
 from feedback_loop.monitoring import drift
 
 log = logging.getLogger(__name__)
+
+CALIBRATION_BINS = 10  # as in sql/queries/aggregation/confidence_histogram.sql and retrain.training
 
 ALERT_TOPIC = "retraining_needed"
 # Columns compared when checking reruns and backfills; computed_at records when, not what.
@@ -146,10 +149,19 @@ def compute(
             queries.sql("aggregation/version_profiles"), {"model_name": model.name, "versions": versions}
         ).fetchall()
     }
+    audits = {
+        int(r["model_version"]): r
+        for r in conn.execute(queries.sql("aggregation/audited_accuracy"), params).fetchall()
+    }
+    bins: dict[int, dict[int, int]] = {}
+    for r in conn.execute(queries.sql("aggregation/confidence_histogram"), params).fetchall():
+        bins.setdefault(int(r["model_version"]), {})[int(r["bin"])] = int(r["n"])
     rollups = []
     for row in metrics:
         version = int(row["model_version"])
         profile = (profiles.get(version) or {}).get("reference_profile") or {}
+        audit = audits.get(version) or {"audited_n": 0, "audited_correct": 0}
+        calibration = ((profiles.get(version) or {}).get("metrics") or {}).get("calibration")
         rollups.append(
             {
                 "model_name": model.name,
@@ -177,9 +189,25 @@ def compute(
                     conn, model.name, version, profile, start, end, settings.aggregation.drift_max_rows
                 ),
                 "slices": slices.get(version, {}),
+                "audited_n": int(audit["audited_n"]),
+                "audited_correct": int(audit["audited_correct"]),
+                "estimated_accuracy": _round(estimated_accuracy(bins.get(version, {}), calibration)),
             }
         )
     return rollups
+
+
+def estimated_accuracy(bins: dict[int, int], calibration: dict[str, Any] | None) -> float | None:
+    """Accuracy without labels, in the manner of CBPE: each prediction counts with the accuracy the
+    version's calibration (fitted on its holdout at training time) gives its confidence bin. Without a
+    calibration, the bin's middle confidence stands in for it (right only for a calibrated model)."""
+    total = sum(bins.values())
+    if not total:
+        return None
+    per_bin = (calibration or {}).get("accuracy")
+    if not per_bin or len(per_bin) != CALIBRATION_BINS:
+        per_bin = [(b - 0.5) / CALIBRATION_BINS for b in range(1, CALIBRATION_BINS + 1)]
+    return sum(n * float(per_bin[min(max(b, 1), CALIBRATION_BINS) - 1]) for b, n in bins.items()) / total
 
 
 def aggregate_interval(
@@ -192,6 +220,9 @@ def aggregate_interval(
     """
     with conn.transaction():
         db.transaction_lock(conn, f"rollup:{model.name}:{start.isoformat()}:{end.isoformat()}")
+        # Consensus labels and reviewer reliability from every answer so far: the audited accuracy below
+        # and the reviewer alerts read them.
+        labels.refresh(conn, model)
         rollups = compute(conn, model, settings, start, end)
         for rollup in rollups:
             conn.execute(
@@ -254,6 +285,13 @@ def evaluate_alerts(
     for rollup in rollups:
         metrics = (profiles.get(int(rollup["model_version"])) or {}).get("metrics") or {}
         found.extend(alert_rules.evaluate(rollup, metrics, settings.alerts))
+    active = conn.execute(
+        queries.sql("aggregation/reviewers_in_interval"),
+        {"model_name": model_name, "start": start, "end": end},
+    ).fetchall()
+    latest = max(int(r["model_version"]) for r in rollups)
+    floor = settings.model(model_name).review.min_reviewer_accuracy
+    found.extend(alert_rules.reviewer_alerts(active, model_name, latest, floor))
     return found
 
 

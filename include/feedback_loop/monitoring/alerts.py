@@ -16,7 +16,7 @@ from feedback_loop.core.config import AlertConfig
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # negative_rate | accuracy_drop | slice_accuracy_drop | drift | backlog_age
+    kind: str  # negative_rate | accuracy_drop | slice_accuracy_drop | drift | backlog_age | reviewer_accuracy
     model_name: str
     model_version: int
     metric: str
@@ -141,6 +141,38 @@ def evaluate(
                 settings.backlog_age_hours * 3600,
                 f"{model} v{version}: the oldest of {rollup.get('backlog_size', 0)} unanswered reviews is "
                 f"{age / 3600:.1f} h old (threshold {settings.backlog_age_hours} h)",
+            )
+        )
+    return alerts
+
+
+# A reviewer's estimate rests on answers compared with other people's (second opinions, gold questions):
+# below this many it is mostly the prior, and nobody is paged about it.
+MIN_REVIEWER_EVIDENCE = 10
+
+
+def reviewer_alerts(
+    reviewers: list[Mapping[str, Any]], model_name: str, model_version: int, floor: float
+) -> list[Alert]:
+    """Reviewers active in the interval whose estimated accuracy is below `floor`: their answers count only
+    where another reviewer agrees, and someone should talk to them."""
+    alerts = []
+    for row in reviewers:
+        accuracy = row.get("accuracy")
+        evidence = int(row.get("compared") or 0) + int(row.get("gold_answers") or 0)
+        if accuracy is None or evidence < MIN_REVIEWER_EVIDENCE or float(accuracy) >= floor:
+            continue
+        alerts.append(
+            Alert(
+                "reviewer_accuracy",
+                model_name,
+                model_version,
+                f"reviewer:{row['reviewer']}",
+                round(float(accuracy), 6),
+                floor,
+                f"{model_name}: reviewer {row['reviewer']} agrees with other reviewers less than expected "
+                f"(estimated accuracy {float(accuracy):.0%} over {evidence} compared answers, threshold "
+                f"{floor:.0%}); their answers count only where someone agrees",
             )
         )
     return alerts
