@@ -114,11 +114,14 @@ def feedback_aggregation():
             if not found:
                 raise AirflowSkipException(f"{model_name}: no alert threshold crossed in this interval")
             delivery = aggregation.notify_alerts(conn, settings, model_name, start, end, found)
+        if delivery is None:
+            # The same alerts of this interval were raised by an earlier run: one page, one retraining.
+            raise AirflowSkipException(
+                f"{model_name}: these alerts were already raised for this interval; not triggering retraining again"
+            )
         extra = aggregation.event_extra(model_name, start, end, found)
         context["outlet_events"][RETRAINING_NEEDED].extra = extra
-        print(
-            f"retraining needed: {extra['reason']} (webhook: {delivery.status if delivery else 'already sent'})"
-        )
+        print(f"retraining needed: {extra['reason']} (webhook: {delivery.status})")
         return extra
 
     check_alerts.expand(rolled=roll_up.expand(interval=plan_intervals()))

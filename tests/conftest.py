@@ -28,7 +28,7 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-secret-" + uuid.uuid4().hex,
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-secret-" + uuid.uuid4().hex + uuid.uuid4().hex,
         "FEEDBACK_LOOP_CONFIG": str(ROOT / "config" / "feedback_loop.yaml"),
     }
 )
@@ -117,6 +117,40 @@ def airflow_db():
 
     airflow_db_utils.resetdb()
     yield
+
+
+@pytest.fixture
+def scheduled_runs(monkeypatch):
+    """dag.test(run_after=T) creates the run the scheduler creates when the DAG's schedule fires at T:
+    run type `scheduled`, data interval and logical date from the DAG's own timetable (with a data
+    interval, Airflow's logical date is the interval's start, not T)."""
+    from airflow.models import dagrun
+    from airflow.timetables.base import TimeRestriction
+    from airflow.utils.types import DagRunType
+
+    def create_scheduled(*, dag, run_id, logical_date, **kwargs):  # noqa: ARG001
+        fired = kwargs["run_after"]
+        info = dag.timetable.next_dagrun_info(
+            last_automated_data_interval=None,
+            restriction=TimeRestriction(earliest=fired, latest=None, catchup=True),
+        )
+        assert info is not None and info.run_after == fired, f"the schedule does not fire at {fired}"
+        return dag.create_dagrun(
+            run_id=dagrun.DagRun.generate_run_id(
+                run_type=DagRunType.SCHEDULED, logical_date=info.logical_date, run_after=fired
+            ),
+            logical_date=info.logical_date,
+            data_interval=info.data_interval,
+            run_after=fired,
+            conf=kwargs.get("conf"),
+            run_type=DagRunType.SCHEDULED,
+            state=dagrun.DagRunState.RUNNING,
+            start_date=kwargs["start_date"],
+            triggered_by=kwargs["triggered_by"],
+            session=kwargs["session"],
+        )
+
+    monkeypatch.setattr(dagrun, "get_or_create_dagrun", create_scheduled)
 
 
 LAYERS = ("unit", "integration", "dags", "e2e", "reliability")

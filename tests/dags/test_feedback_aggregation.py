@@ -112,3 +112,47 @@ def test_injected_drift_emits_retraining_needed_with_the_reason(
     assert [n["topic"] for n in notified] == [
         f"retraining_needed:{MODEL}:{extra['interval_start']}/{extra['interval_end']}"
     ]
+
+    # The same interval aggregated again (a manual rerun, a backfill over it): no second page, no second
+    # retraining trigger.
+    again = run_interval(dagbag, T0 + HOUR)
+    assert again.state == "success"
+    assert [t.state for t in again.get_task_instances() if t.task_id == "check_alerts"] == ["skipped"]
+    assert len(retraining_events()) == before + 1
+    assert conn.execute("SELECT count(*) AS n FROM notifications").fetchone()["n"] == 1
+
+
+def test_a_manual_run_without_a_logical_date_rolls_up_the_last_complete_interval(
+    airflow_db, dagbag, conn, digits_with_drifted_hour
+):
+    """The REST API's default trigger has no logical date: the run stands for the time it was queued."""
+    from datetime import UTC, datetime
+
+    from feedback_loop.core import schedules
+
+    run = dagbag.dags["feedback_aggregation"].test(logical_date=None)
+    assert run.state == "success", "a manual run without a logical date must not fail"
+    (planned,) = [
+        ti.xcom_pull(task_ids="plan_intervals")
+        for ti in run.get_task_instances()
+        if ti.task_id == "plan_intervals"
+    ]
+    assert run.logical_date is None
+    start, end = schedules.last_complete_interval(
+        "@hourly", datetime.fromtimestamp(run.run_after.timestamp(), UTC)
+    )
+    assert planned == [{"model_name": MODEL, "start": start.isoformat(), "end": end.isoformat()}]
+
+
+def test_a_scheduled_run_rolls_up_the_interval_that_just_ended(
+    airflow_db, dagbag, conn, digits_with_drifted_hour, scheduled_runs
+):
+    """The shipped config's hourly schedule: the run the scheduler creates when it fires at T0 + 1h (its
+    logical date is T0, the start of its data interval) rolls up [T0, T0 + 1h), not the hour before."""
+    run = dagbag.dags["feedback_aggregation"].test(run_after=T0 + HOUR)
+    assert run.run_type == "scheduled" and run.logical_date == T0
+    assert run.state == "success"
+    (rolled,) = [ti.xcom_pull(task_ids="roll_up", map_indexes=0) for ti in run.get_task_instances()][:1]
+    assert (rolled["start"], rolled["end"]) == (T0.isoformat(), (T0 + HOUR).isoformat())
+    assert rolled["versions"] == [1]
+    assert len(rollup_values(conn, MODEL)) == 1

@@ -1,7 +1,7 @@
 """With two models in the config, a scheduled run of each DAG serves both, each on its own schedule.
 
-dag.test() always creates a manual run; `scheduled_runs` makes it create the run the scheduler would
-(run type `scheduled`, logical date = the cron time). Everything after that is Airflow's own code.
+dag.test() always creates a manual run; `scheduled_runs` (conftest) makes it create the run the scheduler
+would, from the DAG's own timetable. Everything after that is Airflow's own code.
 """
 
 from __future__ import annotations
@@ -67,31 +67,6 @@ def two_model_dags(two_models, airflow_db):
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
-@pytest.fixture
-def scheduled_runs(monkeypatch):
-    """dag.test() creates the run as the scheduler would: run type scheduled."""
-    from airflow.models import dagrun
-    from airflow.utils.types import DagRunType
-
-    def create_scheduled(*, dag, run_id, logical_date, **kwargs):
-        return dag.create_dagrun(
-            run_id=dagrun.DagRun.generate_run_id(
-                run_type=DagRunType.SCHEDULED, logical_date=logical_date, run_after=kwargs["run_after"]
-            ),
-            logical_date=logical_date,
-            data_interval=kwargs["data_interval"],
-            run_after=kwargs["run_after"],
-            conf=kwargs.get("conf"),
-            run_type=DagRunType.SCHEDULED,
-            state=dagrun.DagRunState.RUNNING,
-            start_date=kwargs["start_date"],
-            triggered_by=kwargs["triggered_by"],
-            session=kwargs["session"],
-        )
-
-    monkeypatch.setattr(dagrun, "get_or_create_dagrun", create_scheduled)
-
-
 def enqueue(conn, model_name: str, n: int) -> None:
     scoring.enqueue_requests(conn, model_name, [({"f0": 0.5 * i, "f1": 0.0}, {}) for i in range(n)])
     conn.commit()
@@ -106,14 +81,14 @@ def test_a_scheduled_inference_run_scores_every_model_due_at_its_time(conn, two_
     enqueue(conn, "alpha", 4)
     enqueue(conn, "beta", 3)
     dag = two_model_dags.dags["feedback_inference"]
-    run = dag.test(logical_date=BOTH_DUE, run_after=BOTH_DUE)
+    run = dag.test(run_after=BOTH_DUE)
     assert run.run_type == "scheduled"
     assert run.state == "success"
     assert scored_models(conn) == {"alpha": 4, "beta": 3}
 
     enqueue(conn, "alpha", 2)
     enqueue(conn, "beta", 2)
-    run = dag.test(logical_date=ALPHA_ONLY, run_after=ALPHA_ONLY)
+    run = dag.test(run_after=ALPHA_ONLY)
     assert run.state == "success"
     assert scored_models(conn) == {"alpha": 6, "beta": 3}, "beta's schedule does not fire at 03:10"
 
@@ -121,7 +96,7 @@ def test_a_scheduled_inference_run_scores_every_model_due_at_its_time(conn, two_
 def test_a_scheduled_aggregation_run_rolls_up_each_model_over_its_own_interval(
     conn, two_model_dags, scheduled_runs
 ):
-    run = two_model_dags.dags["feedback_aggregation"].test(logical_date=BOTH_DUE, run_after=BOTH_DUE)
+    run = two_model_dags.dags["feedback_aggregation"].test(run_after=BOTH_DUE)
     assert run.state == "success"
     planned = {
         ti.map_index: ti.xcom_pull(task_ids="roll_up", map_indexes=ti.map_index)
@@ -139,7 +114,7 @@ def test_a_scheduled_aggregation_run_rolls_up_each_model_over_its_own_interval(
 def test_a_scheduled_retraining_run_retrains_every_model_due_at_its_time(
     conn, two_model_dags, scheduled_runs
 ):
-    run = two_model_dags.dags["model_retraining"].test(logical_date=BOTH_DUE, run_after=BOTH_DUE)
+    run = two_model_dags.dags["model_retraining"].test(run_after=BOTH_DUE)
     assert run.state == "success"
     rows = conn.execute("SELECT model_name, status, reason, decision FROM training_runs").fetchall()
     assert sorted(r["model_name"] for r in rows) == ["alpha", "beta"]
@@ -150,7 +125,7 @@ def test_a_scheduled_retraining_run_retrains_every_model_due_at_its_time(
     conn.execute("TRUNCATE training_runs CASCADE")
     conn.commit()
     tuesday = BOTH_DUE + timedelta(days=1)
-    run = two_model_dags.dags["model_retraining"].test(logical_date=tuesday, run_after=tuesday)
+    run = two_model_dags.dags["model_retraining"].test(run_after=tuesday)
     assert run.state == "success"
     rows = conn.execute("SELECT model_name FROM training_runs").fetchall()
     assert [r["model_name"] for r in rows] == ["alpha"], "beta retrains on Mondays only"

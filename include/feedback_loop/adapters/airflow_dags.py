@@ -84,10 +84,17 @@ def run_type(context: dict[str, Any]) -> str:
 
 
 def run_time(context: dict[str, Any]) -> datetime:
-    """The time a run stands for: its logical date, or when it was queued to run (a run triggered
-    without a logical date, the REST API's default)."""
+    """The time a run stands for. A scheduled or backfill run: the time its schedule fired, which is the
+    end of its data interval (with a data interval, as feedback_aggregation's timetable has when one cron
+    drives it, Airflow sets the logical date to the interval's *start*). A manual run: its logical date,
+    or when it was queued to run (a run triggered without a logical date, the REST API's default)."""
     dag_run = context["dag_run"]
-    moment = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+    fired = (
+        getattr(dag_run, "data_interval_end", None)
+        if run_type(context) in ("scheduled", "backfill")
+        else None
+    )
+    moment = fired or getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
     if moment is None:
         return datetime.now(UTC)
     return datetime.fromtimestamp(moment.timestamp(), tz=UTC)
