@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
+
+import psycopg
 
 from feedback_loop import __version__
 from feedback_loop.core.errors import FeedbackLoopError
@@ -49,15 +52,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that left shows up here
+        return code
     except FeedbackLoopError as exc:
         print(f"feedback-loop: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("feedback-loop: interrupted", file=sys.stderr)
         return 130
-    finally:
-        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_left()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        first = str(exc).strip().splitlines()[0]
+        print(
+            f"feedback-loop: error: the feedback database's schema is missing or behind ({first}); "
+            "run `feedback-loop db upgrade`",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _reader_left() -> int:
+    """The reader of our output went away (`feedback-loop ... | head`): stop quietly, like other tools."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not raise again
+    return 141
 
 
 if __name__ == "__main__":

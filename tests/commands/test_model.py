@@ -168,3 +168,52 @@ def test_model_runs_shows_runs_of_a_model_that_has_no_version_yet(conn, capsys):
     assert cli.main(["model", "runs", "--model", "digits", "--json"]) == 0
     (run,) = json.loads(capsys.readouterr().out)
     assert (run["status"], run["decision"]) == ("failed", "stopped before registering a candidate")
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(conn):
+    """`feedback-loop model list | head -1`: no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from ..support.helpers import register_toy
+
+    for _ in range(40):
+        register_toy(conn, model_name="digits")
+    conn.commit()
+    pipeline = subprocess.run(
+        f"{sys.executable} -m feedback_loop.cli model list | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=120,
+    )
+    assert pipeline.stdout.startswith("model_name")
+    assert "Traceback" not in pipeline.stderr and "BrokenPipe" not in pipeline.stderr, pipeline.stderr
+
+
+def test_a_rollback_never_moves_the_champion_forward(conn):
+    from ..support.helpers import register_toy
+
+    for _ in range(3):
+        register_toy(conn, model_name="digits")
+    registry.promote(conn, "digits", 1, actor="test")
+    registry.promote(conn, "digits", 2, actor="test")
+    conn.commit()
+    result = run_cli("model", "rollback", "--model", "digits", "--to-version", "3")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result
+    assert "promote it (feedback-loop model promote --model digits --version 3)" in result.stderr
+    assert registry.current_version(conn, "digits") == 2
+
+
+def test_long_creators_are_shortened_in_the_table_and_whole_in_json(conn, capsys):
+    from ..support.helpers import toy_estimator
+
+    long = "airflow-run:asset_triggered__2026-12-01T10:00:00.123456+00:00_abcdefgh"
+    registry.register(conn, "digits", toy_estimator(), created_by=long)
+    conn.commit()
+    assert cli.main(["model", "list"]) == 0
+    shown = capsys.readouterr().out
+    assert long not in shown and long[:31] + "…" in shown
+    assert cli.main(["model", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["created_by"] == long

@@ -76,6 +76,13 @@ def register(groups: argparse._SubParsersAction) -> None:
     history.set_defaults(handler=run_history)
 
 
+CREATED_BY_WIDTH = 32  # asset-triggered runs are created by long run ids; --json keeps them whole
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def run_list(args: argparse.Namespace) -> int:
     with db.connect() as conn:
         names = [args.model] if args.model else registry.model_names(conn)
@@ -91,6 +98,7 @@ def run_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             row["champion"] = "*" if row["champion"] else ""
+            row["created_by"] = shorten(str(row["created_by"]), CREATED_BY_WIDTH)
         print(
             table(
                 rows,

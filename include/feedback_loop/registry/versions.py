@@ -333,6 +333,12 @@ def rollback(
                 f"model {model_name!r}: {alias} v{current} did not replace an earlier version; "
                 "nothing earlier to roll back to"
             )
+        if target >= current:
+            raise InvalidInputError(
+                f"to_version: a rollback goes back to a version older than {alias} v{current}, got v{target}; "
+                f"to serve v{target}, promote it (feedback-loop model promote --model {model_name} "
+                f"--version {target})"
+            )
         return _move_alias(
             conn, model_name, target, action="rollback", actor=actor, reason=reason, alias=alias
         )
