@@ -217,3 +217,55 @@ def test_timed_out_review_expires_and_unfinished_items_are_requeued(conn, champi
         "SELECT status, hitl_ref, opened_at FROM review_items WHERE id = %s", (second,)
     ).fetchone()
     assert (state["status"], state["hitl_ref"], state["opened_at"]) == ("queued", None, None)
+
+
+def test_the_budget_goes_to_gold_audit_second_opinions_then_the_least_confident(conn, champion):
+    from datetime import UTC, datetime
+
+    from feedback_loop.labels import store as labels
+
+    model = MODEL.model_copy(
+        update={
+            "reviewers": ["alice", "bob", "carol"],
+            "review": MODEL.review.model_copy(update={"gold_share": 0.2, "audit_share": 0.2}),
+        }
+    )
+    enqueue(conn, [{"f0": v / 10, "f1": 0.0, "region": "north"} for v in range(-20, 20)])
+    inference.score_batch(conn, model, threshold=0.8, batch_size=100, run_id="run-1")
+
+    def answer(item_id: int, who: str, label: str) -> review.Outcome:
+        return reviews.record_answer(
+            conn, item_id, review.Answer([label], {}, datetime.now(UTC), {"id": who}), model
+        )
+
+    # Round 1: ten questions. alice and bob settle one trace together (a gold candidate later); carol
+    # corrects one against the model (a second opinion follows).
+    first = reviews.open_reviews(conn, model, budget=10, hitl_ref=REF, scored_run_id="run-1", seed=1)
+    assert {t["reason"] for t in first} == {"audit", "low_confidence"}
+    assert sum(t["reason"] == "audit" for t in first) == 2  # gold has nothing settled to ask about yet
+    settled, corrected = first[0], first[1]
+    answer(settled["review_item_id"], "alice", settled["options"][0])
+    answer(corrected["review_item_id"], "carol", corrected["options"][1])
+    second_of_settled = conn.execute(
+        "INSERT INTO review_items (trace_id, model_name, model_version, reason, status, opened_at, excluded_reviewers) "
+        "SELECT trace_id, model_name, model_version, 'second_opinion', 'open', now(), ARRAY['alice'] "
+        "FROM review_items WHERE id = %s RETURNING id",
+        (settled["review_item_id"],),
+    ).fetchone()["id"]
+    conn.commit()
+    answer(second_of_settled, "bob", settled["options"][0])
+    labels.refresh(conn, model)
+    conn.commit()
+    waiting = rows(
+        conn,
+        "SELECT excluded_reviewers FROM review_items WHERE reason = 'second_opinion' AND status = 'queued'",
+    )
+    assert waiting == [{"excluded_reviewers": ["carol"]}]
+
+    # Round 2: gold (the settled trace, for carol only), the second opinion (not for carol), the rest.
+    later = reviews.open_reviews(conn, model, budget=10, hitl_ref={**REF, "run_id": "run-2"}, seed=2)
+    reasons = [t["reason"] for t in later]
+    assert reasons[:2] == ["gold", "second_opinion"] and set(reasons[2:]) <= {"low_confidence"}
+    gold, second = later[0], later[1]
+    assert gold["reviewers"] == ["carol"] and second["reviewers"] == ["alice", "bob"]
+    assert "carol" not in second["body"] and "alice" not in gold["body"]

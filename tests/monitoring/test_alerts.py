@@ -88,3 +88,32 @@ def test_several_reasons_come_in_a_stable_order():
     )
     assert kinds(found) == ["negative_rate", "accuracy_drop", "backlog_age"]
     assert found[0].as_dict()["model_version"] == 3
+
+
+def test_a_reviewer_below_the_threshold_raises_an_alert_once_the_estimate_rests_on_enough_answers():
+    from feedback_loop.monitoring import alerts
+
+    active = [
+        {"reviewer": "ann", "accuracy": 0.93, "compared": 40, "gold_answers": 0},
+        {"reviewer": "cy", "accuracy": 0.55, "compared": 30, "gold_answers": 2},
+        {"reviewer": "new", "accuracy": 0.4, "compared": 3, "gold_answers": 0},
+        {"reviewer": "unmeasured", "accuracy": None, "compared": None, "gold_answers": None},
+    ]
+    (alert,) = alerts.reviewer_alerts(active, "m", 3, floor=0.7)
+    assert (alert.kind, alert.metric, alert.value, alert.threshold) == (
+        "reviewer_accuracy",
+        "reviewer:cy",
+        0.55,
+        0.7,
+    )
+    assert "reviewer cy" in alert.message and "32 compared answers" in alert.message
+
+
+def test_estimated_accuracy_weighs_each_confidence_bin_by_the_versions_calibration():
+    from feedback_loop.monitoring.aggregation import estimated_accuracy
+
+    calibration = {"bins": 10, "accuracy": [0.1 * b for b in range(10)]}
+    assert estimated_accuracy({10: 3, 1: 1}, calibration) == pytest.approx((3 * 0.9 + 1 * 0.0) / 4)
+    # Without a calibration the bins' middle confidences stand in (right only for a calibrated model).
+    assert estimated_accuracy({10: 1}, None) == pytest.approx(0.95)
+    assert estimated_accuracy({}, calibration) is None
