@@ -1,0 +1,85 @@
+"""Consensus labels and reviewer reliability stored in PostgreSQL, and when a trace needs another opinion."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from feedback_loop.core import config, store
+from feedback_loop.core.config import ReviewConfig
+from feedback_loop.labels import report
+from feedback_loop.labels import store as labels
+from feedback_loop.labels.consensus import Answer
+
+from ..support.helpers import register_toy
+
+pytestmark = pytest.mark.integration
+
+RULES = ReviewConfig()
+
+
+def test_a_correction_the_consensus_believes_is_settled_one_it_doubts_is_asked_again():
+    believed = [Answer("t", "ann", label="b")]
+    assert not labels.needs_another_opinion(believed, "a", "b", 0.85, RULES)
+    assert labels.needs_another_opinion(believed, "a", "b", 0.6, RULES)
+
+
+def test_an_answer_the_model_outweighs_is_asked_again():
+    assert labels.needs_another_opinion([Answer("t", "ann", label="b")], "a", "a", 0.9, RULES)
+
+
+def test_two_agreeing_reviewers_or_the_limit_settle_it():
+    two = [Answer("t", "ann", label="b"), Answer("t", "bob", label="b")]
+    assert not labels.needs_another_opinion(two, "a", "b", 0.7, RULES)
+    three = [Answer("t", "ann", label="b"), Answer("t", "bob", label="c"), Answer("t", "cy", label="a")]
+    assert not labels.needs_another_opinion(three, "a", "a", 0.4, RULES), "max_reviews_per_item is 3"
+
+
+def test_a_confirmation_needs_no_second_opinion_unless_its_reviewer_is_unreliable_or_the_label_contested():
+    confirmed = [Answer("t", "ann", label="a")]
+    assert not labels.needs_another_opinion(confirmed, "a", "a", 0.95, RULES)
+    assert labels.needs_another_opinion(confirmed, "a", "a", 0.95, RULES, {"ann": 0.5})
+    contested = ReviewConfig(contested_labels=["a"], consensus_confidence=0.99)
+    assert labels.needs_another_opinion(confirmed, "a", "a", 0.95, contested)
+
+
+def _answer(conn, trace, reviewer: str, label: str) -> None:
+    store.record_feedback(
+        conn,
+        store.FeedbackIn(trace_id=trace, kind="correction", label=label, user_id=reviewer, source="review"),
+    )
+
+
+def test_refresh_stores_one_consensus_per_trace_and_each_reviewers_estimate(conn):
+    register_toy(conn, model_name="toy")
+    traces = []
+    for i in range(12):
+        trace = uuid.uuid4()
+        store.log_predictions(
+            conn,
+            [store.Prediction(trace, "toy", 1, {"f0": float(i)}, "a", 0.6, {"a": 0.6, "b": 0.4})],
+        )
+        traces.append(trace)
+    # ann and bob agree on every trace; cy answers after them and is wrong on all but two.
+    for i, trace in enumerate(traces):
+        _answer(conn, trace, "ann", "b")
+        _answer(conn, trace, "bob", "b")
+        _answer(conn, trace, "cy", "b" if i < 2 else "a")
+    conn.commit()
+    model = config.parse(
+        "models:\n  - {name: toy, label_column: y, training_data: {path: x.csv}}\n", "toy.yaml"
+    ).model("toy")
+
+    refreshed = labels.refresh(conn, model)
+    conn.commit()
+
+    stored = labels.consensus_labels(conn, "toy")
+    assert len(stored) == 12 and {row["label"] for row in stored.values()} == {"b"}
+    assert {row["status"] for row in stored.values()} == {"corroborated"}
+    accuracy = labels.stored_accuracy(conn, "toy")
+    assert accuracy["cy"] < model.review.min_reviewer_accuracy < min(accuracy["ann"], accuracy["bob"])
+    assert {s.reviewer: s.compared for s in refreshed.reviewers} == {"ann": 12, "bob": 12, "cy": 12}
+    people = {p["reviewer"]: p for p in report.reviewers(conn, "toy", model.review)["reviewers"]}
+    assert people["cy"]["below_threshold"] and not people["ann"]["below_threshold"]
+    assert people["cy"]["agreement"]["correct"] == 2 and people["cy"]["agreement"]["interval"][1] < 0.5
