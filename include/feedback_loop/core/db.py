@@ -63,8 +63,10 @@ def ensure_database(server_url: str, database: str) -> str:
             try:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
                 log.info("created database %s", database)
-            except psycopg.errors.DuplicateDatabase:
-                pass  # created by a concurrent process: that is what we wanted
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                # Created by a concurrent process: that is what we wanted. Two CREATE DATABASE racing on
+                # the catalog fail with a unique violation on pg_database rather than DuplicateDatabase.
+                pass
     return with_database(server_url, database)
 
 
