@@ -89,3 +89,34 @@ models:
     frame = training_data.load_base(conn, model)
     assert len(frame) == 2500 and list(frame.columns) == ["x", "z", "y"]
     assert set(frame["y"]) == {"0", "1"} and frame["x"].dtype.kind == "f"
+
+
+def test_the_gate_compares_the_champion_on_its_stored_holdout_predictions(conn, monkeypatch):
+    """v1 is served refitted with the holdout rows; the gate must not score that artifact on rows it has
+    seen, but use what v1's recipe predicted there without them (stored at registration)."""
+    from feedback_loop.retrain import gate
+
+    model = digits_model()
+    v1 = champion_v1(conn, model)
+    stored = registry.get_version(conn, "digits", v1.version).holdout_predictions
+    assert len(stored["predicted"]) == v1.metrics["rows"] and stored["rows_sha256"]
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 200)))
+    seen = []
+    real_score = gate.score
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs["version"], kwargs.get("holdout_predicted")))
+        return real_score(*args, **kwargs)
+
+    monkeypatch.setattr(gate, "score", spy)
+    outcome = pipeline.run(conn, model, params(model))
+    assert outcome.status in ("promoted", "rejected"), outcome.decision
+    candidate, champion = seen
+    assert (
+        candidate[0] is None
+        and candidate[1] == registry.get_version(conn, "digits", 2).holdout_predictions["predicted"]
+    )
+    assert champion == (1, stored["predicted"])
+    # The verdict's champion accuracy is v1's measured accuracy, not the refitted artifact's on seen rows.
+    primary = next(c for c in runs(conn)[-1]["gate"]["checks"] if c["name"] == "holdout accuracy")
+    assert primary["champion"] == pytest.approx(v1.metrics["accuracy"])

@@ -76,3 +76,29 @@ def test_digits_bundle_and_stratified_limit():
     small = datasets.stratified_head(frame, "label", 100, seed=1)
     assert len(small) == 100
     assert small["label"].nunique() == 10
+
+
+def test_the_served_model_learns_from_the_holdout_the_metrics_come_from_the_recipe_without_it():
+    frame = mixed_frame()
+    trained = training.train(MIXED, frame)
+    spec = trained.spec
+    train_part, holdout = train_test_split_like_training(frame)
+    without = training.fit(MIXED, train_part, spec)
+    # Metrics and the stored holdout predictions are those of the recipe fitted without the holdout ...
+    assert trained.metrics["accuracy"] == pytest.approx(training.evaluate(without, holdout, spec)["accuracy"])
+    assert trained.holdout_predictions["predicted"] == [
+        str(p) for p in without.predict(holdout[spec.features])
+    ]
+    assert trained.holdout_predictions["rows_sha256"] == training.rows_sha256(holdout)
+    # ... and the served estimator is that recipe refitted on every row.
+    everything = training.fit(MIXED, frame, spec)
+    coefficients = trained.estimator.named_steps["classifier"].coef_
+    assert trained.metrics["train_rows"] == len(frame)
+    assert np.allclose(coefficients, everything.named_steps["classifier"].coef_)
+    assert not np.allclose(coefficients, without.named_steps["classifier"].coef_)
+
+
+def train_test_split_like_training(frame: pd.DataFrame):
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(frame, test_size=0.25, random_state=MIXED.seed, stratify=frame["y"])

@@ -8,11 +8,12 @@ so a failed round stores nothing and a retry starts from the same state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,6 +28,24 @@ from feedback_loop.registry import versions as registry
 log = logging.getLogger(__name__)
 
 LOW_CONFIDENCE = "low_confidence"
+
+# Where trace ids come from: random in production; `seeded_trace_ids` makes a simulation repeatable (the
+# audit sample, gold picks and tie-breaks are ordered by trace id).
+_new_trace_id: Callable[[], uuid.UUID] = uuid.uuid4
+
+
+@contextlib.contextmanager
+def seeded_trace_ids(seed: int) -> Iterator[None]:
+    """Within the block, trace ids are drawn from a generator seeded with `seed` (simulations only)."""
+    import random
+
+    global _new_trace_id
+    rng = random.Random(f"trace-ids:{seed}")
+    previous, _new_trace_id = _new_trace_id, lambda: uuid.UUID(int=rng.getrandbits(128), version=4)
+    try:
+        yield
+    finally:
+        _new_trace_id = previous
 
 
 @dataclass(frozen=True)
@@ -135,7 +154,7 @@ def score(
         best = int(np.argmax(values))
         predictions.append(
             store.Prediction(
-                trace_id=uuid.uuid4(),
+                trace_id=_new_trace_id(),
                 model_name=entry.model_name,
                 model_version=entry.version,
                 input=request.input,

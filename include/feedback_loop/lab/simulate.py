@@ -421,7 +421,11 @@ def run(spec: SimulationSpec, progress: Callable[[str], None] = lambda _: None) 
         loop = BareLoop(spec, parts, progress)
         results = _cycles(loop, spec)
     else:
-        with scratch_database() as url, tempfile.TemporaryDirectory(prefix="fl-simulate-base-") as tmp:
+        with (
+            scratch_database() as url,
+            tempfile.TemporaryDirectory(prefix="fl-simulate-base-") as tmp,
+            scoring.seeded_trace_ids(spec.seed),
+        ):
             base_path = Path(tmp) / "initial_labels.csv"
             initial.to_csv(base_path, index=False)
             with db.connect(url) as conn:

@@ -45,6 +45,8 @@ class ModelVersion:
     metrics: dict[str, Any]
     data_snapshot: dict[str, Any]
     reference_profile: dict[str, Any]
+    # The recipe's predictions on the gate's holdout, fitted without it (see retrain.training.train).
+    holdout_predictions: dict[str, Any]
     parent_version: int | None
     created_by: str
     note: str
@@ -142,6 +144,7 @@ def register(
     metrics: dict[str, Any] | None = None,
     data_snapshot: dict[str, Any] | None = None,
     reference_profile: dict[str, Any] | None = None,
+    holdout_predictions: dict[str, Any] | None = None,
     classes: list[str] | None = None,
     feature_columns: list[str] | None = None,
     parent_version: int | None = None,
@@ -171,6 +174,7 @@ def register(
                 "metrics": Jsonb(metrics or {}),
                 "data_snapshot": Jsonb(data_snapshot or {}),
                 "reference_profile": Jsonb(reference_profile or {}),
+                "holdout_predictions": Jsonb(holdout_predictions or {}),
                 "parent_version": parent_version,
                 "created_by": created_by,
                 "note": note,

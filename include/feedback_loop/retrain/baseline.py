@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import psycopg
@@ -14,16 +13,13 @@ from feedback_loop.retrain import datasets, training
 
 def data_snapshot(frame: Any, model: ModelConfig, source: str) -> dict[str, Any]:
     """Row counts and a hash of the rows, enough to tell later what a version was trained on."""
-    import pandas as pd
-
-    row_hash = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
     return {
         "source": source,
         "rows": int(len(frame)),
         "base_rows": int(len(frame)),
         "feedback_rows": 0,
         "class_counts": {str(k): int(v) for k, v in frame[model.label_column].value_counts().items()},
-        "rows_sha256": row_hash,
+        "rows_sha256": training.rows_sha256(frame),
     }
 
 
@@ -41,6 +37,7 @@ def train_and_register(
         metrics=trained.metrics,
         data_snapshot=data_snapshot(frame, model, f"base:{source}"),
         reference_profile=trained.reference_profile,
+        holdout_predictions=trained.holdout_predictions,
         classes=trained.classes,
         feature_columns=trained.spec.features,
         note=reason or "trained on the configured base data",

@@ -308,15 +308,24 @@ def score(
     *,
     version: int | None,
     numeric: list[str] | None = None,
+    holdout_predicted: list[str] | None = None,
 ) -> Scores:
-    """Run `estimator` over the holdout (metrics as training.evaluate) and over every eval case."""
+    """Holdout metrics (as training.evaluate) and every eval case's result of one version.
+
+    `holdout_predicted`: the version's recipe's predictions on the holdout, fitted without those rows
+    (training.train); without them `estimator` itself is run over the holdout. Eval cases are always
+    run through `estimator`, the served model."""
     import pandas as pd
 
     from feedback_loop.retrain import training
 
-    metrics = training.evaluate(estimator, holdout, spec)
+    if holdout_predicted is None:
+        holdout_predicted = [str(p) for p in estimator.predict(holdout[spec.features])]
+    if len(holdout_predicted) != len(holdout):
+        raise ValueError(f"{len(holdout_predicted)} holdout predictions for {len(holdout)} holdout rows")
+    metrics = training.metrics_of(holdout, holdout_predicted, spec)
     truth = holdout[spec.label].astype(str).to_numpy()
-    correct = [bool(x) for x in estimator.predict(holdout[spec.features]).astype(str) == truth]
+    correct = [bool(x) for x in pd.Series(holdout_predicted, dtype=str).to_numpy() == truth]
     slice_values = {c: [str(v) for v in holdout[c]] for c in spec.slices if c in holdout.columns}
     results: list[CaseResult] = []
     if cases:

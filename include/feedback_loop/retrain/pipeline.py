@@ -61,7 +61,8 @@ def pull(conn: psycopg.Connection, model: ModelConfig, params: RunParams) -> tra
 
 
 def train_candidate(model: ModelConfig, data: training_data.TrainingSet) -> TrainedModel:
-    """Fit the configured pipeline on base + feedback rows; metrics on the fixed base holdout."""
+    """Fit the configured pipeline on base + feedback rows and measure it on the fixed base holdout; the
+    served estimator is refitted with the holdout rows added (training.train)."""
     from feedback_loop.retrain import training
 
     return training.train(model, data.train, holdout=data.holdout, sample_weight=data.weights or None)
@@ -81,10 +82,19 @@ def evaluate_and_gate(
     """Score candidate and champion on the same holdout and every eval case, then compare."""
     import pandas as pd
 
+    from feedback_loop.retrain import training
     from feedback_loop.retrain.features import FeatureSpec
 
     cases = eval_cases.load(conn, model.name)
-    candidate = gate.score(trained.estimator, trained.spec, data.holdout, cases, version=None)
+    candidate = gate.score(
+        trained.estimator,
+        trained.spec,
+        data.holdout,
+        cases,
+        version=None,
+        holdout_predicted=trained.holdout_predictions.get("predicted"),
+    )
+    holdout_sha256 = training.rows_sha256(data.holdout)
     champion_scores = None
     champion_version = registry.current_version(conn, model.name)
     if champion_version is not None:
@@ -99,8 +109,20 @@ def evaluate_and_gate(
         numeric = [
             c for c in features if c in data.holdout and pd.api.types.is_numeric_dtype(data.holdout[c])
         ]
+        # Like for like: the champion's recipe fitted without the holdout, when the version stored its
+        # predictions for this very holdout; else (older versions, a given artifact, changed base data)
+        # the served artifact, which may have learnt from some of these rows.
+        stored = entry.holdout_predictions or {}
         champion_scores = gate.score(
-            estimator, spec, data.holdout, cases, version=champion_version, numeric=numeric
+            estimator,
+            spec,
+            data.holdout,
+            cases,
+            version=champion_version,
+            numeric=numeric,
+            holdout_predicted=stored.get("predicted")
+            if stored.get("rows_sha256") == holdout_sha256
+            else None,
         )
     verdict = gate.compare(candidate, champion_scores, model.gate)
     return GateResult(verdict=verdict, candidate=candidate, champion=champion_scores, cases=len(cases))
@@ -154,6 +176,7 @@ def register_candidate(
         metrics=metrics,
         data_snapshot={**data.snapshot, "training_run_id": run_id},
         reference_profile=trained.reference_profile,
+        holdout_predictions=trained.holdout_predictions,
         classes=trained.classes,
         feature_columns=trained.spec.features,
         parent_version=result.verdict.champion_version,

@@ -55,11 +55,16 @@ def default_pipeline(spec: FeatureSpec, seed: int = 42) -> Any:
 
 @dataclass
 class TrainedModel:
-    estimator: Any
+    """A trained version: the served estimator, and what its recipe did on the holdout it never saw."""
+
+    estimator: Any  # what is served: fitted on the training rows and the holdout rows
     spec: FeatureSpec
     classes: list[str]
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]  # measured on the holdout by the same recipe fitted without those rows
     reference_profile: dict[str, Any] = field(default_factory=dict)
+    # {"rows_sha256", "predicted"}: the recipe's predictions on the holdout, fitted without it; the gate
+    # compares versions on these (registry column holdout_predictions).
+    holdout_predictions: dict[str, Any] = field(default_factory=dict)
 
 
 def check_labels(frame: pd.DataFrame, label: str) -> None:
@@ -110,11 +115,17 @@ def fit(
 
 
 def evaluate(estimator: Any, frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
-    """Accuracy and macro F1 on `frame`, plus accuracy per slice value."""
+    """Accuracy and macro F1 of `estimator` on `frame`, plus accuracy per slice value."""
+    return metrics_of(frame, [str(p) for p in estimator.predict(frame[spec.features])], spec)
+
+
+def metrics_of(frame: pd.DataFrame, predicted_labels: Sequence[str], spec: FeatureSpec) -> dict[str, Any]:
+    """Accuracy and macro F1 of `predicted_labels` (one per row of `frame`), plus accuracy per slice value."""
+    import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
 
     truth = frame[spec.label].astype(str).to_numpy()
-    predicted = estimator.predict(frame[spec.features]).astype(str)
+    predicted = np.asarray(predicted_labels, dtype=str)
     metrics: dict[str, Any] = {
         "rows": int(len(frame)),
         "accuracy": float(accuracy_score(truth, predicted)),
@@ -195,6 +206,15 @@ def reference_profile(estimator: Any, frame: pd.DataFrame, spec: FeatureSpec) ->
     return profile
 
 
+def rows_sha256(frame: pd.DataFrame) -> str:
+    """A hash of the rows' values (not their index): tells later whether two frames hold the same rows."""
+    import hashlib
+
+    import pandas as pd
+
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
 def train(
     model: ModelConfig,
     frame: pd.DataFrame,
@@ -203,7 +223,16 @@ def train(
     holdout_share: float = 0.25,
     sample_weight: Sequence[float] | None = None,
 ) -> TrainedModel:
-    """Fit on `frame` and evaluate on `holdout` (or a stratified share of `frame` held back)."""
+    """Evaluate the recipe on a holdout, then serve it refitted on every row, holdout included.
+
+    The recipe (the configured estimator on `frame`, or on all but a stratified `holdout_share` of it when
+    no `holdout` is given) is fitted without the holdout rows and measured on them: metrics, calibration
+    and the per-row predictions the gate compares versions on. The served estimator is the same recipe
+    fitted on the training rows plus the holdout rows (weight 1, like base rows), as a cross-validated
+    search refits on all the data: a fixed 25% of clean base rows that no model learns from would cost
+    every version accuracy (docs/benchmarks.md, "Loop quality").
+    """
+    import pandas as pd
     from sklearn.model_selection import train_test_split
 
     check_labels(frame, model.label_column)
@@ -216,15 +245,23 @@ def train(
         frame, holdout = train_test_split(
             frame, test_size=holdout_share, random_state=model.seed, stratify=stratify
         )
-    estimator = fit(model, frame, spec, sample_weight)
-    metrics = evaluate(estimator, holdout, spec)
-    metrics["train_rows"] = int(len(frame))
-    metrics["calibration"] = calibration(estimator, holdout, spec)
-    classes = [str(c) for c in estimator.classes_]
+    measured = fit(model, frame, spec, sample_weight)
+    metrics = evaluate(measured, holdout, spec)
+    metrics["calibration"] = calibration(measured, holdout, spec)
+    predicted = [str(p) for p in measured.predict(holdout[spec.features])]
+    everything = pd.concat([frame, holdout], ignore_index=True)
+    weights = None if sample_weight is None else [*sample_weight, *([1.0] * len(holdout))]
+    estimator = fit(model, everything, spec, weights)
+    metrics["train_rows"] = int(len(everything))
+    metrics["measured_on"] = (
+        f"{len(holdout)} holdout rows, by the recipe fitted on the other {len(frame)} rows; the served "
+        "estimator is refitted with the holdout rows added"
+    )
     return TrainedModel(
         estimator=estimator,
         spec=spec,
-        classes=classes,
+        classes=[str(c) for c in estimator.classes_],
         metrics=metrics,
-        reference_profile=reference_profile(estimator, frame, spec),
+        reference_profile=reference_profile(estimator, everything, spec),
+        holdout_predictions={"rows_sha256": rows_sha256(holdout), "predicted": predicted},
     )
