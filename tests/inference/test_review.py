@@ -164,3 +164,50 @@ def test_review_form_fields_are_optional_with_titles():
     assert all(
         spec["default"] is None and "null" in spec["type"] and spec["title"] for spec in schema.values()
     )
+
+
+def test_any_subset_of_the_forms_fields_is_an_answer_and_each_problem_names_its_field():
+    options = ["a", "b", review.NONE_OF_THESE, review.SKIP]
+    assert review.answer_problems(options, ["a"], {}) == []
+    assert review.answer_problems(options, ["a"], {"comment": "only a comment"}) == []
+    assert review.answer_problems(options, [review.NONE_OF_THESE], {"corrected_label": "c"}) == []
+    found = review.answer_problems(
+        options, ["z"], {"corrected_label": 7, "comment": "x" * 5000, "mood": "?", "other": None}
+    )
+    assert [field for field, _ in found] == [
+        "chosen_options",
+        "params_input.corrected_label",
+        "params_input.comment",
+        "params_input.mood",
+        "params_input.other",
+    ]
+    assert review.answer_problems(options, ["a", "b"], {})[0] == (
+        "chosen_options",
+        "choose exactly one option, got 2",
+    )
+    (label,) = review.answer_problems(options, ["a"], {"corrected_label": "c"})
+    assert label[0] == "params_input.corrected_label" and "None of these" in label[1]
+
+
+def test_an_answer_airflow_accepted_unchecked_is_made_usable_never_refused():
+    from datetime import UTC, datetime
+
+    given = review.Answer(
+        [],
+        {"corrected_label": "L" * 300, "comment": "c" * 2100 + "\x00", "mood": "happy", "n": 3},
+        datetime.now(UTC),
+        {"id": "ann"},
+    )
+    fixed, notes = review.usable(given)
+    assert fixed.chosen_options == [review.SKIP]
+    assert set(fixed.params_input) == {"corrected_label", "comment"}
+    assert fixed.params_input["corrected_label"] is None
+    assert (
+        len(fixed.params_input["comment"]) == review.MAX_COMMENT_LENGTH
+        and "\x00" not in fixed.params_input["comment"]
+    )
+    # two unknown fields dropped, NUL removed, label kept as comment, comment cut, no option taken as skip
+    assert len(notes) == 6, notes
+    # A timed-out review (no responder) keeps its empty choice: it expires, it is not a skip.
+    timed_out = review.Answer([], {}, datetime.now(UTC), None)
+    assert review.usable(timed_out)[0].chosen_options == []

@@ -30,7 +30,10 @@ pytestmark = pytest.mark.reliability
 
 def concrete(path: str) -> str:
     return (
-        path.replace("{feedback_id}", "1").replace("{trace_id}", str(uuid.uuid4())).replace("{name}", "toy")
+        path.replace("{feedback_id}", "1")
+        .replace("{trace_id}", str(uuid.uuid4()))
+        .replace("{name}", "toy")
+        .replace("{review_item_id}", "1")
     )
 
 
@@ -64,6 +67,14 @@ def test_every_route_needs_a_token_and_only_writers_may_write(server, conn, figu
             checked["401"] += 1
         for role in ("reader", "clicker"):  # Airflow roles viewer and user: no asset-event permission
             headers = getattr(server, role)
+            if path.startswith("/reviews/"):
+                # Answering a review needs what Airflow's own HITL answer needs: role user may (the item
+                # does not exist: 404), a viewer may not (403).
+                answer = {"chosen_options": ["a"]}
+                response = httpx.request(method, url, json=answer, headers=headers)
+                assert response.status_code == (403 if role == "reader" else 404), (path, role, response.text)
+                checked["403"] += role == "reader"
+                continue
             response = httpx.request(method, url, json=payload if method == "POST" else None, headers=headers)
             if method == "POST":
                 assert response.status_code == 403, (method, path, role, response.text)

@@ -6,6 +6,8 @@ the configured auth manager through `airflow.api_fastapi.core_api.security`:
 - writes (POST) need `requires_access_asset("POST")`: each accepted write is an update of the
   `feedback_loop://feedback` asset, so the permission to create asset events is the one that fits.
   With the simple auth manager that is role op or admin; a viewer or user gets 403.
+- review answers (`POST /reviews/{id}/answer`) need what Airflow's own HITL answer needs: permission to
+  update the DAG's HITL details, and being one of the review's assigned users (adapters.airflow_reviews).
 Asset checks need no lookup in Airflow's metadata DB (DAG checks would, for the DAG's team), so a write
 costs one token check and the revoked-token lookup Airflow always does.
 
@@ -32,7 +34,13 @@ log = logging.getLogger(__name__)
 def airflow_access() -> Access:
     from airflow.api_fastapi.core_api.security import requires_access_asset
 
-    return Access(read=requires_access_asset("GET"), write=requires_access_asset("POST"))
+    from feedback_loop.adapters.airflow_reviews import review_desk_dependency
+
+    return Access(
+        read=requires_access_asset("GET"),
+        write=requires_access_asset("POST"),
+        review=review_desk_dependency(),
+    )
 
 
 def create_plugin_app() -> FastAPI:

@@ -8,6 +8,7 @@ file at parse time, so it stays light (no pandas, no psycopg at module level).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -51,10 +52,19 @@ def review_task_kwargs(model: ModelConfig, tasks: list[dict[str, Any]]) -> list[
 class ReviewOperator(HITLOperator):
     """A review task: asks a human about one prediction, then records the answer as feedback.
 
-    Recording happens in the task that received the answer, as soon as it arrives: an answer is never
-    lost because another review of the same run failed, and a retry finds the item closed and stores
-    nothing twice. A response timeout resolves to the defaults with no responder, which closes the item
-    as `expired` without feedback.
+    An accepted answer is recorded exactly once, whatever its shape or timing:
+    - it is recorded in the task that received it, as soon as it arrives: an answer is never lost because
+      another review of the same run failed, and a retry finds the item closed and stores nothing twice;
+    - any subset of the form's fields is an answer (Airflow's own check wants all of them or none, and
+      failed the task after answering 200), and values Airflow accepted unchecked are made usable
+      (review.usable) rather than failing the task;
+    - a task that (re)starts first looks for an answer already recorded in PostgreSQL, where both doors
+      record on arrival: the feedback API's answer route, and Airflow's own `PATCH .../hitlDetails`
+      (adapters.airflow_reviews.RecordReviewAnswers). It finishes with that answer instead of asking
+      again, before Airflow's own code would wipe a stored response by asking again (PR #53824);
+    - an answer recorded while the task was starting is picked up just before the task would park.
+    A response timeout resolves to the defaults with no responder, which closes the item as `expired`
+    without feedback.
     """
 
     # Subject and body embed application inputs: they must never be rendered as Jinja templates.
@@ -64,27 +74,66 @@ class ReviewOperator(HITLOperator):
         super().__init__(**kwargs)
         self.review_item_id = review_item_id
 
+    def execute(self, context: Any) -> Any:
+        from airflow.sdk.exceptions import TaskAwaitingInput
+
+        recorded = self._recorded()
+        if recorded is not None:
+            log.info("review item %s was already answered; finishing with that answer", self.review_item_id)
+            return self._result(recorded)
+        try:
+            return super().execute(context)
+        except TaskAwaitingInput:
+            # The request is written; an answer recorded meanwhile (the feedback API's answer route while
+            # this task was starting) finishes the task now instead of parking it.
+            recorded = self._recorded()
+            if recorded is None:
+                raise
+            log.info("review item %s was answered while its task started; not waiting", self.review_item_id)
+            return self._result(recorded)
+
+    def validate_params_input(self, params_input: Mapping[str, Any]) -> None:
+        """Any subset of the form's fields is an answer; unknown fields are dropped when it is recorded.
+        (The provider's check refuses a subset, after Airflow's REST API has already answered 200.)"""
+
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         result = super().execute_complete(context, event)
+        return self._record(
+            review.Answer(
+                chosen_options=list(result["chosen_options"] or []),
+                params_input=dict(result["params_input"] or {}),
+                responded_at=result["responded_at"],
+                responded_by=result["responded_by_user"],
+            )
+        )
+
+    def _recorded(self) -> Any:
         from feedback_loop.core import db
         from feedback_loop.inference import reviews
 
-        answer = review.Answer(
-            chosen_options=list(result["chosen_options"]),
-            params_input=dict(result["params_input"] or {}),
-            responded_at=result["responded_at"],
-            responded_by=result["responded_by_user"],
-        )
         with db.connect() as conn:
-            outcome = reviews.record_answer(conn, int(self.review_item_id), answer)
-        feedback = outcome.feedback
+            return reviews.recorded_answer(conn, int(self.review_item_id))
+
+    def _record(self, answer: review.Answer) -> dict[str, Any]:
+        from feedback_loop.core import db
+        from feedback_loop.inference import reviews
+
+        with db.connect() as conn:
+            reviews.record_answer(conn, int(self.review_item_id), answer)
+            recorded = reviews.recorded_answer(conn, int(self.review_item_id))
+        return self._result(recorded)
+
+    def _result(self, recorded: Any) -> dict[str, Any]:
+        """The task's return value (XCom): the answer the item was closed with, whoever recorded it."""
+        given = recorded.answer or {}
         return {
             "review_item_id": int(self.review_item_id),
-            "status": outcome.status,
-            "chosen_options": answer.chosen_options,
-            "responded_by": answer.responded_by,
-            "feedback_kind": feedback.kind if feedback else None,
-            "label": feedback.label if feedback else None,
+            "status": recorded.status,
+            "chosen_options": given.get("chosen_options"),
+            "responded_by": given.get("responded_by"),
+            "via": given.get("via"),
+            "feedback_kind": recorded.feedback_kind,
+            "label": recorded.label,
         }
 
 

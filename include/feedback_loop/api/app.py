@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_loop import __version__
+from feedback_loop.api import routes
 from feedback_loop.api.problems import ApiProblem
 from feedback_loop.api.routes import ROUTES
 from feedback_loop.api.schemas import ProblemOut
@@ -45,6 +46,8 @@ class Access:
 
     read: Callable[..., Any]
     write: Callable[..., Any]
+    # A dependency giving the authenticated user's ReviewDesk (None: this server takes no review answers).
+    review: Callable[..., Any] | None = None
 
 
 class BodySizeLimit:
@@ -228,6 +231,8 @@ def create_app(
             responses={code: error_doc[code] for code in sorted(codes)},
             openapi_extra=_request_body(spec.raw_body),
         )
+    if access.review is not None:
+        app.dependency_overrides[routes.review_desk] = access.review
     raw_models = [spec.raw_body for spec in ROUTES if spec.raw_body is not None]
     if raw_models:
         _document_raw_bodies(app, raw_models)

@@ -32,3 +32,11 @@ class NotFound(ApiProblem):
 
 class Conflict(ApiProblem):
     status_code = 409
+
+
+class Forbidden(ApiProblem):
+    status_code = 403
+
+
+class Unavailable(ApiProblem):
+    status_code = 503

@@ -8,13 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import Header, Path, Request, Response
+from fastapi import Depends, Header, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from feedback_loop.api import collector, schemas
-from feedback_loop.api.service import FeedbackService
+from feedback_loop.api.problems import Unavailable
+from feedback_loop.api.service import FeedbackService, ReviewDesk
 
 IdempotencyKey = Annotated[
     str | None,
@@ -26,6 +28,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
+BIGINT_MAX = 2**63 - 1  # ids are PostgreSQL bigints: a larger one is a 422, not a database error
 
 
 def service(request: Request) -> FeedbackService:
@@ -88,12 +91,35 @@ def get_health(request: Request, response: Response) -> dict[str, Any]:
     return health
 
 
+def review_desk(
+    _token: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
+) -> ReviewDesk:
+    """Who answers reviews and how answers reach Airflow: the app's Access overrides this with the
+    authenticated user's desk. The bearer scheme here puts the token requirement into the OpenAPI
+    document; the override verifies it."""
+    raise Unavailable("review_item_id", "this server cannot hand answers to Airflow's review tasks")
+
+
+def post_review_answer(
+    request: Request,
+    response: Response,
+    review_item_id: Annotated[int, Path(ge=1, le=BIGINT_MAX)],
+    body: schemas.ReviewAnswerBody,
+    desk: Annotated[ReviewDesk, Depends(review_desk)],
+) -> dict[str, Any]:
+    result = service(request).answer_review(desk, review_item_id, body.chosen_options, body.params_input)
+    if result["replayed"]:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+    return result
+
+
 @dataclass(frozen=True)
 class RouteSpec:
     method: str
     path: str
     endpoint: Callable[..., Any]
-    access: Literal["read", "write"] | None  # None: no token needed
+    access: Literal["read", "write"] | None  # None: no token needed (or checked by the handler's desk)
     status_code: int
     response_model: Any
     summary: str
@@ -152,6 +178,17 @@ ROUTES: tuple[RouteSpec, ...] = (
         list[schemas.ModelVersionOut],
         "Registered versions of a model and which one is champion",
         (404,),
+    ),
+    RouteSpec(
+        "POST",
+        "/reviews/{review_item_id}/answer",
+        post_review_answer,
+        None,
+        201,
+        schemas.ReviewAnswerOut,
+        "Answer a review task: recorded first (201; 200 when the same answer was recorded before), then "
+        "handed to the task waiting in Airflow. Needs the Airflow permission to answer the DAG's reviews.",
+        (401, 403, 404, 409, 422),
     ),
     RouteSpec(
         "GET",

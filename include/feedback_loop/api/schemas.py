@@ -77,6 +77,39 @@ class BatchBody(BaseModel):
     items: list[FeedbackBody] = Field(description="feedback events, stored all together or not at all")
 
 
+class ReviewAnswerBody(BaseModel):
+    """An answer to one review task, in the shape of Airflow's `PATCH .../hitlDetails` body."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"chosen_options": ["None of these"], "params_input": {"corrected_label": "7"}},
+                {"chosen_options": ["3"], "params_input": {"comment": "the loop is closed"}},
+            ]
+        },
+    )
+
+    chosen_options: list[str] = Field(
+        max_length=10, description="exactly one of the review's options (the labels, 'None of these', skip)"
+    )
+    params_input: dict[str, Any] = Field(
+        default_factory=dict,
+        max_length=10,
+        description="any of the review's fields: corrected_label (only with 'None of these'), comment",
+    )
+
+
+class ReviewAnswerOut(BaseModel):
+    review_item_id: int
+    status: Literal["answered", "expired"]
+    replayed: bool = Field(description="the same answer by the same person was recorded before")
+    feedback_id: int | None = Field(description="the feedback row the answer became (none for a skip)")
+    feedback_kind: str | None
+    label: str | None
+    airflow: str = Field(description="what became of the review task in Airflow")
+
+
 class FeedbackOut(BaseModel):
     id: int
     trace_id: uuid.UUID

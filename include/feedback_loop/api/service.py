@@ -15,17 +15,17 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 
 from feedback_loop.api import privacy, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
-from feedback_loop.api.problems import ApiProblem, Conflict, Invalid, NotFound
+from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
 from feedback_loop.api.schemas import FeedbackBody
 from feedback_loop.core import config, db, notify, queries, store
-from feedback_loop.core.errors import ConflictError, NotFoundError
+from feedback_loop.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,16 @@ class _Lookups:
 class Submitted:
     row: dict[str, Any]
     created: bool
+
+
+class ReviewDesk(Protocol):
+    """Answers review tasks for the authenticated user (adapters.airflow_reviews implements it)."""
+
+    def answer(
+        self, conn: psycopg.Connection, item_id: int, chosen_options: list[str], params_input: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record the answer (committed), hand it to the review task; the ReviewAnswerOut fields."""
+        ...
 
 
 class FeedbackService:
@@ -457,6 +467,24 @@ class FeedbackService:
                 raise NotFound("name", str(exc)) from None
             champion = registry.current_version(conn, model_name)
         return [{**v.__dict__, "is_champion": v.version == champion} for v in versions]
+
+    def answer_review(
+        self, desk: ReviewDesk, item_id: int, chosen_options: list[str], params_input: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One answer to a review task; nothing is stored when it is refused."""
+        field = "review_item_id"
+        try:
+            return self._on_connection(desk.answer, item_id, chosen_options, params_input)
+        except NotFoundError as exc:
+            raise NotFound(field, str(exc)) from None
+        except ForbiddenError as exc:
+            raise Forbidden(field, str(exc)) from None
+        except ConflictError as exc:
+            raise Conflict(field, str(exc)) from None
+        except InvalidInputError as exc:
+            found = list(getattr(exc, "problems", None) or [(field, str(exc))])
+            (first, reason), *rest = found
+            raise Invalid(first, reason, more=[{"field": f, "reason": r} for f, r in rest]) from None
 
     def health(self) -> dict[str, Any]:
         try:

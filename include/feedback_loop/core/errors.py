@@ -45,3 +45,9 @@ class DatabaseUnavailableError(FeedbackLoopError):
     """No PostgreSQL server could be found or started."""
 
     exit_code = 5
+
+
+class ForbiddenError(FeedbackLoopError):
+    """The authenticated user may not do this (e.g. answer a review assigned to someone else)."""
+
+    exit_code = 2

@@ -170,6 +170,74 @@ def build_review(
     )
 
 
+ANSWER_FIELDS = (CORRECTED_LABEL, COMMENT)
+LIMITS = {CORRECTED_LABEL: MAX_LABEL_LENGTH, COMMENT: MAX_COMMENT_LENGTH}
+
+
+def answer_problems(
+    options: Sequence[str], chosen_options: Sequence[str], params_input: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """Why an answer cannot be recorded as given, as (field, reason) pairs; empty when it can. Any subset of
+    the review's fields is an answer: one option, optionally a corrected label and a comment."""
+    found: list[tuple[str, str]] = []
+    if len(chosen_options) != 1:
+        found.append(("chosen_options", f"choose exactly one option, got {len(chosen_options)}"))
+    elif chosen_options[0] not in options:
+        found.append(
+            ("chosen_options", f"{chosen_options[0]!r} is not an option of this review: {list(options)}")
+        )
+    for key, value in params_input.items():
+        field = f"params_input.{key}"
+        if key not in ANSWER_FIELDS:
+            found.append((field, f"is not a field of this review (fields: {', '.join(ANSWER_FIELDS)})"))
+        elif value is not None and not isinstance(value, str):
+            found.append((field, f"must be text or null, got {type(value).__name__}"))
+        elif value is not None and len(value.strip()) > LIMITS[key]:
+            found.append((field, f"must be at most {LIMITS[key]} characters (got {len(value.strip())})"))
+        elif value is not None and "\x00" in value:
+            found.append((field, "must not contain NUL (\\u0000) characters"))
+    label = params_input.get(CORRECTED_LABEL)
+    if isinstance(label, str) and label.strip() and chosen_options and chosen_options[0] != NONE_OF_THESE:
+        found.append((f"params_input.{CORRECTED_LABEL}", f"is only for the option {NONE_OF_THESE!r}"))
+    return found
+
+
+def usable(answer: Answer) -> tuple[Answer, list[str]]:
+    """The answer as it can be recorded, and what had to change. Answers sent to Airflow's own
+    `PATCH .../hitlDetails` are accepted there without our checks (it checks only the options), and an
+    accepted answer must never be lost: unknown fields are dropped, text is made text, NUL characters are
+    removed, an over-long comment is cut, an over-long label is kept in the comment instead, and no option
+    counts as skip."""
+    notes: list[str] = []
+    params: dict[str, Any] = {}
+    for key, value in answer.params_input.items():
+        if key not in ANSWER_FIELDS:
+            notes.append(f"dropped the unknown field {key!r}")
+            continue
+        if value is not None and not isinstance(value, str):
+            value = str(value)
+        if value is not None and "\x00" in value:
+            value = value.replace("\x00", "")
+            notes.append(f"removed NUL characters from {key}")
+        params[key] = value
+    label = params.get(CORRECTED_LABEL)
+    if label is not None and len(label.strip()) > MAX_LABEL_LENGTH:
+        params[CORRECTED_LABEL] = None
+        params[COMMENT] = (
+            f"corrected label (too long to be one): {label.strip()}\n{params.get(COMMENT) or ''}"
+        )
+        notes.append(f"kept a {len(label.strip())}-character corrected label as a comment")
+    comment = params.get(COMMENT)
+    if comment is not None and len(comment.strip()) > MAX_COMMENT_LENGTH:
+        params[COMMENT] = comment.strip()[: MAX_COMMENT_LENGTH - 1] + "…"
+        notes.append(f"cut a {len(comment.strip())}-character comment to {MAX_COMMENT_LENGTH}")
+    chosen = list(answer.chosen_options)
+    if not chosen and answer.responded_by is not None:
+        chosen = [SKIP]
+        notes.append(f"no option was chosen: recorded as {SKIP!r}")
+    return Answer(chosen, params, answer.responded_at, answer.responded_by), notes
+
+
 def _text(params: Mapping[str, Any], key: str, limit: int) -> str | None:
     value = params.get(key)
     if value is None:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from feedback_loop.core import config, queries, store
 from feedback_loop.core.config import ModelConfig, ReviewConfig
@@ -51,7 +52,8 @@ class Quotas:
         )
 
 
-def _review_item(row: Mapping[str, Any]) -> review.ReviewItem:
+def review_item(row: Mapping[str, Any]) -> review.ReviewItem:
+    """A row of inference/review_item_detail as what review.build_review needs."""
     return review.ReviewItem(
         item_id=int(row["id"]),
         trace_id=row["trace_id"],
@@ -236,7 +238,7 @@ def open_reviews(
         }
     tasks = []
     for item_id, reviewers in zip(ids, allowed, strict=True):
-        content = review.build_review(_review_item(items[item_id]), threshold)
+        content = review.build_review(review_item(items[item_id]), threshold)
         tasks.append(
             {
                 "review_item_id": item_id,
@@ -289,17 +291,40 @@ def _follow_up(
     return result
 
 
+def answer_record(answer: review.Answer, via: str) -> dict[str, Any]:
+    """The answer as stored on its review item (review_items.answer)."""
+    return {
+        "chosen_options": list(answer.chosen_options),
+        "params_input": dict(answer.params_input),
+        "responded_by": dict(answer.responded_by) if answer.responded_by is not None else None,
+        "responded_at": answer.responded_at.isoformat(),
+        "via": via,
+    }
+
+
 def record_answer(
-    conn: psycopg.Connection, item_id: int, answer: review.Answer, model: ModelConfig | None = None
+    conn: psycopg.Connection,
+    item_id: int,
+    answer: review.Answer,
+    model: ModelConfig | None = None,
+    *,
+    via: str = "airflow",
 ) -> review.Outcome:
-    """Turn one answer into feedback, close its review item and update the trace's consensus (queueing a
-    second opinion when it is not settled), in one transaction.
+    """Turn one answer into feedback, close its review item (keeping the answer as given) and update the
+    trace's consensus (queueing a second opinion when it is not settled), in one transaction.
 
     A repeated call (task retry) finds the item closed and stores nothing new; the feedback row also
     carries an idempotency key per review item. An answer from someone who already answered the trace
     is not counted (the item is asked again): opinions must be independent.
-    `model`: the model's configuration (default: the configured model of the item).
+    `model`: the model's configuration (default: the configured model of the item). `via`: which door
+    the answer came through (airflow | api | simulation).
     """
+    answer, notes = review.usable(answer)
+    if notes:
+        log.warning(
+            "review item %s: the answer was recorded after these changes: %s", item_id, "; ".join(notes)
+        )
+    stored = Jsonb(answer_record(answer, via))
     with conn.transaction():
         rows = conn.execute(queries.sql("inference/review_item_detail"), {"ids": [item_id]}).fetchall()
         if not rows:
@@ -315,7 +340,7 @@ def record_answer(
             )
             conn.execute(
                 queries.sql("inference/close_item"),
-                {"id": item_id, "status": "answered", "answered_at": answer.responded_at},
+                {"id": item_id, "status": "answered", "answered_at": answer.responded_at, "answer": stored},
             )
             conn.execute(
                 queries.sql("inference/queue_follow_up"),
@@ -328,12 +353,17 @@ def record_answer(
             )
             log.info("%s", outcome.summary)
             return outcome
-        outcome = review.outcome_of_answer(_review_item(row), answer)
+        outcome = review.outcome_of_answer(review_item(row), answer)
         if outcome.feedback is not None:
             store.record_feedback(conn, outcome.feedback, idempotency_key=f"review-item:{item_id}")
         conn.execute(
             queries.sql("inference/close_item"),
-            {"id": item_id, "status": outcome.status, "answered_at": answer.responded_at},
+            {
+                "id": item_id,
+                "status": outcome.status,
+                "answered_at": answer.responded_at,
+                "answer": stored if outcome.status == "answered" else None,
+            },
         )
         if outcome.feedback is not None and outcome.feedback.kind in (
             "thumbs_up",
@@ -343,6 +373,44 @@ def record_answer(
             _follow_up(conn, row["model_name"], model, str(row["trace_id"]))
     log.info("%s", outcome.summary)
     return outcome
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A closed review item: how it was answered, and what it became."""
+
+    item_id: int
+    status: str  # answered | expired
+    answer: dict[str, Any] | None  # as answer_record() stored it (None: expired, or closed before 0010)
+    feedback_id: int | None
+    feedback_kind: str | None
+    label: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recorded_answer(conn: psycopg.Connection, item_id: int) -> Recorded | None:
+    """The answer a review item was closed with; None while it is still queued or open."""
+    row = conn.execute(queries.sql("inference/recorded_answer"), {"id": item_id}).fetchone()
+    if row is None:
+        raise InvalidInputError(f"review_item_id {item_id}: no such review item")
+    if row["status"] not in ("answered", "expired"):
+        return None
+    return Recorded(
+        item_id, row["status"], row["answer"], row["feedback_id"], row["feedback_kind"], row["label"]
+    )
+
+
+def item_of_task(
+    conn: psycopg.Connection, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> int | None:
+    """The review item a review task (HITL task instance) asks about; None for tasks that are not ours."""
+    row = conn.execute(
+        queries.sql("inference/item_of_task"),
+        {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index},
+    ).fetchone()
+    return int(row["id"]) if row else None
 
 
 def requeue_unfinished(conn: psycopg.Connection, dag_id: str, run_id: str) -> list[int]:
