@@ -120,3 +120,24 @@ def test_the_gate_compares_the_champion_on_its_stored_holdout_predictions(conn, 
     # The verdict's champion accuracy is v1's measured accuracy, not the refitted artifact's on seen rows.
     primary = next(c for c in runs(conn)[-1]["gate"]["checks"] if c["name"] == "holdout accuracy")
     assert primary["champion"] == pytest.approx(v1.metrics["accuracy"])
+
+
+def test_a_retrain_with_nothing_new_since_the_champion_registers_nothing_and_says_why(conn):
+    """Two alerts of one interval, or a manual run right after a scheduled one: the second run would train
+    on exactly the champion's data and register a twin."""
+    model = digits_model()
+    champion_v1(conn, model)
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 200)))
+    first = pipeline.run(conn, model, params(model, reason="alert"))
+    assert first.status == "promoted", first.decision
+    versions = len(registry.list_versions(conn, "digits"))
+
+    again = pipeline.run(conn, model, params(model, reason="the same alert again"))
+    assert again.status == "skipped"
+    assert "no new training data since the champion v2" in again.decision
+    assert len(registry.list_versions(conn, "digits")) == versions
+    assert runs(conn)[-1]["status"] == "skipped"
+
+    # One new label is new training data.
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 40, offset=300)))
+    assert pipeline.run(conn, model, params(model, reason="new feedback")).status in ("promoted", "rejected")

@@ -259,6 +259,24 @@ def summary_of(snapshot: dict[str, Any]) -> str:
     )
 
 
+def _unchanged_since(
+    conn: psycopg.Connection, model_name: str, champion_version: int | None, data: training_data.TrainingSet
+) -> str | None:
+    """Why this run would learn nothing the champion has not (None when it would): the same base rows and
+    the same feedback labels and weights as the champion's training set. Two alerts of one interval, or a
+    manual run right after a scheduled one, would otherwise register twin versions."""
+    if champion_version is None:
+        return None
+    champion = registry.get_version(conn, model_name, champion_version)
+    if not training_data.same_training_data(data.snapshot, champion.data_snapshot):
+        return None
+    rows = data.snapshot["feedback"]["rows"]
+    return (
+        f"skipped: no new training data since the champion v{champion_version} (the same base rows and the "
+        f"same {rows} feedback label(s)); nothing registered"
+    )
+
+
 def execute(conn: psycopg.Connection, model: ModelConfig, params: RunParams, run_id: int) -> RunOutcome:
     """The critical section; call it while holding model_lock(model.name)."""
     data = pull(conn, model, params)
@@ -289,6 +307,18 @@ def execute(conn: psycopg.Connection, model: ModelConfig, params: RunParams, run
             finished=True,
         )
         return RunOutcome(run_id, model.name, "skipped", decision, champion_version, snapshot=data.snapshot)
+    unchanged = _unchanged_since(conn, model.name, champion_version, data)
+    if unchanged is not None:
+        record(
+            conn,
+            run_id,
+            status="skipped",
+            decision=unchanged,
+            champion_version=champion_version,
+            finished=True,
+        )
+        log.info("%s: %s", model.name, unchanged)
+        return RunOutcome(run_id, model.name, "skipped", unchanged, champion_version, snapshot=data.snapshot)
     promoted_cases = eval_cases.promote_failures(conn, model.name, data.feedback.corrected)
     trained = train_candidate(model, data)
     result = evaluate_and_gate(conn, model, data, trained)

@@ -350,6 +350,17 @@ def load_base(conn: psycopg.Connection, model: ModelConfig) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+def same_training_data(snapshot: dict[str, Any], earlier: dict[str, Any]) -> bool:
+    """Do two training-set snapshots hold the same base rows and the same feedback labels and weights?
+    (Snapshots written before labels were hashed never compare equal.)"""
+    ours, theirs = snapshot.get("feedback") or {}, earlier.get("feedback") or {}
+    return (
+        bool(ours.get("labels_sha256"))
+        and ours.get("labels_sha256") == theirs.get("labels_sha256")
+        and (snapshot.get("base") or {}).get("rows_sha256") == (earlier.get("base") or {}).get("rows_sha256")
+    )
+
+
 @dataclass
 class TrainingSet:
     train: pd.DataFrame  # base train rows + capped feedback rows, model columns only
@@ -442,6 +453,14 @@ def build(
             },
             "mean_weight": round(float(kept[WEIGHT_COLUMN].mean()), 6) if len(kept) else None,
             "trace_ids_sha256": _ids_sha256(list(kept_ids)),
+            # What the model learns from the feedback: each trace's label and weight. Equal to the
+            # champion's (and the same base rows) means a retrain would learn nothing new.
+            "labels_sha256": _ids_sha256(
+                [
+                    f"{t}\t{lab}\t{w:.6f}"
+                    for t, lab, w in zip(kept[TRACE_COLUMN], kept[label], kept[WEIGHT_COLUMN], strict=True)
+                ]
+            ),
         },
     }
     snapshot["feedback_share"] = round(len(kept) / len(train), 6) if len(train) else 0.0
