@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from feedback_loop.adapters.airflow_dashboard import create_plugin_app
-
-URL_PREFIX = "/feedback-dashboard"
+from feedback_loop.adapters.airflow_dashboard import URL_PREFIX, create_plugin_app
 
 
 class FeedbackDashboardPlugin(AirflowPlugin):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import uuid
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -111,6 +112,56 @@ def test_openapi_document_is_served_under_the_plugin_prefix(api):
         "minimum": 1,
         "type": "integer",
     }
+
+
+def referenced_urls(html: str) -> list[str]:
+    """Every URL an HTML page makes the browser load: src, href, and the document Swagger UI fetches."""
+    return re.findall(r'(?:src|href)="([^"]*)"', html) + re.findall(r"url: '([^']*)'", html)
+
+
+def test_api_docs_load_their_assets_from_the_api_itself_without_a_token(api):
+    response = api.client.get(f"{PREFIX}/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    urls = referenced_urls(response.text)
+    # Only paths under the plugin's own prefix: nothing from a CDN.
+    assert sorted(urls) == [
+        f"{PREFIX}/docs-assets/favicon.png",
+        f"{PREFIX}/docs-assets/swagger-ui-bundle.js",
+        f"{PREFIX}/docs-assets/swagger-ui.css",
+        f"{PREFIX}/openapi.json",
+    ]
+    assert "https:" not in response.text and "//cdn" not in response.text
+    types = {}
+    for url in urls:
+        asset = api.client.get(url)
+        assert asset.status_code == 200, url
+        types[url.rsplit(".", 1)[-1]] = asset.headers["content-type"]
+    assert types["png"] == "image/png" and types["json"] == "application/json"
+    assert types["css"].startswith("text/css")
+    assert types["js"].startswith(("text/javascript", "application/javascript"))
+    # ReDoc is not served: its bundle always loads its vendor's logo from the vendor's CDN.
+    assert api.client.get(f"{PREFIX}/redoc").status_code == 404
+
+
+def test_swagger_ui_sends_the_document_to_no_online_validator(api):
+    assert '"validatorUrl": null' in api.client.get(f"{PREFIX}/docs").text
+
+
+def test_standalone_the_docs_assets_are_at_the_root():
+    from feedback_loop.adapters.airflow_auth import airflow_access
+    from feedback_loop.api.app import create_app
+
+    client = TestClient(create_app(airflow_access()))  # no lifespan: nothing connects
+    html = client.get("/docs").text
+    urls = referenced_urls(html)
+    assert sorted(urls) == [
+        "/docs-assets/favicon.png",
+        "/docs-assets/swagger-ui-bundle.js",
+        "/docs-assets/swagger-ui.css",
+        "/openapi.json",
+    ]
+    assert client.get("/docs-assets/swagger-ui-bundle.js").text.startswith("/*! For license information")
 
 
 def test_healthz_needs_no_token(api):

@@ -81,6 +81,74 @@ def test_errors_name_the_file_the_key_and_the_reason(text, expected):
         config.parse(text, "x.yaml")
 
 
+def with_display(display: str) -> str:
+    return f"models:\n  - {{name: a, label_column: y, training_data: {{path: f}}, input_display: {display}}}"
+
+
+IMAGE = "kind: image, width: 8, height: 8, columns: 'pixel_{i}', value_range: [0, 16]"
+
+
+def test_input_display_is_a_table_unless_set_and_an_image_or_text_when_set():
+    settings = config.parse(VALID, "x.yaml")
+    assert settings.model("churn").input_display == config.TableDisplay()
+    image = config.parse(with_display(f"{{{IMAGE}, invert: true}}"), "x.yaml").model("a").input_display
+    assert isinstance(image, config.ImageDisplay) and image.invert and image.scale == 16
+    assert image.column_names()[:2] == ["pixel_0", "pixel_1"] and len(image.column_names()) == 64
+    listed = config.parse(
+        with_display("{kind: image, width: 2, height: 1, columns: [b, a], value_range: [-1, 1]}"), "x.yaml"
+    )
+    assert listed.model("a").input_display.column_names() == ["b", "a"]
+    text = config.parse(with_display("{kind: text, column: message}"), "x.yaml").model("a").input_display
+    assert isinstance(text, config.TextDisplay) and (text.column, text.max_chars) == ("message", 2000)
+
+
+@pytest.mark.parametrize(
+    ("display", "expected"),
+    [
+        ("{kind: video}", r"models\[0\].input_display: Input tag 'video' .* 'table', 'image', 'text'"),
+        ("{width: 8}", r"models\[0\].input_display: Unable to extract tag using discriminator 'kind'"),
+        (
+            "{kind: image, columns: 'p{i}', value_range: [0, 1]}",
+            r"models\[0\].input_display.width: Field required",
+        ),
+        (f"{{{IMAGE}, colour: red}}", r"models\[0\].input_display.colour: Extra inputs"),
+        (
+            "{kind: image, width: 8, height: 8, columns: px, value_range: [0, 1]}",
+            r"input_display.columns: .*\{i\} exactly once",
+        ),
+        (
+            "{kind: image, width: 2, height: 2, columns: [a, b, c], value_range: [0, 1]}",
+            r"input_display: .*columns: 3 names given, .* = 4",
+        ),
+        (
+            "{kind: image, width: 1, height: 2, columns: [a, a], value_range: [0, 1]}",
+            r"input_display: .*columns: repeated names \['a'\]",
+        ),
+        (
+            "{kind: image, width: 8, height: 8, columns: 'p{i}', value_range: [16, 0]}",
+            r"input_display: .*value_range: low must be below high",
+        ),
+        (
+            "{kind: image, width: 8, height: 8, columns: 'p{i}', value_range: [0]}",
+            r"input_display.value_range",
+        ),
+        (f"{{{IMAGE}, scale: 0}}", r"input_display.scale: Input should be greater than or equal to 1"),
+        (
+            "{kind: image, width: 512, height: 8, columns: 'p{i}', value_range: [0, 1], scale: 8}",
+            r"input_display: .*scale: .*4096 pixels",
+        ),
+        ("{kind: text}", r"models\[0\].input_display.column: Field required"),
+        (
+            "{kind: text, column: m, max_chars: 0}",
+            r"input_display.max_chars: Input should be greater than or equal to 1",
+        ),
+    ],
+)
+def test_input_display_errors_name_the_key(display, expected):
+    with pytest.raises(ConfigError, match=expected):
+        config.parse(with_display(display), "x.yaml")
+
+
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="configuration file not found"):
         config.load(tmp_path / "missing.yaml")

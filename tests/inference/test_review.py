@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+import string
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from feedback_loop.core import config
 from feedback_loop.core.errors import InvalidInputError
-from feedback_loop.inference import review
+from feedback_loop.inference import review, review_image
 
 pytestmark = pytest.mark.unit
 
@@ -63,14 +65,43 @@ def test_body_shows_prediction_alternatives_input_table_and_slice():
     assert str(item().trace_id) in body
 
 
-def test_input_values_cannot_inject_markdown_html_or_templates():
-    hostile = item(input={"note": "[click](http://evil.example) <img src=x> {{ conn.password }} **bold**"})
+HOSTILE = {
+    "link": "[click](http://evil.example) <img src=x>",
+    "auto": "www.evil.example mail@evil.example",
+    "markup": "{{ conn.password }} **bold** ~~gone~~ &amp; # no heading",
+    "bidi": "\u202eesrever",
+}
+
+
+def unescaped_punctuation(markdown: str) -> list[str]:
+    """ASCII punctuation in `markdown` that no backslash escapes (escaped pairs removed first)."""
+    return [ch for ch in re.sub(r"\\[!-/:-@\[-`{-~]", "", markdown) if ch in string.punctuation]
+
+
+def as_text(markdown: str) -> str:
+    """The text remark-gfm looks for autolink literals in: escapes resolved."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
+# What remark-gfm turns into links in text (mdast-util-gfm-autolink-literal: findUrl, findEmail).
+AUTOLINK = re.compile(r"(https?://|www(?=\.))|[-.\w+]@[-\w]", re.IGNORECASE)
+
+
+def test_input_values_cannot_inject_markdown_html_links_or_templates():
+    hostile = item(input=HOSTILE)
     body = review.build_review(hostile).body
     table = review.input_table(hostile.input)
     assert table in body
-    unescaped = [m.group() for m in re.finditer(r"(?<!\\)[\[\]<>{}*]", table)]
-    assert unescaped == [], unescaped
-    assert "\\[click\\]\\(http\\://evil.example\\) \\<img src=x\\>" in body
+    cells = [cell for line in table.splitlines()[2:] for cell in line.strip("| ").split(" | ")]
+    values = dict(zip(cells[::2], cells[1::2], strict=True))
+    assert sorted(values) == sorted(HOSTILE)
+    for name, value in values.items():
+        assert unescaped_punctuation(value) == [], (name, value)
+        assert AUTOLINK.search(as_text(value)) is None, (name, value)
+    # A reviewer reads exactly what the application sent (the word joiners are invisible) ...
+    shown = {name: as_text(value).replace(review.LINK_BREAKER, "") for name, value in values.items()}
+    assert shown == {**HOSTILE, "bidi": "esrever"}  # ... but no bidirectional override
+    assert "\\<img src\\=x\\>" in values["link"] and "\\*\\*bold\\*\\*" in values["markup"]
 
 
 def test_wide_inputs_wrap_into_rows_of_four_pairs():
@@ -79,6 +110,105 @@ def test_wide_inputs_wrap_into_rows_of_four_pairs():
     lines = table.splitlines()
     assert len(lines) == 2 + 3  # header, rule, ceil(10 / 4) rows
     assert all(line.count("|") == lines[0].count("|") for line in lines[2:])
+
+
+def display(**fields) -> config.TableDisplay | config.ImageDisplay | config.TextDisplay:
+    """An input_display as the config file would give it (validated the same way)."""
+    return config.ModelConfig.model_validate(
+        {"name": "m", "label_column": "y", "training_data": {"path": "f.csv"}, "input_display": fields}
+    ).input_display
+
+
+IMAGE = {"kind": "image", "width": 2, "height": 2, "columns": "pixel_{i}", "value_range": [0, 16]}
+PIXELS = {"pixel_0": 0.0, "pixel_1": 16.0, "pixel_2": 8.0, "pixel_3": 4.0}
+
+
+def test_the_input_is_a_table_unless_the_model_says_otherwise():
+    default = review.build_review(item()).body
+    assert default == review.build_review(item(), display=display(kind="table")).body
+    assert "![" not in default and "\n> " not in default
+
+
+def test_an_image_model_links_its_picture_above_the_table_of_values():
+    pixels = item(input={**PIXELS, "writer": "x"})
+    body = review.build_review(pixels, display=display(**IMAGE)).body
+    url = f"feedback-dashboard/review-images/{pixels.trace_id}.png"
+    assert url == review_image.url(pixels.trace_id)
+    picture = f"![the input drawn as a picture of 2 x 2 pixels]({url})"
+    assert picture in body
+    # The values stay below the picture, for reviewers and screen readers.
+    table = review.input_table(pixels.input)
+    assert body.index("**Input**") < body.index(picture) < body.index(table)
+    assert "| pixel\\_0 | 0 | pixel\\_1 | 16 |" in body
+    # Relative: resolved against the Airflow UI's <base href>, so react-markdown keeps it (no scheme,
+    # no data: URI) and it reaches our plugin on the UI's origin.
+    assert not url.startswith(("/", "data:", "http")) and ":" not in url
+
+
+def test_an_image_model_whose_input_cannot_be_drawn_gets_its_table_and_the_reason():
+    missing = item(input={"pixel_0": 1.0, "pixel_1": 2.0})
+    body = review.build_review(missing, display=display(**IMAGE)).body
+    assert "![" not in body
+    assert "_No picture: the input lacks pixel column\\(s\\) pixel\\_2\\, pixel\\_3._" in body
+    assert review.input_table(missing.input) in body
+
+    hostile = item(input={**PIXELS, "pixel_2": "<img src=x onerror=alert(1)>", "pixel_3": True})
+    body = review.build_review(hostile, display=display(**IMAGE)).body
+    assert "![" not in body
+    assert "pixel column\\(s\\) pixel\\_2\\, pixel\\_3 are not finite numbers" in body
+    assert "\\<img src\\=x onerror\\=alert\\(1\\)\\>" in body
+
+
+TEXT = {"kind": "text", "column": "message", "max_chars": 2000}
+
+
+def quoted_lines(body: str) -> list[str]:
+    return [line for line in body.splitlines() if line.startswith(">")]
+
+
+def test_a_text_model_quotes_the_column_as_typed_and_tables_the_rest():
+    message = (
+        "Dear team,\n\n"
+        + " ".join(HOSTILE.values())
+        + "\n    indented code?\n# heading\n1. a list\n| a | b |\nends with \\"
+    )
+    text = item(input={"message": message, "channel": "mail"})
+    body = review.build_review(text, display=display(**TEXT)).body
+    lines = quoted_lines(body)
+    assert lines[0] == "> Dear team\\,"  # a paragraph of its own
+    assert lines[1] == ">"
+    assert len(lines) == 2 + 6  # every line of the text kept, each on its own line
+    assert all(line.endswith("\\") for line in lines[2:-1])  # hard line breaks inside the paragraph
+    assert lines[-1] == "> ends with \\\\"  # an escaped backslash, no hard break after the last line
+    assert AUTOLINK.search(as_text(body)) is None
+    for n, line in enumerate(lines):
+        # Every character of the text is literal: a line's only unescaped punctuation is the quote marker
+        # and the hard-break backslash at the end of a paragraph's inner lines.
+        inner = n < len(lines) - 1 and lines[n + 1] != ">"
+        assert unescaped_punctuation(line.removesuffix("\\") if inner else line) == [">"], line
+    assert "> indented code?" not in body and "> indented code\\?\\" in body  # no code block
+    assert "\u202e" not in body
+    assert "*message*:" in body
+    other = body[body.index("*Other values*") :]
+    assert "| channel | mail |" in other and "message |" not in other
+
+
+def test_a_long_text_is_cut_and_says_how_much_is_left_out():
+    text = item(input={"message": "word " * 1000})
+    body = review.build_review(text, display=display(**{**TEXT, "max_chars": 100})).body
+    (line,) = quoted_lines(body)
+    assert len(line) <= 2 + 100
+    assert "_(4,900 more characters not shown)_" in body
+    assert "*Other values*" not in body  # the text was the whole input
+
+
+def test_a_text_model_without_its_column_or_text_shows_why():
+    missing = item(input={"channel": "mail"})
+    body = review.build_review(missing, display=display(**TEXT)).body
+    assert "_No text: the input has no column message._" in body
+    assert "| channel | mail |" in body
+    blank = item(input={"message": " \n\t\n "})
+    assert "_(empty text)_" in review.build_review(blank, display=display(**TEXT)).body
 
 
 def test_class_labels_that_clash_with_review_options_are_refused():

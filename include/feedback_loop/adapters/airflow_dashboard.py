@@ -1,6 +1,6 @@
 """Airflow adapter: the dashboard app behind Airflow's own access check.
 
-Every route needs a user allowed to see the Airflow UI (`requires_access_view(AccessView.WEBSITE)`,
+Every route (the page, its JSON, the pictures review tasks show) needs a user allowed to see the Airflow UI (`requires_access_view(AccessView.WEBSITE)`,
 the viewer role with the simple auth manager). The user comes from `Authorization: Bearer <JWT>` or,
 inside the Airflow UI, from the `_token` cookie the UI keeps: the same resolution `GetUserDep` does for
 /api/v2. The check finds the auth manager through `get_auth_manager()` (process-wide), so it works inside
@@ -13,6 +13,10 @@ from fastapi import Depends, FastAPI
 
 from feedback_loop import dashboard
 from feedback_loop.adapters import airflow_connection
+from feedback_loop.inference import review_image
+
+# Review bodies link pictures under this prefix (inference.review_image), so the plugin mounts the app here.
+URL_PREFIX = review_image.DASHBOARD_PREFIX
 
 
 def create_plugin_app() -> FastAPI:

@@ -11,13 +11,17 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import fastapi_offline
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_loop import __version__
@@ -38,6 +42,12 @@ Authenticate with an Airflow token (`POST /auth/token` on the Airflow API server
 events (in Airflow's simple auth manager: role viewer reads, role op or admin writes).
 Retries are safe with an `Idempotency-Key` header or a `client_event_id` in the body.
 """
+
+
+# Swagger UI as files in the fastapi-offline package: FastAPI's own /docs loads it from a CDN, which leaves
+# a blank page wherever the API server has no internet.
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DOCS_ASSETS_PATH = "/docs-assets"
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,10 @@ def create_app(
         description=DESCRIPTION,
         version=__version__,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    _serve_docs_offline(app)
     app.state.feedback_service = feedback_service
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ApiProblem, _api_problem)
@@ -237,6 +250,30 @@ def create_app(
     if raw_models:
         _document_raw_bodies(app, raw_models)
     return app
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """/docs (Swagger UI) with its script, style and icon served by this app.
+
+    URLs carry the request's root path: inside Airflow the app is mounted at /feedback-api, standalone at
+    /. The assets are static files anyone may fetch, like the page and openapi.json themselves (the routes
+    they document keep their own access checks). Swagger UI's online validator is switched off: it would
+    send the document to a third party. FastAPI's /redoc is not served: the ReDoc bundle always loads its
+    vendor's logo from the vendor's CDN."""
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        assets = root + DOCS_ASSETS_PATH
+        return get_swagger_ui_html(
+            openapi_url=root + str(app.openapi_url),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
 
 def _request_body(model: Any) -> dict[str, Any] | None:

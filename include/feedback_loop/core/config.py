@@ -86,6 +86,79 @@ class ReviewConfig(Strict):
     min_reviewer_accuracy: Annotated[float, Field(gt=0, lt=1)] = 0.7
 
 
+class TableDisplay(Strict):
+    """The input as a table of feature/value pairs: what every model shows unless it says otherwise."""
+
+    kind: Literal["table"] = "table"
+
+
+PIXEL_INDEX = "{i}"
+MAX_IMAGE_SIDE = 2048
+
+
+class ImageDisplay(Strict):
+    """A pixel vector shown as a grey-scale picture above the table of its values."""
+
+    kind: Literal["image"]
+    width: Annotated[int, Field(ge=1, le=512)]
+    height: Annotated[int, Field(ge=1, le=512)]
+    # The pixel columns in row-major order (left to right, then top to bottom): a list of width x height
+    # names, or one name with {i} standing for 0 .. width x height - 1 (digits: "pixel_{i}").
+    columns: list[str] | str
+    # [low, high]: values are scaled linearly from this range to black..white; values outside are clipped.
+    value_range: tuple[float, float]
+    # True: high values are drawn dark (ink on paper, as the digits data is).
+    invert: bool = False
+    # Screen pixels per input pixel (nearest neighbour): an 8x8 input is unreadable at its own size.
+    scale: Annotated[int, Field(ge=1, le=64)] = 16
+
+    @field_validator("columns")
+    @classmethod
+    def pattern_has_one_index(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, str) and value.count(PIXEL_INDEX) != 1:
+            raise ValueError(f"a column pattern must contain {PIXEL_INDEX} exactly once, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def consistent_shape(self) -> ImageDisplay:
+        low, high = self.value_range
+        if not low < high:
+            raise ValueError(f"value_range: low must be below high, got [{low}, {high}]")
+        pixels = self.width * self.height
+        if isinstance(self.columns, list):
+            if len(self.columns) != pixels:
+                raise ValueError(
+                    f"columns: {len(self.columns)} names given, width x height = {pixels} pixels need one each"
+                )
+            repeated = sorted({c for c in self.columns if self.columns.count(c) > 1})
+            if repeated:
+                raise ValueError(f"columns: repeated names {repeated[:5]}")
+        side = max(self.width, self.height) * self.scale
+        if side > MAX_IMAGE_SIDE:
+            raise ValueError(
+                f"scale: the picture would be {side} pixels wide or high (at most {MAX_IMAGE_SIDE})"
+            )
+        return self
+
+    def column_names(self) -> list[str]:
+        """The pixel columns in row-major order."""
+        if isinstance(self.columns, list):
+            return list(self.columns)
+        return [self.columns.replace(PIXEL_INDEX, str(i)) for i in range(self.width * self.height)]
+
+
+class TextDisplay(Strict):
+    """One long text column shown as a quoted block above the table of the other input values."""
+
+    kind: Literal["text"]
+    column: Annotated[str, Field(min_length=1)]
+    # Longer texts are cut here (the review says how much was left out).
+    max_chars: Annotated[int, Field(ge=1, le=20_000)] = 2_000
+
+
+InputDisplay = Annotated[TableDisplay | ImageDisplay | TextDisplay, Field(discriminator="kind")]
+
+
 class Schedules(Strict):
     """Cron expressions or presets in UTC; None = not scheduled (manual runs still serve the model)."""
 
@@ -122,6 +195,7 @@ class ModelConfig(Strict):
     gate: GateConfig = GateConfig()
     review: ReviewConfig = ReviewConfig()
     schedules: Schedules = Schedules()
+    input_display: InputDisplay = TableDisplay()
 
     @field_validator("name")
     @classmethod
@@ -229,9 +303,16 @@ def default_path() -> Path:
     return Path(configured) if configured else shipped_path()
 
 
+# Pydantic puts the chosen member's tag into an error's location (input_display.image.width); the file has
+# no such key, so it is left out.
+_UNION_TAGS = {"input_display": {"table", "image", "text"}}
+
+
 def _location(loc: tuple) -> str:
     parts = []
-    for item in loc:
+    for i, item in enumerate(loc):
+        if i and item in _UNION_TAGS.get(str(loc[i - 1]), ()):
+            continue
         if isinstance(item, int):
             parts.append(f"[{item}]")
         else:

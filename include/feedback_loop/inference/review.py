@@ -9,13 +9,16 @@ Airflow's human-in-the-loop operator.
 from __future__ import annotations
 
 import math
+import string
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feedback_loop.core.config import ImageDisplay, InputDisplay, TableDisplay, TextDisplay
 from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.inference import review_image
 
 if TYPE_CHECKING:
     # The store imports psycopg; DAG files import this module at parse time, so only type-check it.
@@ -95,7 +98,22 @@ def label_options(item: ReviewItem, max_labels: int = MAX_LABEL_OPTIONS) -> list
     return labels[:max_labels]
 
 
-MARKDOWN_SPECIAL = frozenset("\\`*_{}[]<>()#+-!|~:&")
+# CommonMark lets a backslash escape any ASCII punctuation, and an escaped character is always literal, so
+# all of it is escaped (not only what starts markup today): tables, strikethrough and HTML stay text.
+MARKDOWN_SPECIAL = frozenset(string.punctuation)
+# GFM's autolink literals (`www.x`, `http://x`, `a@b.c`) are found by remark-gfm in the text *after*
+# escapes are resolved, so escaping cannot stop them (seen in Airflow's UI). An invisible word joiner
+# before every `.`, `:` and `@` does: each pattern needs those characters right after a letter or digit.
+LINK_BREAKER = "\u2060"
+AUTOLINK_PUNCTUATION = frozenset(".:@")
+
+
+def _inert(text: str) -> str:
+    """Text as literal markdown: every ASCII punctuation character escaped, no autolink possible."""
+    return "".join(
+        (LINK_BREAKER if ch in AUTOLINK_PUNCTUATION else "") + (f"\\{ch}" if ch in MARKDOWN_SPECIAL else ch)
+        for ch in text
+    )
 
 
 def _cell(value: Any) -> str:
@@ -109,8 +127,38 @@ def _cell(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, int):
         return str(value)
-    text = " ".join(str(value).split())[:80]
-    return "".join(f"\\{ch}" if ch in MARKDOWN_SPECIAL else ch for ch in text)
+    return _inert(_visible(str(value))[:80])
+
+
+def _visible(text: str) -> str:
+    """One line of what a person can see: control and invisible characters (bidirectional overrides,
+    zero-width spaces) become spaces, runs of white space one space, none at either end."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def quoted_text(value: Any, max_chars: int) -> str:
+    """A long text as a markdown block quote that shows it as typed: its line breaks kept, markup inert.
+
+    Each line is `_visible`: nothing can indent a line into a code block or hide text from the
+    reviewer."""
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    left_out = max(0, len(text) - max_chars)
+    paragraphs: list[list[str]] = [[]]
+    for raw in text[:max_chars].split("\n"):
+        line = _visible(raw)
+        if line:
+            paragraphs[-1].append(_inert(line))
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    paragraphs = [p for p in paragraphs if p]
+    if not paragraphs:
+        return "_(empty text)_"
+    # A backslash at the end of a line is a hard line break; a line ending in an escaped character
+    # ("\\.") still ends in that break, because the escape is read first.
+    quoted = "\n>\n".join("> " + "\\\n> ".join(lines) for lines in paragraphs)
+    if left_out:
+        quoted += f"\n\n_({left_out:,} more characters not shown)_"
+    return quoted
 
 
 def input_table(values: Mapping[str, Any], pairs_per_row: int = TABLE_PAIRS_PER_ROW) -> str:
@@ -130,11 +178,47 @@ def input_table(values: Mapping[str, Any], pairs_per_row: int = TABLE_PAIRS_PER_
     return "\n".join(lines)
 
 
+def input_section(item: ReviewItem, display: InputDisplay | None = None) -> list[str]:
+    """The input as the model's `input_display` says: a table; a picture of a pixel vector above the
+    table of its values (reviewers and screen readers still need the numbers); or a text column as a
+    quoted block above the table of the other values. An input the picture or the text cannot be drawn
+    from still gets its table, with a line saying why."""
+    display = display or TableDisplay()
+    if isinstance(display, ImageDisplay):
+        try:
+            review_image.pixel_values(item.input, display)
+        except InvalidInputError as exc:
+            return [f"_No picture: {_inert(str(exc))}._", "", input_table(item.input)]
+        alt = f"the input drawn as a picture of {display.width} x {display.height} pixels"
+        return [f"![{alt}]({review_image.url(item.trace_id)})", "", input_table(item.input)]
+    if isinstance(display, TextDisplay):
+        if display.column not in item.input:
+            return [
+                f"_No text: the input has no column {_cell(display.column)}._",
+                "",
+                input_table(item.input),
+            ]
+        others = {k: v for k, v in item.input.items() if k != display.column}
+        lines = [
+            f"*{_cell(display.column)}*:",
+            "",
+            quoted_text(item.input[display.column], display.max_chars),
+        ]
+        if others:
+            lines += ["", "*Other values*", "", input_table(others)]
+        return lines
+    return [input_table(item.input)]
+
+
 def build_review(
-    item: ReviewItem, threshold: float | None = None, max_labels: int = MAX_LABEL_OPTIONS
+    item: ReviewItem,
+    threshold: float | None = None,
+    max_labels: int = MAX_LABEL_OPTIONS,
+    display: InputDisplay | None = None,
 ) -> ReviewContent:
     """Subject, markdown body, options (labels by probability, then "None of these" and skip) and
-    defaults (skip) of the review task for one prediction."""
+    defaults (skip) of the review task for one prediction; `display` is the model's `input_display`
+    (default: the input as a table)."""
     options = label_options(item, max_labels)
     ranked = ranked_labels(item.probabilities)
     subject = (
@@ -152,7 +236,7 @@ def build_review(
     ]
     for rank, (label, probability) in enumerate(ranked[: max(max_labels, 1)], start=1):
         lines.append(f"| {rank} | {_cell(label)} | {probability:.1%} |")
-    lines += ["", "**Input**", "", input_table(item.input)]
+    lines += ["", "**Input**", "", *input_section(item, display)]
     if item.slice:
         lines += ["", "**Slice:** " + ", ".join(f"{_cell(k)}={_cell(v)}" for k, v in item.slice.items())]
     lines += [

@@ -238,7 +238,7 @@ def open_reviews(
         }
     tasks = []
     for item_id, reviewers in zip(ids, allowed, strict=True):
-        content = review.build_review(review_item(items[item_id]), threshold)
+        content = review.build_review(review_item(items[item_id]), threshold, display=model.input_display)
         tasks.append(
             {
                 "review_item_id": item_id,
