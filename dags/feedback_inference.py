@@ -9,9 +9,11 @@ A run triggered by hand serves the model in the form. Scheduled runs fire at eve
 `schedules.inference` (UTC) and serve each model whose own schedule fires at that time; a model that cannot
 be scored (no champion, a tampered artifact) fails the run with its reason after the others are scored.
 
-1. `score_requests` takes up to *Batch size* pending rows of `inference_requests` (apps insert them, or
-   `feedback-loop predict --model NAME --input FILE.csv`), verifies the champion artifact's checksum, scores
-   and logs the predictions, and queues those below the confidence threshold in `review_items`.
+1. `score_requests` takes up to *Batch size* pending rows of `inference_requests` (apps enqueue them under
+   their own request ids with the feedback API's `POST /requests`, or `feedback-loop predict --model NAME
+   --input FILE.csv`), verifies the champion artifact's checksum, scores and logs the predictions (each
+   request gets its trace id, which apps read back by request id), and queues those below the confidence
+   threshold in `review_items`.
    Queued items older than `review_queue_max_age_hours` expire.
 2. `route_reviews` branches: `open_reviews` when review items are waiting and the budget is above zero,
    else `no_review`.

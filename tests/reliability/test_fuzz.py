@@ -1,6 +1,7 @@
 """Fuzzing the feedback API from its own OpenAPI document (schemathesis, positive and negative cases)
 against a real server process with a valid Airflow token: no 5xx, every rejection a 4xx whose body
-names the problem, and exactly as many stored rows as the 2xx answers say were created.
+names the problem, and exactly as many stored rows (feedback, inference requests) as the 2xx answers say
+were created.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _problem_named(status: int, body: Any) -> bool:
 
 
 def _created(method: str, path: str, status: int, body: Any) -> int:
-    if method != "POST" or not 200 <= status < 300:
+    """Feedback rows a 2xx answer says it stored (inference requests are counted apart)."""
+    if method != "POST" or not 200 <= status < 300 or not path.startswith("/feedback"):
         return 0
     if path == "/feedback/batch":
         return int(body["created"])
@@ -60,6 +62,7 @@ class Fuzzer:
         self.sent = 0
         self.unsendable = 0  # cases the HTTP client itself refuses to send (e.g. a header with a newline)
         self.created = 0
+        self.requests_created = 0  # inference requests POST /requests answered as stored
         self.bad: list[str] = []
 
     def _reachable(self, item: dict) -> None:
@@ -82,8 +85,26 @@ class Fuzzer:
                 key = "".join(ch for ch in item["client_event_id"] if ch.isprintable()).strip()
                 item["client_event_id"] = key or None
 
+    def _enqueueable(self, body: dict) -> None:
+        """The configured model (it has no champion in this database, so any scalar input is accepted),
+        and request ids made valid half the time, so that enqueues reach the database."""
+        if self.rng.random() < 0.6:
+            body["model_name"] = "digits"
+        items = body.get("items")
+        if self.rng.random() < 0.5 and isinstance(items, list):
+            for i, item in enumerate(items):
+                if isinstance(item, dict) and isinstance(item.get("request_id"), str):
+                    key = "".join(ch for ch in item["request_id"] if ch.isprintable()).strip()[:200]
+                    item["request_id"] = key or f"fuzz-{i}"
+
     def _real_traces(self, case) -> None:
         body = case.body
+        if case.path == "/requests" and isinstance(body, dict):
+            self._enqueueable(body)
+            return
+        if case.path.startswith("/requests/") and self.rng.random() < 0.5:
+            case.path_parameters = {**(case.path_parameters or {}), "model_name": "digits"}
+            return
         if case.path == "/feedback" and isinstance(body, dict):
             self._reachable(body)
         elif (
@@ -121,6 +142,8 @@ class Fuzzer:
             self.bad.append(f"{label}: unexpected {status}")
         else:
             self.created += _created(case.method.upper(), case.path, status, body)
+            if case.method.upper() == "POST" and case.path == "/requests" and 200 <= status < 300:
+                self.requests_created += int(body["created"])
 
     def run(self, schema, total: int) -> None:
         operations = [result.ok() for result in schema.get_all_operations()]
@@ -169,6 +192,7 @@ def test_fuzz_the_openapi_document_with_a_valid_token(server, conn, figures):
 
     conn.rollback()
     stored = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"]
+    requests_stored = conn.execute("SELECT count(*) AS n FROM inference_requests").fetchone()["n"]
     figures.update(
         requests=fuzzer.sent,
         unsendable_by_client=fuzzer.unsendable,
@@ -177,6 +201,8 @@ def test_fuzz_the_openapi_document_with_a_valid_token(server, conn, figures):
         status_5xx=sum(n for s, n in fuzzer.statuses.items() if s >= 500),
         created_by_2xx=fuzzer.created,
         rows_stored=stored,
+        requests_created_by_2xx=fuzzer.requests_created,
+        requests_stored=requests_stored,
     )
     figures.update({f"http_{s}": n for s, n in sorted(fuzzer.statuses.items())})
     assert fuzzer.sent >= size(200, 1000), figures
@@ -184,6 +210,9 @@ def test_fuzz_the_openapi_document_with_a_valid_token(server, conn, figures):
     assert figures["status_5xx"] == 0
     assert figures["status_2xx"] > 0 and figures["status_4xx"] > 0, "both sides must be exercised"
     assert stored == fuzzer.created, f"{stored} rows stored but 2xx answers created {fuzzer.created}"
+    assert requests_stored == fuzzer.requests_created, (
+        f"{requests_stored} inference requests stored but 2xx answers created {fuzzer.requests_created}"
+    )
 
 
 # ---- regressions the fuzzer found (both were 5xx or unnamed 4xx before the fix in api/app.py) ----------

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import uuid
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -34,6 +35,8 @@ def concrete(path: str) -> str:
         .replace("{trace_id}", str(uuid.uuid4()))
         .replace("{name}", "toy")
         .replace("{review_item_id}", "1")
+        .replace("{model_name}", "toy")
+        .replace("{request_id}", "r-1")
     )
 
 
@@ -145,10 +148,27 @@ def test_sql_injection_strings_are_stored_inertly_and_read_back_exactly(server, 
     for hostile in INJECTIONS:  # in path parameters they are just unknown names or malformed ids
         assert client.get(f"/models/{hostile}/versions").status_code in (404, 422)
         assert client.get(f"/predictions/{hostile}").status_code in (404, 422)
+        assert client.get(f"/requests/{hostile}/r-1").status_code in (404, 422)
+    # As an app's request ids they are stored and read back exactly, as ids and as path parameters.
+    enqueued = client.post(
+        "/requests",
+        json={"model_name": "digits", "items": [{"request_id": t, "input": {"f0": t}} for t in INJECTIONS]},
+    )
+    assert enqueued.status_code == 201, enqueued.text
+    read = client.get("/requests/digits", params={"request_id": INJECTIONS}).json()
+    assert [(r["request_id"], r["status"]) for r in read["items"]] == [(t, "pending") for t in INJECTIONS]
+    for hostile in INJECTIONS:
+        assert "/" not in hostile  # ids with '/' are read with ?request_id= (the path form has no route)
+        assert client.get(f"/requests/digits/{quote(hostile, safe='')}").json()["request_id"] == hostile
     conn.rollback()
     assert tables(conn) == before
-    counts = {t: count(conn, t) for t in ("feedback", "model_versions", "predictions")}
-    assert counts == {"feedback": 2 * len(INJECTIONS), "model_versions": 1, "predictions": len(INJECTIONS)}
+    counts = {t: count(conn, t) for t in ("feedback", "model_versions", "predictions", "inference_requests")}
+    assert counts == {
+        "feedback": 2 * len(INJECTIONS),
+        "model_versions": 1,
+        "predictions": len(INJECTIONS),
+        "inference_requests": len(INJECTIONS),
+    }
     figures.update(
         injection_strings=len(INJECTIONS), rows_stored=counts["feedback"], tables_intact=len(before)
     )

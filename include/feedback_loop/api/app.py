@@ -41,6 +41,11 @@ Authenticate with an Airflow token (`POST /auth/token` on the Airflow API server
 `Authorization: Bearer <token>`. Reads need permission to read assets, writes permission to create asset
 events (in Airflow's simple auth manager: role viewer reads, role op or admin writes).
 Retries are safe with an `Idempotency-Key` header or a `client_event_id` in the body.
+
+Apps may also enqueue inference requests under their own request ids (`POST /requests`) and read back
+each one's status, trace_id, prediction and confidence (`GET /requests/{model_name}/{request_id}`, or many
+at once with `GET /requests/{model_name}?request_id=a&request_id=b`), then post feedback on the trace_id.
+Re-sending a request id with the same input is safe; another input under a known id is 409.
 """
 
 
@@ -165,11 +170,19 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
 
 
 async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Response:
-    """FastAPI answers a body it cannot decode (not UTF-8, ...) with a bare 400 text; name the field.
-    Every other HTTPException (Airflow's 401/403 among them) keeps FastAPI's own answer."""
+    """FastAPI answers a body it cannot decode (not UTF-8, ...) with a bare 400 text, and a path no route
+    matches with a bare 404/405 text (e.g. a request id holding '/' in GET /requests/{model}/{id}); name
+    the field. Every other HTTPException (Airflow's 401/403 among them) keeps FastAPI's own answer."""
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         reason = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
         return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
+    if (exc.status_code, exc.detail) in ((404, "Not Found"), (405, "Method Not Allowed")):
+        reason = f"no route for {request.method} on this path; the routes are listed in openapi.json"
+        return JSONResponse(
+            {"detail": [{"field": "path", "reason": reason}]},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
     return await http_exception_handler(request, exc)
 
 
@@ -221,8 +234,12 @@ def create_app(
     error_doc = {
         401: {"description": "no token or an expired token"},
         403: {"description": "the token's user may not do this (or the token is invalid)"},
-        404: {"model": ProblemOut, "description": "unknown trace_id, feedback id or model"},
-        409: {"model": ProblemOut, "description": "idempotency key reused with a different body"},
+        404: {"model": ProblemOut, "description": "unknown trace_id, feedback id, model or request_id"},
+        409: {
+            "model": ProblemOut,
+            "description": "idempotency key reused with a different body, or a request_id enqueued before "
+            "with another input",
+        },
         413: {"model": ProblemOut, "description": "request body over the configured limit"},
         422: {
             "model": ProblemOut,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Header, Path, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -82,6 +82,38 @@ def get_model_versions(
     request: Request, name: Annotated[str, Path(min_length=1, max_length=100)]
 ) -> list[dict[str, Any]]:
     return service(request).versions(name)
+
+
+ModelName = Annotated[str, Path(min_length=1, max_length=100, description="a model of the configuration")]
+
+
+def post_requests(request: Request, response: Response, body: schemas.RequestsBody) -> dict[str, Any]:
+    outcome = service(request).enqueue_requests(body)
+    if outcome["created"] == 0:
+        response.status_code = 200
+        response.headers[REPLAYED_HEADER] = "true"
+    return outcome
+
+
+def get_request_statuses(
+    request: Request,
+    model_name: ModelName,
+    request_id: Annotated[
+        list[str] | None,
+        Query(description="a request id; repeat for more: ?request_id=a&request_id=b"),
+    ] = None,
+) -> dict[str, Any]:
+    return service(request).request_statuses(model_name, request_id or [])
+
+
+def get_request_status(
+    request: Request,
+    model_name: ModelName,
+    request_id: Annotated[
+        str, Path(description="the app's request id (an id with '/' is read with ?request_id=)")
+    ],
+) -> dict[str, Any]:
+    return service(request).request_status(model_name, request_id)
 
 
 def get_health(request: Request, response: Response) -> dict[str, Any]:
@@ -167,6 +199,39 @@ ROUTES: tuple[RouteSpec, ...] = (
         200,
         schemas.PredictionOut,
         "A logged prediction with the feedback received for it",
+        (404, 422),
+    ),
+    RouteSpec(
+        "POST",
+        "/requests",
+        post_requests,
+        "write",
+        201,
+        schemas.RequestsOut,
+        "Enqueue inference requests named by the app's own request ids, all or none (201 stored; 200 when "
+        "every id was enqueued before with the same input)",
+        (404, 409, 413, 422),
+    ),
+    RouteSpec(
+        "GET",
+        "/requests/{model_name}",
+        get_request_statuses,
+        "read",
+        200,
+        schemas.RequestStatusesOut,
+        "What became of requests (?request_id=a&request_id=b): status, trace_id, prediction, confidence; "
+        "ids never enqueued are listed as unknown (404 when none is known)",
+        (404, 422),
+    ),
+    RouteSpec(
+        "GET",
+        "/requests/{model_name}/{request_id}",
+        get_request_status,
+        "read",
+        200,
+        schemas.RequestStatusOut,
+        "What became of one request: status (failed: with the reason), trace_id, prediction, confidence, "
+        "model_version",
         (404, 422),
     ),
     RouteSpec(

@@ -7,11 +7,14 @@ configuration (comment length, batch size, low ratings needing a comment) and on
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
+
+from feedback_loop.core import inference_requests
 
 Kind = Literal["thumbs_up", "thumbs_down", "rating", "correction", "comment", "implicit"]
 Signal = Literal["accepted", "abandoned", "retried", "escalated"]
@@ -30,10 +33,66 @@ def _key_is_printable(value: str) -> str:
     return value
 
 
+def _valid_request_id(value: str) -> str:
+    why = inference_requests.request_id_problem(value)
+    if why:
+        raise ValueError(why)
+    return value
+
+
+def _text_problem(text: str) -> str | None:
+    """jsonb refuses NUL and unpaired surrogates (JSON may escape both); refuse them here, not with a 500."""
+    if "\x00" in text:
+        return "must not contain NUL (\\u0000) characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (an unpaired surrogate such as \\ud800 is not)"
+    return None
+
+
+def _scalar_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Feature and slice values become one DataFrame cell each: numbers, strings, booleans or null.
+    What jsonb cannot hold (NaN, infinity, NUL, unpaired surrogates) is refused here, naming the key."""
+    for key, value in values.items():
+        if problem := _text_problem(key):
+            raise ValueError(f"key {key!r} {problem}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{key}: must be a finite number")
+        if isinstance(value, str) and (problem := _text_problem(value)):
+            raise ValueError(f"{key}: {problem}")
+        if value is not None and not isinstance(value, bool | int | float | str):
+            kind = {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+            raise ValueError(f"{key}: must be a number, string, boolean or null (got {kind})")
+    return values
+
+
 Rating = Annotated[
     StrictInt, AfterValidator(_rating_in_range), Field(json_schema_extra={"minimum": 1, "maximum": 5})
 ]
 EventId = Annotated[str, Field(min_length=1, max_length=KEY_MAX_LENGTH), AfterValidator(_key_is_printable)]
+RequestId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=inference_requests.REQUEST_ID_MAX_LENGTH,
+        description="the app's own id for the request, unique per model: printable, no control characters, "
+        "no leading or trailing spaces",
+    ),
+    AfterValidator(_valid_request_id),
+]
+ScalarValues = Annotated[
+    dict[str, Any],
+    AfterValidator(_scalar_values),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": {
+                "anyOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}, {"type": "null"}]
+            },
+        }
+    ),
+]
 
 
 class FeedbackBody(BaseModel):
@@ -167,6 +226,84 @@ class ModelVersionOut(BaseModel):
     sha256: str
     created_by: str
     created_at: datetime
+
+
+class RequestItem(BaseModel):
+    """One inference request for the feedback_inference DAG to score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: RequestId
+    input: ScalarValues = Field(
+        description="feature name -> value; must hold the model's feature columns (configured, else the "
+        "champion's); other keys are kept and ignored by the model"
+    )
+    slice: ScalarValues = Field(
+        default_factory=dict, description="slice attributes (e.g. region) for per-slice metrics"
+    )
+
+
+class RequestsBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_name": "digits",
+                    "items": [{"request_id": "order-1041", "input": {"f0": 0.5, "f1": 1.5}, "slice": {}}],
+                }
+            ]
+        },
+    )
+
+    model_name: str = Field(min_length=1, max_length=100, description="a model of the configuration")
+    items: list[RequestItem] = Field(
+        description="requests to enqueue, stored all together or not at all (at most api.max_request_batch_size)"
+    )
+
+
+RequestStatusName = Literal["pending", "scored", "failed"]
+
+
+class EnqueuedRequest(BaseModel):
+    request_id: str
+    id: int = Field(description="the internal id of the request")
+    status: RequestStatusName
+    created: bool = Field(
+        description="false when the id had been enqueued before with the same input (a retry)"
+    )
+    trace_id: uuid.UUID | None = Field(description="set once the request is scored")
+
+
+class RequestsOut(BaseModel):
+    model_name: str
+    created: int
+    existing: int = Field(description="items whose request id had been enqueued before with the same input")
+    items: list[EnqueuedRequest] = Field(description="one result per submitted item, in order")
+
+
+class RequestStatusOut(BaseModel):
+    """What became of one request. Post feedback on its trace_id once it is scored."""
+
+    request_id: str
+    status: Literal["pending", "scored", "failed", "unknown"] = Field(
+        description="unknown: never enqueued for this model (batch reads only)"
+    )
+    id: int | None
+    error: str | None = Field(description="why the request could not be scored (status failed)")
+    trace_id: uuid.UUID | None
+    prediction: str | None = Field(description="the predicted label (output_label of the prediction)")
+    confidence: float | None
+    model_version: int | None = Field(description="the champion version that scored it")
+    created_at: datetime | None
+    scored_at: datetime | None
+
+
+class RequestStatusesOut(BaseModel):
+    model_name: str
+    known: int
+    unknown: int
+    items: list[RequestStatusOut] = Field(description="one entry per distinct request id, in the order asked")
 
 
 class PoolStats(BaseModel):

@@ -19,11 +19,11 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 
-from feedback_loop.api import privacy, triage
+from feedback_loop.api import inference_requests, privacy, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
-from feedback_loop.api.schemas import FeedbackBody
+from feedback_loop.api.schemas import FeedbackBody, RequestsBody
 from feedback_loop.core import config, db, notify, queries, store
 from feedback_loop.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from feedback_loop.registry import versions as registry
@@ -438,6 +438,17 @@ class FeedbackService:
                     return True
             time.sleep(0.02)
         return False
+
+    # ---- inference requests apps name by their own ids (api/inference_requests.py) -----------------
+
+    def enqueue_requests(self, body: RequestsBody) -> dict[str, Any]:
+        return inference_requests.enqueue(self.pool, self.settings, body)
+
+    def request_status(self, model_name: str, request_id: str) -> dict[str, Any]:
+        return inference_requests.status(self.pool, self.settings, model_name, request_id)
+
+    def request_statuses(self, model_name: str, request_ids: Sequence[str]) -> dict[str, Any]:
+        return inference_requests.statuses(self.pool, self.settings, model_name, request_ids)
 
     # ---- reads ------------------------------------------------------------------------------------
 

@@ -230,6 +230,8 @@ class ModelConfig(Strict):
 
 class ApiConfig(Strict):
     max_batch_size: Annotated[int, Field(gt=0, le=100_000)] = 10_000
+    # Inference requests per POST /requests, and request ids per batch read (GET /requests/{model}).
+    max_request_batch_size: Annotated[int, Field(gt=0, le=100_000)] = 1_000
     max_comment_length: Annotated[int, Field(gt=0)] = 4_000
     low_rating_requires_comment: bool = False
     low_rating_comment_min_length: Annotated[int, Field(ge=0)] = 10

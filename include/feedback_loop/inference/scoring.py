@@ -9,7 +9,6 @@ so a failed round stores nothing and a retry starts from the same state.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import uuid
@@ -19,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from feedback_loop.core import queries, store
+from feedback_loop.core import inference_requests, queries, store
 from feedback_loop.core.config import ModelConfig
 from feedback_loop.core.errors import InvalidInputError
 from feedback_loop.inference import routing
@@ -253,17 +252,10 @@ def score_batch(
     return result
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
-
-
 def enqueue_requests(
     conn: psycopg.Connection, model_name: str, rows: Iterable[tuple[dict[str, Any], dict[str, Any]]]
 ) -> int:
-    """Append (input, slice) pairs to `inference_requests` with one COPY; returns how many."""
-    written = 0
-    with conn.cursor() as cur, cur.copy(queries.sql("inference/enqueue_requests")) as copy:
-        for values, slice_values in rows:
-            copy.write_row((model_name, _json(values), _json(slice_values)))
-            written += 1
-    return written
+    """Append (input, slice) pairs without request ids to `inference_requests` with one COPY; returns how
+    many. Requests named by an app go through `core.inference_requests.enqueue` directly."""
+    requests = [inference_requests.NewRequest(values, slice_values) for values, slice_values in rows]
+    return len(inference_requests.enqueue(conn, model_name, requests))
