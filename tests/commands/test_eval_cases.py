@@ -73,6 +73,8 @@ def test_a_wrong_must_pass_case_is_an_open_failure_not_a_block_and_can_be_demote
     # The others are one user's corrections: watched until someone agrees, with no person's change.
     assert all(c["changed_by"] is None for c in watched if c["id"] != slip["id"])
 
+    # New feedback arrives (without it the next run would learn nothing new and register nothing).
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 100, offset=400)))
     passed = pipeline.run(conn, model, planning.resolve_params(model, **week))
 
     assert passed.status == "promoted", passed.decision
