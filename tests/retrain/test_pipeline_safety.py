@@ -88,22 +88,19 @@ def test_two_concurrent_runs_are_serialised(conn, db_url, with_feedback):
     for t in threads:
         t.join(timeout=180)
     assert errors == []
-    # The second run saw the first one's result: it gated against v2 (not v1) and promoted v3 over it.
-    # Interleaved runs would both have gated against v1 and the second promotion would have conflicted.
-    assert sorted((o.champion_version, o.candidate_version, o.status) for o in outcomes) == [
+    # The second run saw the first one's result: it found v2 trained on exactly its data and registered
+    # nothing. Interleaved runs would both have gated against v1 and the second promotion would have
+    # conflicted (or, before the check for new data, registered a twin).
+    assert sorted((o.champion_version, o.candidate_version or 0, o.status) for o in outcomes) == [
         (1, 2, "promoted"),
-        (2, 3, "promoted"),
+        (2, 0, "skipped"),
     ]
-    first, second = sorted(runs(conn), key=lambda r: r["candidate_version"])
-    assert first["finished_at"] <= second["finished_at"]
-    v2, v3 = registry.get_version(conn, "digits", 2), registry.get_version(conn, "digits", 3)
-    assert v3.parent_version == 2
-    # same feedback, same seed: the same training set and a deterministic fit
-    assert (
-        v2.data_snapshot["feedback"]["trace_ids_sha256"] == v3.data_snapshot["feedback"]["trace_ids_sha256"]
-    )
-    assert v2.metrics["accuracy"] == v3.metrics["accuracy"] and v2.metrics["slices"] == v3.metrics["slices"]
-    assert [e.version for e in registry.alias_history(conn, "digits")] == [1, 2, 3]
+    skipped = next(o for o in outcomes if o.status == "skipped")
+    assert "no new training data since the champion v2" in skipped.decision
+    by_status = {r["status"]: r for r in runs(conn)}
+    assert by_status["promoted"]["finished_at"] <= by_status["skipped"]["finished_at"]
+    assert [v.version for v in registry.list_versions(conn, "digits")] == [1, 2]
+    assert [e.version for e in registry.alias_history(conn, "digits")] == [1, 2]
 
 
 CRASH = textwrap.dedent(
@@ -178,6 +175,7 @@ def test_approval_required_waits_then_promotes_only_when_approved(conn, db_url):
     assert event.version == 2 and event.actor == "airflow:lead"
     assert run_records.get_run(conn, waiting.run_id)["status"] == "promoted"
 
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 100, offset=300)))  # something new
     declined = pipeline.run(conn, model, params(model), url=db_url)
     pipeline.reject(conn, declined.run_id, actor="airflow:lead")
     assert registry.get_version(conn, "digits", 3).status == "rejected"
