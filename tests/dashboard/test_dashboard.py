@@ -89,3 +89,22 @@ def test_the_dashboard_is_listed_for_the_airflow_ui_nav(airflow):
     assert view["href"] == f"{PREFIX}/"
     assert view["destination"] == "nav"
     assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == [PREFIX]
+
+
+def test_a_model_without_rollups_says_when_the_next_one_runs_and_how_to_run_one_now(airflow, conn):
+    """A first run: a model is registered, nothing has been aggregated yet (hourly by default)."""
+    import re
+    from datetime import UTC, datetime
+
+    from feedback_loop.core import schedules
+
+    from ..support.helpers import register_toy
+
+    register_toy(conn, model_name=MODEL)
+    conn.commit()
+    page = airflow.client.get(f"{PREFIX}/", params={"model": MODEL}, headers=bearer(airflow.reader)).text
+    assert f"No rollups yet for {MODEL}" in page
+    due = re.search(r"next run is due at <strong>(.*?) UTC</strong>", page).group(1)
+    expected = schedules.next_fire("@hourly", datetime.now(UTC))
+    assert due in (f"{expected:%Y-%m-%d %H:%M}", f"{schedules.next_fire('@hourly', expected):%Y-%m-%d %H:%M}")
+    assert "airflow dags trigger feedback_aggregation" in page

@@ -76,6 +76,11 @@ def last_fire(cron: str, at: datetime) -> datetime:
     return croniter(expression(cron), moment).get_prev(datetime)
 
 
+def next_fire(cron: str, after: datetime) -> datetime:
+    """The first fire time strictly after `after`."""
+    return croniter(expression(cron), _utc(after)).get_next(datetime)
+
+
 def interval_ending(cron: str, end: datetime) -> tuple[datetime, datetime]:
     """[previous fire time, end): the interval a run at fire time `end` covers."""
     end = _utc(end)

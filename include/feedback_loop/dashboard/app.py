@@ -37,8 +37,19 @@ def _view(
         if model is not None and model not in models:
             raise HTTPException(404, f"unknown model {model!r}; known models: {', '.join(models) or 'none'}")
         chosen = model or (models[0] if models else None)
-        review = settings.model(chosen).review if chosen in {m.name for m in settings.models} else None
-        view = data.load(conn, chosen, days, settings.alerts.min_drift_rows, review) if chosen else None
+        configured = settings.model(chosen) if chosen in {m.name for m in settings.models} else None
+        view = (
+            data.load(
+                conn,
+                chosen,
+                days,
+                settings.alerts.min_drift_rows,
+                configured.review if configured else None,
+                configured.schedules.aggregation if configured else None,
+            )
+            if chosen
+            else None
+        )
     return view, models, days, settings
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
-from feedback_loop.core import queries
+from feedback_loop.core import queries, schedules
 from feedback_loop.core.config import ReviewConfig
 from feedback_loop.labels import agreement, report
 from feedback_loop.registry import versions as registry
@@ -23,6 +23,8 @@ class ModelView:
     aliases: list[registry.AliasEvent] = field(default_factory=list)
     champion: int | None = None
     reviewers: dict[str, Any] = field(default_factory=dict)  # labels.report.reviewers
+    aggregation_schedule: str | None = None  # the model's schedules.aggregation (None: by hand only)
+    next_rollup: datetime | None = None  # when the scheduler next rolls up an interval of it
 
     @property
     def versions(self) -> list[int]:
@@ -123,6 +125,7 @@ def load(
     days: int,
     min_drift_rows: int = 1,
     review: ReviewConfig | None = None,
+    aggregation_schedule: str | None = None,
 ) -> ModelView:
     """The last `days` days of rollups of a model, ending at its newest rollup, plus its alias history.
 
@@ -131,7 +134,11 @@ def load(
     """
     latest = conn.execute(queries.sql("aggregation/dashboard_latest"), {"model_name": model_name}).fetchone()
     until = latest["latest"] if latest else None
-    view = ModelView(model_name=model_name, since=None, until=until)
+    view = ModelView(
+        model_name=model_name, since=None, until=until, aggregation_schedule=aggregation_schedule
+    )
+    if aggregation_schedule:
+        view.next_rollup = schedules.next_fire(aggregation_schedule, datetime.now(UTC))
     if until is not None:
         view.since = until - timedelta(days=days)
         view.rows = conn.execute(

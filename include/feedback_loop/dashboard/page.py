@@ -224,6 +224,24 @@ def _aliases(view: ModelView) -> str:
     return f'<table id="alias-history">{head}{body}</table>'
 
 
+def _no_rollups_yet(view: ModelView) -> str:
+    """What an empty dashboard tells: when the next rollup comes, and how to have one now."""
+    name = escape(view.model_name)
+    if view.next_rollup is not None:
+        when = (
+            f"The scheduler rolls up each interval of its aggregation schedule "
+            f"<code>{escape(view.aggregation_schedule or '')}</code> (UTC); the next run is due at "
+            f"<strong>{view.next_rollup:%Y-%m-%d %H:%M} UTC</strong>, if the feedback_aggregation DAG is unpaused."
+        )
+    else:
+        when = "Its config sets no aggregation schedule (<code>schedules.aggregation</code>): it is rolled up by hand."
+    return (
+        f'<p class="muted">No rollups yet for {name}. {when} To roll up the last complete interval now, '
+        "trigger <strong>feedback_aggregation</strong> in the Airflow UI (DAGs, feedback_aggregation, Trigger) "
+        "or run <code>airflow dags trigger feedback_aggregation</code>.</p>"
+    )
+
+
 def render(view: ModelView | None, models: Sequence[str], days: int, alerts: AlertConfig) -> str:
     if view is None:
         content = '<p class="muted">No model is configured or registered yet.</p>'
@@ -231,10 +249,7 @@ def render(view: ModelView | None, models: Sequence[str], days: int, alerts: Ale
     else:
         title = f"Feedback dashboard: {view.model_name}"
         if not view.rows:
-            window = (
-                f'<p class="muted">No rollups yet for {escape(view.model_name)}; the feedback_aggregation DAG '
-                "writes one per model version and interval.</p>"
-            )
+            window = _no_rollups_yet(view)
         else:
             window = (
                 f'<p class="muted">{days} days up to the newest rollup: {view.since:%Y-%m-%d %H:%M} – '

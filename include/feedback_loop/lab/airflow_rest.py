@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import requests
 
+from feedback_loop.core.console import Heartbeat
 from feedback_loop.core.errors import FeedbackLoopError
 
 TERMINAL_RUN_STATES = {"success", "failed"}
@@ -60,10 +61,12 @@ class AirflowClient:
 
     def wait_for_dags(self, dag_ids: list[str], timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
+        heartbeat = Heartbeat("Airflow to parse the DAG files")
         while True:
             missing = sorted(set(dag_ids) - set(self.dag_ids()))
             if not missing:
                 return
+            heartbeat(f"missing {', '.join(missing)}")
             if time.monotonic() > deadline:
                 raise AirflowApiError(f"DAGs not parsed after {timeout:.0f}s: {missing}")
             time.sleep(2)
@@ -82,10 +85,12 @@ class AirflowClient:
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300, on_wait=None) -> str:
         """Poll until the run ends; `on_wait()` is called each round (e.g. to answer review tasks)."""
         deadline = time.monotonic() + timeout
+        heartbeat = Heartbeat(f"the {dag_id} run")
         while True:
             state = self.run_state(dag_id, run_id)
             if state in TERMINAL_RUN_STATES:
                 return state
+            heartbeat(f"it is {state}")
             if on_wait is not None:
                 on_wait()
             if time.monotonic() > deadline:
@@ -101,11 +106,7 @@ class AirflowClient:
         self, dag_id: str = "~", run_id: str = "~", settled_seconds: float = 0
     ) -> list[dict[str, Any]]:
         """Review tasks waiting for an answer, parked in `awaiting_input` for at least `settled_seconds`.
-
-        Seen on Airflow 3.3.2: an answer recorded while the task is still starting is overwritten when it
-        parks; and an answer within a second or two of parking can requeue the task before the scheduler
-        has processed the executor's "finished" event for the first half, which then marks the task
-        up_for_retry. Real reviewers take longer than that; scripted ones should wait a few seconds."""
+        (Answering at once is safe: our plugin records an answer Airflow accepts before the 200.)"""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='~')}/hitlDetails"
         query = {"limit": 1000, "response_received": "false", "state": "awaiting_input"}
         details = self.request("GET", path, params=query)["hitl_details"]

@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from feedback_loop.core import db, paths, queries
-from feedback_loop.core.console import progress
+from feedback_loop.core.console import Heartbeat, progress
 from feedback_loop.lab import plots, simulate
 from feedback_loop.lab.airflow_rest import AirflowClient
 from feedback_loop.registry import versions as registry
@@ -41,7 +41,9 @@ from feedback_loop.retrain import datasets
 
 MODEL = "digits"
 # Scripted reviewers wait this long after a review task parks before answering (see pending_reviews).
-REVIEWER_PAUSE_SECONDS = 10
+# Scripted reviewers answer as soon as a task parks: answers are recorded on arrival, whatever Airflow does
+# with the task afterwards (docs/architecture.md, "An accepted answer is recorded exactly once").
+REVIEWER_PAUSE_SECONDS = 0
 DEMO_DATABASE = "feedback_loop_demo"
 DAGS = ["feedback_inference", "feedback_aggregation", "model_retraining", "model_rollback"]
 PII_COMMENTS = [
@@ -115,7 +117,9 @@ def demo_config(every_minutes: int) -> Path:
 def wait_for_rollup(client: AirflowClient, covering: datetime, timeout: float = 420) -> dict[str, Any]:
     """Wait for a successful scheduled feedback_aggregation run whose interval ends after `covering`."""
     deadline = time.monotonic() + timeout
+    heartbeat = Heartbeat("the scheduler's next feedback_aggregation run")
     while time.monotonic() < deadline:
+        heartbeat()
         runs = client.request(
             "GET",
             "/api/v2/dags/feedback_aggregation/dagRuns",
@@ -135,7 +139,9 @@ def settle_retraining(client: AirflowClient, timeout: float = 240) -> None:
     """Wait for model_retraining runs still in flight (an aggregation alert may have triggered one through
     the retraining_needed asset), so the summary shows their outcome instead of 'running'."""
     deadline = time.monotonic() + timeout
+    heartbeat = Heartbeat("a retraining the aggregation's alerts triggered")
     while time.monotonic() < deadline:
+        heartbeat()
         runs = client.request(
             "GET",
             "/api/v2/dags/model_retraining/dagRuns",

@@ -21,7 +21,7 @@ from pathlib import Path
 import requests
 
 from feedback_loop.core import db, embedded_postgres, migrations, paths
-from feedback_loop.core.console import progress
+from feedback_loop.core.console import Heartbeat, progress
 from feedback_loop.core.errors import FeedbackLoopError
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -207,7 +207,9 @@ def up(*, wait_seconds: float = 180) -> StackState:
     deadline = time.monotonic() + wait_seconds
     expected_users = {entry.split(":")[0] for entry in USERS.split(",")}
     # Ready means: the API answers and the auth manager has written every user's generated password.
+    heartbeat = Heartbeat("the Airflow API server to answer")
     while not (_api_ready(state.api_url) and expected_users <= set(_passwords_or_empty(state))):
+        heartbeat()
         dead = [name for name, pid in pids.items() if not _alive(pid)]
         if dead:
             down(quiet=True)
@@ -274,13 +276,51 @@ def down(*, quiet: bool = False, stop_database: bool = True) -> None:
         progress("no Airflow started by this project is running")
 
 
+ROLES = {"admin": "everything", "reviewer": "answers review tasks", "app": "sends feedback and requests"}
+
+
+def ensure_first_versions() -> list[str]:
+    """Every configured model without a champion gets its first version, trained on its configured base
+    data and promoted, so `feedback-loop predict` works on a fresh stack; a model whose data cannot be
+    read gets the command that does it once the data is there. Returns what was done, one line each."""
+    from feedback_loop.core import config
+    from feedback_loop.registry import versions as registry
+    from feedback_loop.retrain import baseline
+
+    done = []
+    with db.connect() as conn:
+        for model in config.load().models:
+            current = registry.current_version(conn, model.name)
+            conn.commit()
+            if current is not None:
+                done.append(f"{model.name}: v{current} serves")
+                continue
+            try:
+                version = baseline.train_and_register(
+                    conn, model, created_by="make up", promote=True, reason="first version on a fresh stack"
+                )
+                conn.commit()
+                done.append(f"{model.name}: trained v{version.version} on its base data and promoted it")
+            except FeedbackLoopError as exc:
+                conn.rollback()
+                done.append(
+                    f"{model.name}: no version yet ({exc}); once its data is readable, run "
+                    f"`feedback-loop model register --model {model.name} --train --promote`"
+                )
+    return done
+
+
 def describe(state: StackState) -> str:
     passwords = state.passwords
     lines = [f"Airflow UI: {state.api_url}  (Browse -> Required Actions for review tasks)"]
-    for user in ("admin", "reviewer"):
+    for user, role in ROLES.items():
         if user in passwords:
-            lines.append(f"  login {user} / {passwords[user]}")
+            lines.append(f"  login {user} / {passwords[user]}  ({role})")
+    lines.append(f"Feedback dashboard: {state.api_url}/feedback-dashboard/  (also under Browse in the UI)")
     lines.append(f"Feedback API: {state.api_url}/feedback-api/docs")
+    lines.append(
+        "Score something: feedback-loop predict --model digits --input FILE.csv, then trigger feedback_inference"
+    )
     lines.append("Stop everything with: make down")
     return "\n".join(lines)
 
@@ -288,7 +328,10 @@ def describe(state: StackState) -> str:
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["up"]:
-            print(describe(up()))
+            state = up()
+            for line in ensure_first_versions():
+                progress(line)
+            print(describe(state))
             return 0
         if argv[:1] == ["down"]:
             down()

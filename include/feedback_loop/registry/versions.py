@@ -194,20 +194,30 @@ def get_version(conn: psycopg.Connection, model_name: str, version: int) -> Mode
     ).fetchone()
     if row is None:
         _require_model(conn, model_name)
-        raise NotFoundError(f"model {model_name!r} has no version {version}")
+        raise NotFoundError(
+            f"model {model_name!r} has no version {version} (see `feedback-loop model list --model {model_name}`)"
+        )
     return _version_from_row(row)
+
+
+def no_version(model_name: str) -> NotFoundError:
+    """The error for a model without any version, saying how to make its first one."""
+    return NotFoundError(
+        f"unknown model {model_name!r}: no version has been registered; train and serve its first one with "
+        f"`feedback-loop model register --model {model_name} --train --promote`"
+    )
 
 
 def _require_model(conn: psycopg.Connection, model_name: str) -> None:
     found = conn.execute(queries.sql("registry/model_exists"), {"model_name": model_name}).fetchone()
     if found is None:
-        raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
+        raise no_version(model_name)
 
 
 def list_versions(conn: psycopg.Connection, model_name: str) -> list[ModelVersion]:
     rows = conn.execute(queries.sql("registry/versions"), {"model_name": model_name}).fetchall()
     if not rows:
-        raise NotFoundError(f"unknown model {model_name!r}: no version has been registered")
+        raise no_version(model_name)
     return [_version_from_row(r) for r in rows]
 
 
@@ -227,7 +237,10 @@ def champion(conn: psycopg.Connection, model_name: str) -> ModelVersion:
     version = current_version(conn, model_name)
     if version is None:
         _require_model(conn, model_name)
-        raise NotFoundError(f"model {model_name!r} has no champion yet; promote a version first")
+        raise NotFoundError(
+            f"model {model_name!r} has no champion yet; serve a version with "
+            f"`feedback-loop model promote --model {model_name} --version N` (see `feedback-loop model list`)"
+        )
     return get_version(conn, model_name, version)
 
 
