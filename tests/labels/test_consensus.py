@@ -81,3 +81,18 @@ def test_three_answers_never_make_anyone_perfect():
     answers = [Answer(f"t{i}", "new", label="a") for i in range(3)]
     estimate = consensus.estimate(items, answers, known_labels=["a", "b"])
     assert estimate.accuracy["new"] < 0.95
+
+
+def test_a_reviewer_is_acted_on_only_when_credibly_below_the_floor():
+    """A dozen compared answers on the hardest traces can put a reliable reviewer's point estimate under the
+    floor by chance; only a reviewer whose credible interval lies below it is acted on."""
+    from feedback_loop.labels.consensus import credible_upper, credibly_below
+
+    unlucky = credible_upper(right=9.75, count=17)  # point estimate (7.5 + 9.75) / (8 + 17) = 0.69
+    assert unlucky > 0.7
+    assert not credibly_below({"accuracy": 0.69, "accuracy_upper": unlucky}, 0.7)
+    poor = credible_upper(right=30, count=60)  # right half the time over sixty compared answers
+    assert poor < 0.7
+    assert credibly_below({"accuracy": 0.53, "accuracy_upper": poor}, 0.7)
+    # Not refreshed since the bound was added: the point estimate stands in.
+    assert credibly_below({"accuracy": 0.6, "accuracy_upper": None}, 0.7)

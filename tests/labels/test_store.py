@@ -39,7 +39,7 @@ def test_two_agreeing_reviewers_or_the_limit_settle_it():
 def test_a_confirmation_needs_no_second_opinion_unless_its_reviewer_is_unreliable_or_the_label_contested():
     confirmed = [Answer("t", "ann", label="a")]
     assert not labels.needs_another_opinion(confirmed, "a", "a", 0.95, RULES)
-    assert labels.needs_another_opinion(confirmed, "a", "a", 0.95, RULES, {"ann": 0.5})
+    assert labels.needs_another_opinion(confirmed, "a", "a", 0.95, RULES, {"ann"})
     contested = ReviewConfig(contested_labels=["a"], consensus_confidence=0.99)
     assert labels.needs_another_opinion(confirmed, "a", "a", 0.95, contested)
 

@@ -219,11 +219,7 @@ def open_reviews(
         rows = conn.execute(queries.sql("inference/review_item_detail"), {"ids": ids}).fetchall()
         details = {int(r["id"]): r for r in rows}
         refs = [json.dumps({**hitl_ref, "map_index": first_map_index + i}) for i in range(len(ids))]
-        unreliable = [
-            name
-            for name, accuracy in labels.stored_accuracy(conn, model.name).items()
-            if accuracy < model.review.min_reviewer_accuracy
-        ]
+        unreliable = sorted(labels.unreliable_reviewers(conn, model.name, model.review.min_reviewer_accuracy))
         allowed = [
             eligible_reviewers(model, details[i]["excluded_reviewers"], unreliable) or list(model.reviewers)
             for i in ids

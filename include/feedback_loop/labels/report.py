@@ -13,7 +13,7 @@ import psycopg
 
 from feedback_loop.core import queries
 from feedback_loop.core.config import ReviewConfig
-from feedback_loop.labels import agreement
+from feedback_loop.labels import agreement, consensus
 from feedback_loop.labels import store as labels
 
 
@@ -34,7 +34,11 @@ def reviewers(conn: psycopg.Connection, model_name: str, review: ReviewConfig) -
             "reviewer": row["reviewer"],
             "answers": int(row["answers"]),
             "estimated_accuracy": round(float(row["accuracy"]), 6),
-            "below_threshold": float(row["accuracy"]) < review.min_reviewer_accuracy,
+            "accuracy_upper": round(float(row["accuracy_upper"]), 6)
+            if row["accuracy_upper"] is not None
+            else None,
+            # Acted on only when credibly below: the upper end of the credible interval is below the floor.
+            "below_threshold": consensus.credibly_below(row, review.min_reviewer_accuracy),
             "gold": _share(int(row["gold_correct"]), int(row["gold_answers"])),
             "agreement": _share(int(row["agreed"]), int(row["compared"])),
             "updated_at": row["updated_at"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +88,12 @@ def stored_accuracy(conn: psycopg.Connection, model_name: str) -> dict[str, floa
     return {row["reviewer"]: float(row["accuracy"]) for row in rows}
 
 
+def unreliable_reviewers(conn: psycopg.Connection, model_name: str, floor: float) -> set[str]:
+    """Reviewers credibly below `floor`: even the upper end of their credible interval is below it."""
+    rows = conn.execute(queries.sql("labels/reviewer_accuracy"), {"model_name": model_name}).fetchall()
+    return {row["reviewer"] for row in rows if consensus.credibly_below(row, floor)}
+
+
 def _status(
     answers: Sequence[Answer], label: str, probability: float, review: ReviewConfig
 ) -> tuple[str, int]:
@@ -106,11 +112,11 @@ def needs_another_opinion(
     label: str,
     probability: float,
     review: ReviewConfig,
-    accuracy: dict[str, float] | None = None,
+    unreliable: Collection[str] = (),
 ) -> bool:
     """Not settled by people yet: someone disagrees with the consensus (a reviewer the model's confidence
     outweighs, or two reviewers apart), a correction the consensus is not sure of, a label the config
-    calls contested, or only answers from reviewers whose estimated accuracy is below the floor."""
+    calls contested, or only answers from `unreliable` reviewers (credibly below the accuracy floor)."""
     if len(answers) >= review.max_reviews_per_item:
         return False
     if len({a.reviewer for a in answers if a.label == label}) >= 2:
@@ -121,14 +127,18 @@ def needs_another_opinion(
     )
     corrected = any(a.rejects is not None or (a.label is not None and a.label != predicted) for a in answers)
     contested = bool(set(review.contested_labels) & ({predicted} | {a.label for a in answers if a.label}))
-    known = accuracy or {}
-    unreliable = all(known.get(a.reviewer, 1.0) < review.min_reviewer_accuracy for a in answers)
+    only_unreliable = bool(answers) and all(a.reviewer in unreliable for a in answers)
     unsure = probability < review.consensus_confidence
-    return overruled or unreliable or ((corrected or contested) and unsure)
+    return overruled or only_unreliable or ((corrected or contested) and unsure)
 
 
 def _consensus_of(
-    trace: str, reviewed: Reviewed, accuracy: dict[str, float], labels: list[str], review: ReviewConfig
+    trace: str,
+    reviewed: Reviewed,
+    accuracy: dict[str, float],
+    labels: list[str],
+    review: ReviewConfig,
+    unreliable: Collection[str] = (),
 ) -> TraceConsensus:
     answers = [a for a in reviewed.answers if a.item == trace]
     posterior = consensus.posterior(reviewed.items[trace], answers, accuracy, labels)
@@ -144,7 +154,7 @@ def _consensus_of(
         agreeing=agreeing,
         status=status,
         needs_another_opinion=needs_another_opinion(
-            answers, reviewed.predicted[trace], label, probability, review, accuracy
+            answers, reviewed.predicted[trace], label, probability, review, unreliable
         ),
     )
 
@@ -176,7 +186,14 @@ def update_trace(
     if str(trace_id) not in reviewed.items:
         return None
     labels = consensus.labels_of(reviewed.items.values(), reviewed.answers)
-    result = _consensus_of(str(trace_id), reviewed, stored_accuracy(conn, model_name), labels, review)
+    result = _consensus_of(
+        str(trace_id),
+        reviewed,
+        stored_accuracy(conn, model_name),
+        labels,
+        review,
+        unreliable_reviewers(conn, model_name, review.min_reviewer_accuracy),
+    )
     _write_consensus(conn, model_name, [result])
     return result
 
@@ -185,6 +202,7 @@ def update_trace(
 class ReviewerStats:
     reviewer: str
     accuracy: float
+    accuracy_upper: float  # the upper end of the one-sided credible interval (consensus.CREDIBLE)
     answers: int
     gold_answers: int
     gold_correct: int
@@ -217,7 +235,7 @@ def _reviewer_stats(
                 tally[1] += 1
                 tally[2] += int(agrees)
     return [
-        ReviewerStats(reviewer, estimate.accuracy[reviewer], *counts[reviewer])
+        ReviewerStats(reviewer, estimate.accuracy[reviewer], estimate.upper(reviewer), *counts[reviewer])
         for reviewer in sorted(estimate.accuracy)
     ]
 
@@ -234,8 +252,11 @@ def refresh(conn: psycopg.Connection, model: ModelConfig) -> Refreshed:
     reviewed = load(conn, model.name)
     labels = consensus.labels_of(reviewed.items.values(), reviewed.answers)
     estimate = consensus.estimate(list(reviewed.items.values()), reviewed.answers, known_labels=labels)
+    floor = model.review.min_reviewer_accuracy
+    unreliable = {r for r in estimate.accuracy if estimate.upper(r) < floor}
     traces = [
-        _consensus_of(t, reviewed, estimate.accuracy, labels, model.review) for t in sorted(reviewed.items)
+        _consensus_of(t, reviewed, estimate.accuracy, labels, model.review, unreliable)
+        for t in sorted(reviewed.items)
     ]
     stats = _reviewer_stats(reviewed, estimate, labels)
     _write_consensus(conn, model.name, traces)
@@ -246,6 +267,7 @@ def refresh(conn: psycopg.Connection, model: ModelConfig) -> Refreshed:
                 "model_name": model.name,
                 "reviewers": [s.reviewer for s in stats],
                 "accuracy": [s.accuracy for s in stats],
+                "accuracy_upper": [s.accuracy_upper for s in stats],
                 "answers": [s.answers for s in stats],
                 "gold_answers": [s.gold_answers for s in stats],
                 "gold_correct": [s.gold_correct for s in stats],

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from feedback_loop.core.config import AlertConfig
+from feedback_loop.labels import consensus
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,13 @@ MIN_REVIEWER_EVIDENCE = 10
 def reviewer_alerts(
     reviewers: list[Mapping[str, Any]], model_name: str, model_version: int, floor: float
 ) -> list[Alert]:
-    """Reviewers active in the interval whose estimated accuracy is below `floor`: their answers count only
-    where another reviewer agrees, and someone should talk to them."""
+    """Reviewers active in the interval credibly below `floor` (the upper end of their credible interval is
+    below it): their answers count only where another reviewer agrees, and someone should talk to them."""
     alerts = []
     for row in reviewers:
         accuracy = row.get("accuracy")
         evidence = int(row.get("compared") or 0) + int(row.get("gold_answers") or 0)
-        if accuracy is None or evidence < MIN_REVIEWER_EVIDENCE or float(accuracy) >= floor:
+        if accuracy is None or evidence < MIN_REVIEWER_EVIDENCE or not consensus.credibly_below(row, floor):
             continue
         alerts.append(
             Alert(

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -137,14 +137,15 @@ def resolve(
 
 
 def from_consensus(
-    row: dict[str, Any], votes: Sequence[Vote], accuracy: dict[str, float], floor: float
+    row: dict[str, Any], votes: Sequence[Vote], unreliable: Collection[str] = ()
 ) -> Resolution:
     """A reviewed trace's label: its consensus (labels.store), weighted by the consensus probability. One
-    answer from reviewers whose estimated accuracy is below `floor` stops counting until someone agrees."""
+    answer from `unreliable` reviewers (credibly below the accuracy floor) stops counting until someone
+    agrees."""
     label, predicted = row["consensus_label"], row["output_label"]
     reviewers = list(row["consensus_reviewers"] or [])
     corroborated = row["consensus_status"] == "corroborated"
-    if not corroborated and reviewers and all(accuracy.get(r, 1.0) < floor for r in reviewers):
+    if not corroborated and reviewers and all(r in unreliable for r in reviewers):
         return Resolution(None, "unreliable", None, len(reviewers))
     said = [interpret(v, predicted, 1, True) for v in votes if v.source == "review"]
     disputed = any(x is not None and x != label for x in said)
@@ -217,14 +218,14 @@ def pull_feedback(
     include_corrections: bool,
     numeric_columns: Sequence[str] = (),
     chunk_rows: int = CHUNK_ROWS,
-    reviewer_accuracy: dict[str, float] | None = None,
+    unreliable: Collection[str] = (),
 ) -> FeedbackPull:
     """Stream feedback, resolve one label per trace and build rows with the base data's `columns`.
 
     Reviewed traces take their consensus label, weighted by its probability; traces with end-user
     feedback only follow `resolve`. Features come from the prediction's logged input, slice attributes
     from its slice; columns the input lacks become missing values (the pipeline imputes them), keys the
-    model does not know are ignored. `reviewer_accuracy`: the reviewers' estimated accuracies.
+    model does not know are ignored. `unreliable`: reviewers credibly below the accuracy floor.
     """
     import pandas as pd
 
@@ -234,8 +235,6 @@ def pull_feedback(
     buffer: list[tuple] = []
     corrected: list[dict[str, Any]] = []
     out_columns = [*columns, label, TRACE_COLUMN, ORIGIN_COLUMN, WEIGHT_COLUMN]
-    accuracy = reviewer_accuracy or {}
-    floor = model.review.min_reviewer_accuracy
 
     def flush() -> None:
         if buffer:
@@ -249,7 +248,7 @@ def pull_feedback(
         counts["traces"] += 1
         votes = _votes(row)
         if row.get("consensus_label") is not None:
-            resolution = from_consensus(row, votes, accuracy, floor)
+            resolution = from_consensus(row, votes, unreliable)
             if resolution.outcome == "corrected" and not include_corrections:
                 resolution = Resolution(None, "no_signal", voters=resolution.voters)
             counts["consensus_" + str(row["consensus_status"])] += 1
@@ -402,6 +401,7 @@ def build(
     columns = [str(c) for c in base.columns if c != label]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(base[c])]
     reviewers = labels.refresh(conn, model).reviewers  # consensus and reliability from every answer so far
+    floor = model.review.min_reviewer_accuracy
     pulled = pull_feedback(
         conn,
         model,
@@ -411,7 +411,7 @@ def build(
         min_rating=min_rating,
         include_corrections=include_corrections,
         numeric_columns=numeric,
-        reviewer_accuracy={r.reviewer: r.accuracy for r in reviewers},
+        unreliable={r.reviewer for r in reviewers if r.accuracy_upper < floor},
     )
     limit = feedback_cap(len(base_train), model.max_feedback_share)
     kept, dropped = apply_cap(pulled.frame, limit, model.seed)

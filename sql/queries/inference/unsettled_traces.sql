@@ -1,5 +1,5 @@
 -- Reviewed traces whose consensus still needs another opinion and have none queued or open: contested
--- ones, and single answers from reviewers whose estimated accuracy fell below the model's floor (their
+-- ones, and single answers from reviewers credibly below the model's accuracy floor (their
 -- labels count only once someone agrees).
 SELECT c.trace_id::text AS trace_id, c.reviewers, c.probability
 FROM consensus_labels c
@@ -9,7 +9,7 @@ WHERE c.model_name = %(model_name)s
       c.status = 'contested'
       OR (c.status = 'single' AND NOT EXISTS (
               SELECT 1 FROM unnest(c.reviewers) AS r (name)
-              WHERE coalesce((SELECT a.accuracy FROM reviewer_accuracy a
+              WHERE coalesce((SELECT coalesce(a.accuracy_upper, a.accuracy) FROM reviewer_accuracy a
                               WHERE a.model_name = c.model_name AND a.reviewer = r.name), 1) >= %(floor)s))
   )
   AND NOT EXISTS (
