@@ -57,7 +57,7 @@ PII_COMMENTS = [
 class DemoSettings:
     requests_per_round: int = 200
     rounds: int = 2  # the second round shows the new champion's feedback; the e2e test runs one
-    aggregation_every_minutes: int = 2
+    aggregation_every_minutes: int = 1  # the demo waits for a scheduled rollup after each round
     review_budget: int = 20
     reviewer_noise: float = 0.05
     feedback_share: float = 0.6
@@ -98,7 +98,7 @@ class Step:
 
 
 def demo_config(every_minutes: int) -> Path:
-    """The bundled config with a 2-minute aggregation interval, so the scheduler rolls up the demo's
+    """The bundled config with a one-minute aggregation interval, so the scheduler rolls up the demo's
     feedback within the demo's few minutes (the shipped default is hourly)."""
     from feedback_loop.core import config
 
