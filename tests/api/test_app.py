@@ -8,14 +8,11 @@ import gc
 import json
 import re
 import uuid
-from contextlib import contextmanager
 from types import SimpleNamespace
 from unittest.mock import ANY
 
 import pytest
 from fastapi.testclient import TestClient
-
-from feedback_loop.api import collector
 
 from ..support.api import (
     WEBHOOK_ENV,
@@ -358,28 +355,24 @@ def batch_items(traces, n=20, prefix="b"):
     ]
 
 
-def test_only_the_batch_route_pauses_the_garbage_collector(api, conn, traces, monkeypatch):
-    """The pause is process-wide while it lasts, so nothing but our batch handler may enter it: not our
-    other routes, not Airflow's own; and after a batch the collector is on again."""
-    entered: list[bool] = []
-    paused = collector.paused
+def test_the_collector_stays_on_for_every_request_and_the_start_up_heap_is_frozen(api, traces, monkeypatch):
+    """No process-wide switching of the collector inside Airflow's api-server: a batch, our other routes and
+    Airflow's own all run with it on; what was alive when the server started is frozen instead."""
+    assert gc.get_freeze_count() > 0, "the plugin app's start-up froze the heap"
+    service = plugin_service(api)
+    submit, seen = service.submit_batch, []
 
-    @contextmanager
-    def recorded():
-        entered.append(gc.isenabled())
-        with paused():
-            yield
+    def watched(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return submit(*args, **kwargs)
 
-    monkeypatch.setattr(collector, "paused", recorded)
-    body = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
-    stored = post(api, body)
-    assert stored.status_code == 201
-    assert api.client.get(f"{PREFIX}/feedback/{stored.json()['id']}", headers=api.reader).status_code == 200
-    assert api.client.get(f"{PREFIX}/healthz").status_code == 200
+    monkeypatch.setattr(service, "submit_batch", watched)
+    items = [
+        {"trace_id": str(traces[0]), "kind": "thumbs_up", "client_event_id": f"gc-{i}"} for i in range(20)
+    ]
+    assert post(api, {"items": items}, path="/feedback/batch").status_code == 201
     assert api.client.get("/api/v2/monitor/health").status_code == 200  # Airflow's own route
-    assert entered == []
-    assert post(api, {"items": [body]}, path="/feedback/batch").status_code == 201
-    assert entered == [True] and gc.isenabled()
+    assert seen == [True] and gc.isenabled()
 
 
 def test_batch_is_stored_in_order_and_retries_store_nothing(api, conn, traces):

@@ -43,10 +43,23 @@ def airflow_access() -> Access:
     )
 
 
+def freeze_heap() -> None:
+    """Once, when the server starts: move every object alive now into the collector's permanent generation.
+
+    Importing Airflow leaves a large, long-lived heap. A 10,000-item batch allocates enough objects to set off
+    full collections, and each full pass walked all of Airflow: one batch round in seven stalled at a quarter
+    of the usual rate (docs/benchmarks.md, "Feedback ingest"). Frozen, those objects are never walked again.
+    The collector itself stays on for every request, Airflow's included (gc.freeze, as pre-forking servers
+    use it); what the frozen objects hold is never collected, which for a server's start-up state is
+    nothing that would have been."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_plugin_app() -> FastAPI:
     """The app the plugin mounts at /feedback-api; Airflow's API server initialises the auth manager."""
     airflow_connection.install()
-    return create_app(airflow_access())
+    return create_app(airflow_access(), on_start=freeze_heap)
 
 
 def create_standalone_app() -> FastAPI:
@@ -65,9 +78,4 @@ def create_standalone_app() -> FastAPI:
             "the Airflow API server will be refused; set AIRFLOW__API_AUTH__JWT_SECRET to its secret"
         )
     log.info("feedback API verifies Airflow tokens with %s", type(manager).__name__)
-    app = create_app(airflow_access())
-    # Importing Airflow leaves a large, long-lived heap; freezing it keeps the garbage collector's full
-    # passes (triggered by the many objects a 10,000-item batch allocates) from walking it each time.
-    gc.collect()
-    gc.freeze()
-    return app
+    return create_app(airflow_access(), on_start=freeze_heap)

@@ -204,13 +204,20 @@ async def _database_unavailable(_request: Request, exc: DatabaseUnavailableError
 
 
 def create_app(
-    access: Access, *, settings: config.Settings | None = None, service: FeedbackService | None = None
+    access: Access,
+    *,
+    settings: config.Settings | None = None,
+    service: FeedbackService | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The feedback API. Opens no database connection and reads no config until the first request."""
+    """The feedback API. Opens no database connection and reads no config until the first request.
+    `on_start` runs once when the server starts it (inside Airflow's api-server: after Airflow's start)."""
     feedback_service = service or FeedbackService(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if on_start is not None:
+            on_start()
         feedback_service.open()
         yield
         feedback_service.close()

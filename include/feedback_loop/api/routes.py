@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
-from feedback_loop.api import collector, schemas
+from feedback_loop.api import schemas
 from feedback_loop.api.problems import Unavailable
 from feedback_loop.api.service import FeedbackService, ReviewDesk
 
@@ -46,16 +46,14 @@ def post_feedback(
 
 
 def _ingest_batch(feedback: FeedbackService, raw: bytes, idempotency_key: str | None) -> Response:
-    # The only place the collector is paused (process-wide while it lasts; see api/collector.py).
-    with collector.paused():
-        try:
-            # pydantic parses and validates the JSON in one pass; FastAPI's json.loads + validate costs
-            # twice as much on a 10,000-item body. Errors go through the same readable 422 handler.
-            body = schemas.BatchBody.model_validate_json(raw)
-        except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
-        outcome = feedback.submit_batch(body.items, idempotency_key)
-        content = json.dumps(outcome, separators=(",", ":"))
+    try:
+        # pydantic parses and validates the JSON in one pass; FastAPI's json.loads + validate costs
+        # twice as much on a 10,000-item body. Errors go through the same readable 422 handler.
+        body = schemas.BatchBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+    outcome = feedback.submit_batch(body.items, idempotency_key)
+    content = json.dumps(outcome, separators=(",", ":"))
     replayed = outcome["created"] == 0
     return Response(
         content,
