@@ -31,7 +31,7 @@ from feedback_loop.api.routes import ROUTES
 from feedback_loop.api.schemas import ProblemOut
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import config
-from feedback_loop.core.errors import DatabaseUnavailableError
+from feedback_loop.core.errors import ConfigError, DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,32 @@ class Access:
 
 
 class BodySizeLimit:
-    """Refuses request bodies over the configured size with 413 before they are read into memory."""
+    """Refuses request bodies over the configured size with 413 before they are read into memory.
+
+    It is the first to read the configuration on each request (`limit` reads it: cached, re-read when the
+    file changes), so it also answers every request, /healthz included, with 503 naming the file and what
+    is wrong while the file is invalid; once it is fixed, requests are served again without a restart."""
 
     def __init__(self, app: Any, limit: Callable[[], int]) -> None:
         self.app = app
         self.limit = limit
+        self.config_problem: str | None = None  # the last one logged
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
+        try:
+            limit = self.limit()
+        except ConfigError as exc:
+            if str(exc) != self.config_problem:
+                log.warning("feedback API answers 503 until its configuration is fixed: %s", exc)
+                self.config_problem = str(exc)
+            await JSONResponse(_config_invalid(exc), status_code=503)(scope, receive, send)
+            return
+        if self.config_problem is not None:
+            log.info("feedback API configuration is valid again; serving requests")
+            self.config_problem = None
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             response = JSONResponse(_too_large(limit), status_code=413)
@@ -95,6 +110,15 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def _config_invalid(exc: ConfigError) -> dict[str, Any]:
+    return {"detail": [{"field": "config", "reason": str(exc)}]}
+
+
+async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
+    """The file broke between the middleware's check and a later read in the same request."""
+    return JSONResponse(_config_invalid(exc), status_code=503)
 
 
 def _too_large(limit: int) -> dict[str, Any]:
@@ -236,6 +260,7 @@ def create_app(
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(StarletteHTTPException, _unparsable_body)
     app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
+    app.add_exception_handler(ConfigError, _config_error)
     app.add_exception_handler(psycopg.OperationalError, _connection_lost)
     app.add_middleware(BodySizeLimit, limit=lambda: feedback_service.settings.api.max_body_bytes)
     error_doc = {
@@ -252,7 +277,10 @@ def create_app(
             "model": ProblemOut,
             "description": "invalid input; each problem names the field and the reason",
         },
-        503: {"model": ProblemOut, "description": "the feedback database cannot be reached"},
+        503: {
+            "model": ProblemOut,
+            "description": "the feedback database cannot be reached, or the configuration file is invalid",
+        },
     }
     for spec in ROUTES:
         dependencies = [] if spec.access is None else [Depends(getattr(access, spec.access))]

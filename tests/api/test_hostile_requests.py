@@ -1,0 +1,106 @@
+"""Hostile input on the feedback API (issue 14): a broken config file, unpaired surrogates, a token with a
+role Airflow does not know, absurdly nested JSON, bodies that are not UTF-8 JSON, odd Idempotency-Key
+headers. Each is a clear 4xx/503 naming what is wrong, never a 500. Through the real Airflow API app with
+our plugin mounted, Airflow's own tokens, real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ..support.api import (
+    WEBHOOK_ENV,
+    airflow_app,
+    auth_env,
+    bearer,
+    init_airflow_db,
+    token,
+    write_config,
+)
+from ..support.helpers import make_predictions, register_toy
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "/feedback-api"
+SURROGATE_REASON = "must be valid Unicode (an unpaired surrogate such as \\ud800 is not)"
+
+
+@pytest.fixture(scope="module")
+def api(db_url, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile-api")
+    env = auth_env(tmp)
+    config_path = write_config(tmp)
+    env["FEEDBACK_LOOP_CONFIG"] = str(config_path)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv(WEBHOOK_ENV, raising=False)
+        init_airflow_db()
+        # raise_server_exceptions=False: a 500 is an answer these tests must see, not an exception.
+        with TestClient(airflow_app(), raise_server_exceptions=False) as client:
+            yield SimpleNamespace(
+                client=client,
+                config=config_path,
+                writer=bearer(token(client, "writer")),
+                reader=bearer(token(client, "reader")),
+            )
+
+
+@pytest.fixture
+def traces(conn):
+    register_toy(conn)
+    conn.commit()
+    found = make_predictions(conn, "toy", 1, 4)
+    conn.commit()
+    return found
+
+
+def count(conn, table: str = "feedback") -> int:
+    return conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()["n"]  # noqa: S608 - fixed names
+
+
+def send(api, path: str, raw: bytes | str, headers: dict[str, str] | None = None, auth=None):
+    """POST raw bytes (a JSON text may hold escapes json= would never write) as application/json."""
+    content = raw.encode() if isinstance(raw, str) else raw
+    base = {"Content-Type": "application/json"}
+    return api.client.post(
+        f"{PREFIX}{path}", content=content, headers={**(auth or api.writer), **base, **(headers or {})}
+    )
+
+
+# ---- 5. a broken config file ------------------------------------------------------------------------
+
+
+def test_a_broken_config_is_503_naming_the_file_on_every_route_until_it_is_fixed(api, conn, traces):
+    good = api.config.read_text()
+    feedback = json.dumps({"trace_id": str(traces[0]), "kind": "thumbs_up"})
+    broken_files = {
+        "api: [unclosed\n": "not valid YAML",
+        good + "\nsurprise_key: 1\n": "surprise_key",
+    }
+    try:
+        for text, what in broken_files.items():
+            api.config.write_text(text)
+            for method, path in (("GET", "/healthz"), ("GET", "/models/toy/versions"), ("POST", "/feedback")):
+                response = api.client.request(
+                    method, f"{PREFIX}{path}", content=feedback if method == "POST" else None,
+                    headers={**api.writer, "Content-Type": "application/json"},
+                )  # fmt: skip
+                assert response.status_code == 503, (path, response.status_code, response.text)
+                (problem,) = response.json()["detail"]
+                assert problem["field"] == "config", problem
+                assert str(api.config) in problem["reason"] and what in problem["reason"], problem
+                assert "\n" not in problem["reason"]
+    finally:
+        api.config.write_text(good)
+        stat = api.config.stat()  # a new mtime even when the rewrite lands in the same clock tick
+        os.utime(api.config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    # Fixed: the same process answers again, no restart.
+    assert api.client.get(f"{PREFIX}/healthz").status_code == 200
+    assert send(api, "/feedback", feedback).status_code == 201
+    assert count(conn) == 1
