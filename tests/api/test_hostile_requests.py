@@ -104,3 +104,45 @@ def test_a_broken_config_is_503_naming_the_file_on_every_route_until_it_is_fixed
     assert api.client.get(f"{PREFIX}/healthz").status_code == 200
     assert send(api, "/feedback", feedback).status_code == 201
     assert count(conn) == 1
+
+
+# ---- 6. unpaired surrogates in any string field ------------------------------------------------------
+
+
+def surrogate_cases(trace: str) -> list[tuple[str, str, str]]:
+    """(path, raw JSON with a \\ud800 escape, the field the 422 must name)."""
+    lone = "x\\ud800y"
+    one = f'{{"trace_id": "{trace}", '
+    return [
+        ("/feedback", one + f'"kind": "comment", "comment": "{lone}"}}', "comment"),
+        ("/feedback", one + f'"kind": "correction", "label": "{lone}"}}', "label"),
+        ("/feedback", one + f'"kind": "thumbs_up", "user_id": "{lone}"}}', "user_id"),
+        ("/feedback", one + f'"kind": "thumbs_up", "client_event_id": "{lone}"}}', "client_event_id"),
+        (
+            "/feedback/batch",
+            f'{{"items": [{one}"kind": "thumbs_up"}}, {one}"kind": "comment", "comment": "{lone}"}}]}}',
+            "items[1].comment",
+        ),
+        ("/feedback/batch", f'{{"items": [{one}"kind": "correction", "label": "{lone}"}}]}}', "items[0].label"),
+        ("/requests", f'{{"model_name": "{lone}", "items": [{{"request_id": "a", "input": {{}}}}]}}', "model_name"),
+        (
+            "/requests",
+            f'{{"model_name": "toy", "items": [{{"request_id": "{lone}", "input": {{}}}}]}}',
+            "items[0].request_id",
+        ),
+        ("/reviews/1/answer", f'{{"chosen_options": ["{lone}"]}}', "chosen_options[0]"),
+        ("/reviews/1/answer", f'{{"chosen_options": ["a"], "params_input": {{"comment": "{lone}"}}}}', "params_input"),
+        ("/reviews/1/answer", f'{{"chosen_options": ["a"], "params_input": {{"{lone}": "a"}}}}', "params_input"),
+    ]  # fmt: skip
+
+
+def test_an_unpaired_surrogate_is_422_naming_the_field_on_every_route(api, conn, traces):
+    for path, raw, field in surrogate_cases(str(traces[0])):
+        response = send(api, path, raw)
+        assert response.status_code == 422, (path, field, response.status_code, response.text)
+        problems = response.json()["detail"]
+        assert any(p["field"] == field and SURROGATE_REASON in p["reason"] for p in problems), (
+            field,
+            problems,
+        )
+    assert count(conn) == 0 and count(conn, "inference_requests") == 0

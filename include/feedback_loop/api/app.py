@@ -28,7 +28,7 @@ from feedback_loop import __version__
 from feedback_loop.api import routes
 from feedback_loop.api.problems import ApiProblem
 from feedback_loop.api.routes import ROUTES
-from feedback_loop.api.schemas import ProblemOut
+from feedback_loop.api.schemas import UNICODE_REASON, ProblemOut
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import config
 from feedback_loop.core.errors import ConfigError, DatabaseUnavailableError
@@ -150,6 +150,7 @@ def reason(error: dict[str, Any]) -> str:
         "int_parsing": "must be an integer",
         "int_from_float": "must be an integer",
         "string_type": "must be a string",
+        "string_unicode": UNICODE_REASON,  # pydantic's own check on constrained strings
         "uuid_parsing": "must be a UUID such as 7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11",
         "uuid_type": "must be a UUID such as 7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11",
         "model_attributes_type": "must be a JSON object",

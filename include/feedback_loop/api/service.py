@@ -23,7 +23,7 @@ from feedback_loop.api import inference_requests, privacy, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
-from feedback_loop.api.schemas import FeedbackBody, RequestsBody
+from feedback_loop.api.schemas import UNICODE_REASON, FeedbackBody, RequestsBody, unicode_problem
 from feedback_loop.core import config, db, notify, queries, store
 from feedback_loop.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
 from feedback_loop.registry import versions as registry
@@ -78,6 +78,13 @@ def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
         found.append({"field": "label", "reason": NUL_REASON})
     if user_id is not None and "\x00" in user_id:
         found.append({"field": "user_id", "reason": NUL_REASON})
+    # Unpaired surrogates (JSON may escape them; psycopg cannot encode them): isascii() is O(1).
+    if comment is not None and not comment.isascii() and unicode_problem(comment):
+        found.append({"field": "comment", "reason": UNICODE_REASON})
+    if label is not None and not label.isascii() and unicode_problem(label):
+        found.append({"field": "label", "reason": UNICODE_REASON})
+    if user_id is not None and not user_id.isascii() and unicode_problem(user_id):
+        found.append({"field": "user_id", "reason": UNICODE_REASON})
     if comment is not None and len(comment) > api.max_comment_length:
         reason = f"must be at most {api.max_comment_length} characters (got {len(comment)})"
         found.append({"field": "comment", "reason": reason})
