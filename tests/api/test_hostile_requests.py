@@ -146,3 +146,29 @@ def test_an_unpaired_surrogate_is_422_naming_the_field_on_every_route(api, conn,
             problems,
         )
     assert count(conn) == 0 and count(conn, "inference_requests") == 0
+
+
+# ---- 8a. a token with a role Airflow does not know ----------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["hacker", 5])
+def test_a_signed_token_with_an_unknown_role_is_403_naming_the_role(api, conn, traces, role):
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    forged = bearer(get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="mallory", role=role)))
+    body = json.dumps({"trace_id": str(traces[0]), "kind": "thumbs_up"})
+    calls = [
+        ("GET", "/models/toy/versions", None),
+        ("GET", "/requests/toy/r-1", None),
+        ("POST", "/feedback", body),
+        ("POST", "/feedback/batch", f'{{"items": [{body}]}}'),
+        ("POST", "/reviews/1/answer", '{"chosen_options": ["a"]}'),
+    ]
+    for method, path, content in calls:
+        response = api.client.request(
+            method, f"{PREFIX}{path}", content=content, headers={**forged, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 403, (path, response.status_code, response.text)
+        assert f"role {str(role)!r}" in response.text, response.text
+    assert count(conn) == 0
