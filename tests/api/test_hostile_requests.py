@@ -172,3 +172,53 @@ def test_a_signed_token_with_an_unknown_role_is_403_naming_the_role(api, conn, t
         assert response.status_code == 403, (path, response.status_code, response.text)
         assert f"role {str(role)!r}" in response.text, response.text
     assert count(conn) == 0
+
+
+# ---- 8b. absurdly nested JSON -------------------------------------------------------------------------
+
+
+def test_deeply_nested_json_is_422_saying_so_and_naming_the_body(api, conn, traces):
+    deep = "[" * 10_000 + "]" * 10_000
+    one = f'{{"trace_id": "{traces[0]}", "kind": "comment", "comment": {deep}}}'
+    for path, raw in (
+        ("/feedback", one),
+        ("/feedback/batch", f'{{"items": [{one}]}}'),
+        ("/requests", f'{{"model_name": "toy", "items": [{{"request_id": "a", "input": {{"f": {deep}}}}}]}}'),
+        ("/reviews/1/answer", f'{{"chosen_options": {deep}}}'),
+    ):
+        response = send(api, path, raw)
+        assert response.status_code == 422, (path, response.status_code, response.text)
+        (problem,) = response.json()["detail"]
+        assert problem["field"] == "body" and "nested too deeply" in problem["reason"], (path, problem)
+    assert count(conn) == 0
+
+
+# ---- 8c. only UTF-8 JSON ------------------------------------------------------------------------------
+
+
+def test_bodies_must_be_json_by_content_type_and_utf8(api, conn, traces):
+    one = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    for path, body in (("/feedback", one), ("/feedback/batch", {"items": [one]})):
+        text = json.dumps(body)
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+            headers = {**api.writer} if content_type is None else {**api.writer, "Content-Type": content_type}
+            response = api.client.post(f"{PREFIX}{path}", content=text.encode(), headers=headers)
+            assert response.status_code == 415, (path, content_type, response.text)
+            (problem,) = response.json()["detail"]
+            assert problem["field"] == "Content-Type" and "application/json" in problem["reason"], problem
+        for encoding in ("utf-16", "utf-16-le", "utf-16-be", "utf-32"):
+            response = send(api, path, text.encode(encoding))
+            assert response.status_code == 400, (path, encoding, response.text)
+            (problem,) = response.json()["detail"]
+            assert problem["field"] == "body" and "UTF-8" in problem["reason"], problem
+        response = send(
+            api, path, text.encode("utf-16"), {"Content-Type": "application/json; charset=utf-16"}
+        )
+        assert response.status_code == 415, (path, response.text)
+        (problem,) = response.json()["detail"]
+        assert problem["field"] == "Content-Type" and "utf-16" in problem["reason"], problem
+        # UTF-8 JSON, with or without the charset spelled out, is still welcome.
+        key = {"Idempotency-Key": f"utf8-{path}"}
+        ok = send(api, path, text, {**key, "Content-Type": "application/json; charset=UTF-8"})
+        assert ok.status_code == 201, ok.text
+    assert count(conn) == 2

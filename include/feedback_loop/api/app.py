@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_loop import __version__
 from feedback_loop.api import routes
-from feedback_loop.api.problems import ApiProblem
+from feedback_loop.api.problems import ApiProblem, UnsupportedMediaType
 from feedback_loop.api.routes import ROUTES
 from feedback_loop.api.schemas import UNICODE_REASON, ProblemOut
 from feedback_loop.api.service import FeedbackService
@@ -112,6 +112,9 @@ class BodySizeLimit:
         await self.app(scope, limited_receive, send)
 
 
+NESTED_TOO_DEEPLY = "is not valid JSON: it is nested too deeply"
+
+
 def _config_invalid(exc: ConfigError) -> dict[str, Any]:
     return {"detail": [{"field": "config", "reason": str(exc)}]}
 
@@ -173,6 +176,8 @@ def reason(error: dict[str, Any]) -> str:
         return f"must be at least {ctx.get('ge')}"
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
+    if kind == "json_invalid" and "recursion limit exceeded" in str(ctx.get("error", "")):
+        return NESTED_TOO_DEEPLY
     if kind == "json_invalid":
         # FastAPI's own parse error carries ("body", position); pydantic's model_validate_json an empty loc
         position = (error.get("loc") or ("body", "?"))[-1]
@@ -199,6 +204,8 @@ async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Res
     matches with a bare 404/405 text (e.g. a request id holding '/' in GET /requests/{model}/{id}); name
     the field. Every other HTTPException (Airflow's 401/403 among them) keeps FastAPI's own answer."""
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        if isinstance(exc.__cause__, RecursionError):  # Python's json parser ran out of stack
+            return JSONResponse({"detail": [{"field": "body", "reason": NESTED_TOO_DEEPLY}]}, status_code=422)
         reason = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
         return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
     if (exc.status_code, exc.detail) in ((404, "Not Found"), (405, "Method Not Allowed")):
@@ -209,6 +216,29 @@ async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Res
             headers=exc.headers,
         )
     return await http_exception_handler(request, exc)
+
+
+async def utf8_json_body(request: Request) -> None:
+    """Bodies are JSON text in UTF-8 (RFC 8259): another media type or charset is 415 naming Content-Type,
+    a UTF-16 or UTF-32 body 400 naming the body. (Python's json reads UTF-16 and UTF-32 too, and FastAPI
+    reads a body without Content-Type as JSON.) A route dependency, after the access check: who may not
+    write learns nothing about the body. The body is read once; the handler gets it from the request."""
+    media, _, parameters = request.headers.get("content-type", "").partition(";")
+    if media.strip().lower() != "application/json":
+        sent = f"got {media.strip()!r}" if media.strip() else "none was sent"
+        raise UnsupportedMediaType("Content-Type", f"must be application/json ({sent})")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                "Content-Type", f"charset must be utf-8 (got {charset!r}): send UTF-8 encoded JSON"
+            )
+    head = (await request.body())[:4]
+    # JSON text starts with an ASCII character: a NUL among the first bytes, or a UTF-16/32 byte order
+    # mark, is UTF-16 or UTF-32 (RFC 4627's detection).
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise ApiProblem("body", "is not UTF-8 (it looks like UTF-16 or UTF-32): send UTF-8 encoded JSON")
 
 
 async def _connection_lost(_request: Request, exc: psycopg.OperationalError) -> JSONResponse:
@@ -273,7 +303,9 @@ def create_app(
             "description": "idempotency key reused with a different body, or a request_id enqueued before "
             "with another input",
         },
+        400: {"model": ProblemOut, "description": "the body is not UTF-8"},
         413: {"model": ProblemOut, "description": "request body over the configured limit"},
+        415: {"model": ProblemOut, "description": "Content-Type is not application/json (charset utf-8)"},
         422: {
             "model": ProblemOut,
             "description": "invalid input; each problem names the field and the reason",
@@ -286,6 +318,9 @@ def create_app(
     for spec in ROUTES:
         dependencies = [] if spec.access is None else [Depends(getattr(access, spec.access))]
         codes = (*spec.errors, 503) + ((401, 403) if spec.access else ())
+        if spec.method == "POST":  # every POST takes a JSON body
+            dependencies.append(Depends(utf8_json_body))
+            codes += (400, 415)
         app.add_api_route(
             spec.path,
             spec.endpoint,
