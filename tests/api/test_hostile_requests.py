@@ -222,3 +222,22 @@ def test_bodies_must_be_json_by_content_type_and_utf8(api, conn, traces):
         ok = send(api, path, text, {**key, "Content-Type": "application/json; charset=UTF-8"})
         assert ok.status_code == 201, ok.text
     assert count(conn) == 2
+
+
+# ---- 8d. the Idempotency-Key header follows client_event_id's rule -------------------------------------
+
+
+@pytest.mark.parametrize("key", ["tab\there", "del\x7f", " padded", "padded ", "x" * 201])
+def test_an_idempotency_key_client_event_id_would_refuse_is_422_naming_the_header(api, conn, traces, key):
+    one = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    for path, body in (("/feedback", one), ("/feedback/batch", {"items": [one]})):
+        # client_event_id refuses the same text
+        refused = send(
+            api, path, json.dumps({**one, "client_event_id": key}) if path == "/feedback" else "{}"
+        )
+        assert refused.status_code == 422
+        response = send(api, path, json.dumps(body), {"Idempotency-Key": key})
+        assert response.status_code == 422, (path, repr(key), response.text)
+        (problem,) = response.json()["detail"]
+        assert problem["field"] == "Idempotency-Key", problem
+    assert count(conn) == 0

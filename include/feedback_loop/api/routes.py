@@ -19,7 +19,7 @@ from feedback_loop.api.problems import Unavailable
 from feedback_loop.api.service import FeedbackService, ReviewDesk
 
 IdempotencyKey = Annotated[
-    str | None,
+    schemas.EventId | None,  # client_event_id's rule: 1-200 printable characters, no outer spaces
     Header(
         alias="Idempotency-Key",
         min_length=1,
