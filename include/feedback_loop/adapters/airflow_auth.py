@@ -8,6 +8,8 @@ the configured auth manager through `airflow.api_fastapi.core_api.security`:
   With the simple auth manager that is role op or admin; a viewer or user gets 403.
 - review answers (`POST /reviews/{id}/answer`) need what Airflow's own HITL answer needs: permission to
   update the DAG's HITL details, and being one of the review's assigned users (adapters.airflow_reviews).
+A token signed with the real secret but naming a role Airflow does not know is 403 naming the role
+(adapters.airflow_users); Airflow's own check would fail on it with a 500.
 Asset checks need no lookup in Airflow's metadata DB (DAG checks would, for the DAG's team), so a write
 costs one token check and the revoked-token lookup Airflow always does.
 
@@ -22,25 +24,34 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
-from feedback_loop.adapters import airflow_connection
+from feedback_loop.adapters import airflow_connection, airflow_users
 from feedback_loop.api.app import Access, create_app
 
 log = logging.getLogger(__name__)
 
 
-def airflow_access() -> Access:
+def asset_access(method: str) -> Callable[..., None]:
+    """Airflow's `requires_access_asset(method)` for a user whose role Airflow knows (airflow_users)."""
     from airflow.api_fastapi.core_api.security import requires_access_asset
 
+    check = requires_access_asset(method)
+    known_user = airflow_users.known_user_dependency()
+
+    def access(request: Request, user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
+        check(request, user)
+
+    return access
+
+
+def airflow_access() -> Access:
     from feedback_loop.adapters.airflow_reviews import review_desk_dependency
 
-    return Access(
-        read=requires_access_asset("GET"),
-        write=requires_access_asset("POST"),
-        review=review_desk_dependency(),
-    )
+    return Access(read=asset_access("GET"), write=asset_access("POST"), review=review_desk_dependency())
 
 
 def freeze_heap() -> None:

@@ -120,12 +120,14 @@ class AirflowReviewDesk:
 def review_desk_dependency() -> Callable[..., AirflowReviewDesk]:
     """The FastAPI dependency the feedback API overrides its `review_desk` with: the request's Airflow
     user (401 without a valid token), as a desk."""
-    from airflow.api_fastapi.core_api.security import get_user
     from fastapi import Depends, HTTPException
 
+    from feedback_loop.adapters.airflow_users import known_user_dependency
+
     # Depends() as a default, not the GetUserDep annotation: annotations are strings in this module and
-    # FastAPI resolves them in module globals, where Airflow's names are not imported.
-    def desk(user: Any = Depends(get_user)) -> AirflowReviewDesk:  # noqa: B008 - FastAPI's idiom
+    # FastAPI resolves them in module globals, where Airflow's names are not imported. known_user: Airflow's
+    # get_user, and 403 for a role Airflow does not know (its own checks fail on one with a 500).
+    def desk(user: Any = Depends(known_user_dependency())) -> AirflowReviewDesk:  # noqa: B008 - FastAPI's idiom
         found = AirflowReviewDesk(user)
         # Who may not answer this DAG's reviews at all learns nothing about its items.
         if not found.may_answer(REVIEW_DAG_ID, []):

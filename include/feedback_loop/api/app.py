@@ -26,12 +26,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from feedback_loop import __version__
 from feedback_loop.api import routes
-from feedback_loop.api.problems import ApiProblem
+from feedback_loop.api.problems import ApiProblem, UnsupportedMediaType
 from feedback_loop.api.routes import ROUTES
-from feedback_loop.api.schemas import ProblemOut
+from feedback_loop.api.schemas import UNICODE_REASON, ProblemOut
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import config
-from feedback_loop.core.errors import DatabaseUnavailableError
+from feedback_loop.core.errors import ConfigError, DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +66,32 @@ class Access:
 
 
 class BodySizeLimit:
-    """Refuses request bodies over the configured size with 413 before they are read into memory."""
+    """Refuses request bodies over the configured size with 413 before they are read into memory.
+
+    It is the first to read the configuration on each request (`limit` reads it: cached, re-read when the
+    file changes), so it also answers every request, /healthz included, with 503 naming the file and what
+    is wrong while the file is invalid; once it is fixed, requests are served again without a restart."""
 
     def __init__(self, app: Any, limit: Callable[[], int]) -> None:
         self.app = app
         self.limit = limit
+        self.config_problem: str | None = None  # the last one logged
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
+        try:
+            limit = self.limit()
+        except ConfigError as exc:
+            if str(exc) != self.config_problem:
+                log.warning("feedback API answers 503 until its configuration is fixed: %s", exc)
+                self.config_problem = str(exc)
+            await JSONResponse(_config_invalid(exc), status_code=503)(scope, receive, send)
+            return
+        if self.config_problem is not None:
+            log.info("feedback API configuration is valid again; serving requests")
+            self.config_problem = None
         declared = dict(scope.get("headers") or []).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             response = JSONResponse(_too_large(limit), status_code=413)
@@ -95,6 +110,18 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+NESTED_TOO_DEEPLY = "is not valid JSON: it is nested too deeply"
+
+
+def _config_invalid(exc: ConfigError) -> dict[str, Any]:
+    return {"detail": [{"field": "config", "reason": str(exc)}]}
+
+
+async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
+    """The file broke between the middleware's check and a later read in the same request."""
+    return JSONResponse(_config_invalid(exc), status_code=503)
 
 
 def _too_large(limit: int) -> dict[str, Any]:
@@ -126,6 +153,7 @@ def reason(error: dict[str, Any]) -> str:
         "int_parsing": "must be an integer",
         "int_from_float": "must be an integer",
         "string_type": "must be a string",
+        "string_unicode": UNICODE_REASON,  # pydantic's own check on constrained strings
         "uuid_parsing": "must be a UUID such as 7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11",
         "uuid_type": "must be a UUID such as 7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11",
         "model_attributes_type": "must be a JSON object",
@@ -148,6 +176,8 @@ def reason(error: dict[str, Any]) -> str:
         return f"must be at least {ctx.get('ge')}"
     if kind == "value_error" and "error" in ctx:
         return str(ctx["error"])
+    if kind == "json_invalid" and "recursion limit exceeded" in str(ctx.get("error", "")):
+        return NESTED_TOO_DEEPLY
     if kind == "json_invalid":
         # FastAPI's own parse error carries ("body", position); pydantic's model_validate_json an empty loc
         position = (error.get("loc") or ("body", "?"))[-1]
@@ -174,6 +204,8 @@ async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Res
     matches with a bare 404/405 text (e.g. a request id holding '/' in GET /requests/{model}/{id}); name
     the field. Every other HTTPException (Airflow's 401/403 among them) keeps FastAPI's own answer."""
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        if isinstance(exc.__cause__, RecursionError):  # Python's json parser ran out of stack
+            return JSONResponse({"detail": [{"field": "body", "reason": NESTED_TOO_DEEPLY}]}, status_code=422)
         reason = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
         return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
     if (exc.status_code, exc.detail) in ((404, "Not Found"), (405, "Method Not Allowed")):
@@ -184,6 +216,29 @@ async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Res
             headers=exc.headers,
         )
     return await http_exception_handler(request, exc)
+
+
+async def utf8_json_body(request: Request) -> None:
+    """Bodies are JSON text in UTF-8 (RFC 8259): another media type or charset is 415 naming Content-Type,
+    a UTF-16 or UTF-32 body 400 naming the body. (Python's json reads UTF-16 and UTF-32 too, and FastAPI
+    reads a body without Content-Type as JSON.) A route dependency, after the access check: who may not
+    write learns nothing about the body. The body is read once; the handler gets it from the request."""
+    media, _, parameters = request.headers.get("content-type", "").partition(";")
+    if media.strip().lower() != "application/json":
+        sent = f"got {media.strip()!r}" if media.strip() else "none was sent"
+        raise UnsupportedMediaType("Content-Type", f"must be application/json ({sent})")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                "Content-Type", f"charset must be utf-8 (got {charset!r}): send UTF-8 encoded JSON"
+            )
+    head = (await request.body())[:4]
+    # JSON text starts with an ASCII character: a NUL among the first bytes, or a UTF-16/32 byte order
+    # mark, is UTF-16 or UTF-32 (RFC 4627's detection).
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        raise ApiProblem("body", "is not UTF-8 (it looks like UTF-16 or UTF-32): send UTF-8 encoded JSON")
 
 
 async def _connection_lost(_request: Request, exc: psycopg.OperationalError) -> JSONResponse:
@@ -236,6 +291,7 @@ def create_app(
     app.add_exception_handler(ApiProblem, _api_problem)
     app.add_exception_handler(StarletteHTTPException, _unparsable_body)
     app.add_exception_handler(DatabaseUnavailableError, _database_unavailable)
+    app.add_exception_handler(ConfigError, _config_error)
     app.add_exception_handler(psycopg.OperationalError, _connection_lost)
     app.add_middleware(BodySizeLimit, limit=lambda: feedback_service.settings.api.max_body_bytes)
     error_doc = {
@@ -247,16 +303,24 @@ def create_app(
             "description": "idempotency key reused with a different body, or a request_id enqueued before "
             "with another input",
         },
+        400: {"model": ProblemOut, "description": "the body is not UTF-8"},
         413: {"model": ProblemOut, "description": "request body over the configured limit"},
+        415: {"model": ProblemOut, "description": "Content-Type is not application/json (charset utf-8)"},
         422: {
             "model": ProblemOut,
             "description": "invalid input; each problem names the field and the reason",
         },
-        503: {"model": ProblemOut, "description": "the feedback database cannot be reached"},
+        503: {
+            "model": ProblemOut,
+            "description": "the feedback database cannot be reached, or the configuration file is invalid",
+        },
     }
     for spec in ROUTES:
         dependencies = [] if spec.access is None else [Depends(getattr(access, spec.access))]
         codes = (*spec.errors, 503) + ((401, 403) if spec.access else ())
+        if spec.method == "POST":  # every POST takes a JSON body
+            dependencies.append(Depends(utf8_json_body))
+            codes += (400, 415)
         app.add_api_route(
             spec.path,
             spec.endpoint,

@@ -30,6 +30,10 @@ class NotFound(ApiProblem):
     status_code = 404
 
 
+class UnsupportedMediaType(ApiProblem):
+    status_code = 415
+
+
 class Conflict(ApiProblem):
     status_code = 409
 

@@ -19,6 +19,7 @@ from feedback_loop.core import inference_requests
 Kind = Literal["thumbs_up", "thumbs_down", "rating", "correction", "comment", "implicit"]
 Signal = Literal["accepted", "abandoned", "retried", "escalated"]
 KEY_MAX_LENGTH = 200
+UNICODE_REASON = "must be valid Unicode (an unpaired surrogate such as \\ud800 is not)"
 
 
 def _rating_in_range(value: int) -> int:
@@ -28,27 +29,63 @@ def _rating_in_range(value: int) -> int:
 
 
 def _key_is_printable(value: str) -> str:
+    if problem := unicode_problem(value):
+        raise ValueError(problem)
     if not value.isprintable() or value.strip() != value:
         raise ValueError("must be printable text without leading or trailing spaces")
     return value
 
 
 def _valid_request_id(value: str) -> str:
-    why = inference_requests.request_id_problem(value)
+    why = unicode_problem(value) or inference_requests.request_id_problem(value)
     if why:
         raise ValueError(why)
     return value
+
+
+def unicode_problem(text: str) -> str | None:
+    """JSON may escape an unpaired surrogate ("\\ud800"), which no UTF-8 text, PostgreSQL column or
+    response can hold: every string the API takes is refused with this reason, naming its field."""
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return UNICODE_REASON
+    return None
 
 
 def _text_problem(text: str) -> str | None:
     """jsonb refuses NUL and unpaired surrogates (JSON may escape both); refuse them here, not with a 500."""
     if "\x00" in text:
         return "must not contain NUL (\\u0000) characters"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (an unpaired surrogate such as \\ud800 is not)"
-    return None
+    return unicode_problem(text)
+
+
+def _valid_unicode(value: str) -> str:
+    if problem := unicode_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def _unicode_inside(value: Any, where: str = "") -> None:
+    """Every string in a JSON value (keys too), named by its path; ascii() keeps the path printable."""
+    if isinstance(value, str):
+        if unicode_problem(value):
+            raise ValueError(f"{where or 'value'}: {UNICODE_REASON}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if unicode_problem(key):
+                raise ValueError(f"key {ascii(key)} {UNICODE_REASON}")
+            _unicode_inside(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _unicode_inside(item, f"{where}[{i}]")
+
+
+def _valid_unicode_inside(value: dict[str, Any]) -> dict[str, Any]:
+    _unicode_inside(value)
+    return value
 
 
 def _scalar_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +104,8 @@ def _scalar_values(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+# A string field of any body: unpaired surrogates are refused (422 naming the field).
+Text = Annotated[str, AfterValidator(_valid_unicode)]
 Rating = Annotated[
     StrictInt, AfterValidator(_rating_in_range), Field(json_schema_extra={"minimum": 1, "maximum": 5})
 ]
@@ -149,10 +188,10 @@ class ReviewAnswerBody(BaseModel):
         },
     )
 
-    chosen_options: list[str] = Field(
+    chosen_options: list[Text] = Field(
         max_length=10, description="exactly one of the review's options (the labels, 'None of these', skip)"
     )
-    params_input: dict[str, Any] = Field(
+    params_input: Annotated[dict[str, Any], AfterValidator(_valid_unicode_inside)] = Field(
         default_factory=dict,
         max_length=10,
         description="any of the review's fields: corrected_label (only with 'None of these'), comment",
@@ -256,7 +295,7 @@ class RequestsBody(BaseModel):
         },
     )
 
-    model_name: str = Field(min_length=1, max_length=100, description="a model of the configuration")
+    model_name: Text = Field(min_length=1, max_length=100, description="a model of the configuration")
     items: list[RequestItem] = Field(
         description="requests to enqueue, stored all together or not at all (at most api.max_request_batch_size)"
     )

@@ -23,9 +23,15 @@ from feedback_loop.api import inference_requests, privacy, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
-from feedback_loop.api.schemas import FeedbackBody, RequestsBody
+from feedback_loop.api.schemas import UNICODE_REASON, FeedbackBody, RequestsBody, unicode_problem
 from feedback_loop.core import config, db, notify, queries, store
-from feedback_loop.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
+from feedback_loop.core.errors import (
+    ConflictError,
+    DatabaseUnavailableError,
+    ForbiddenError,
+    InvalidInputError,
+    NotFoundError,
+)
 from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
@@ -37,6 +43,9 @@ MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
 BATCH_ATTEMPTS = 5
 HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
+# How long a delivery keeps trying to reach an unreachable database before leaving its notification
+# in the outbox for `feedback-loop api deliver-pending`.
+DELIVERY_RETRY_SECONDS = 60
 NUL_REASON = "must not contain NUL (\\u0000) characters"
 
 
@@ -78,6 +87,13 @@ def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
         found.append({"field": "label", "reason": NUL_REASON})
     if user_id is not None and "\x00" in user_id:
         found.append({"field": "user_id", "reason": NUL_REASON})
+    # Unpaired surrogates (JSON may escape them; psycopg cannot encode them): isascii() is O(1).
+    if comment is not None and not comment.isascii() and unicode_problem(comment):
+        found.append({"field": "comment", "reason": UNICODE_REASON})
+    if label is not None and not label.isascii() and unicode_problem(label):
+        found.append({"field": "label", "reason": UNICODE_REASON})
+    if user_id is not None and not user_id.isascii() and unicode_problem(user_id):
+        found.append({"field": "user_id", "reason": UNICODE_REASON})
     if comment is not None and len(comment) > api.max_comment_length:
         reason = f"must be at most {api.max_comment_length} characters (got {len(comment)})"
         found.append({"field": "comment", "reason": reason})
@@ -154,6 +170,37 @@ class ReviewDesk(Protocol):
         ...
 
 
+class _Outage:
+    """The delivery workers' view of the database: one warning line when an attempt first finds it
+    unreachable, one info line when an attempt reaches it again. A failure of an attempt that started
+    before the recovery belongs to the outage that just ended and opens no new one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._recovered_at = 0.0
+
+    def begun(self, exc: Exception, attempt_started: float) -> None:
+        with self._lock:
+            if self._since is not None or attempt_started < self._recovered_at:
+                return
+            self._since = time.monotonic()
+        log.warning(
+            "notification delivery cannot reach the feedback database (%s); notifications wait in the "
+            "outbox and delivery retries for up to %d s each (after that: feedback-loop api deliver-pending)",
+            str(exc).strip().splitlines()[0][:300],
+            DELIVERY_RETRY_SECONDS,
+        )
+
+    def over(self) -> None:
+        with self._lock:
+            if self._since is None:
+                return
+            lasted, self._since = time.monotonic() - self._since, None
+            self._recovered_at = time.monotonic()
+        log.info("notification delivery reaches the feedback database again after %.1f s", lasted)
+
+
 class FeedbackService:
     def __init__(
         self,
@@ -170,6 +217,7 @@ class FeedbackService:
         self._stopped = False
         self._queued = 0
         self._queued_lock = threading.Lock()
+        self._outage = _Outage()
 
     def _executor(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self._delivery_workers, thread_name_prefix="feedback-notify")
@@ -421,13 +469,33 @@ class FeedbackService:
 
     def _deliver(self, notification_id: int) -> None:
         try:
-            with db.connect(self.pool.url()) as conn:
-                notify.deliver(conn, notification_id, self.settings.notify)
+            self._deliver_when_reachable(notification_id)
         except Exception:  # noqa: BLE001 - a delivery problem must never surface anywhere but the log/outbox
             log.exception("could not deliver notification %s; it stays in the outbox", notification_id)
         finally:
             with self._queued_lock:
                 self._queued -= 1
+
+    def _deliver_when_reachable(self, notification_id: int) -> None:
+        """Deliver, retrying while the database cannot be reached (a restart, a failover) for up to
+        DELIVERY_RETRY_SECONDS; after that the notification waits in the outbox for deliver-pending.
+        An outage is logged once, by _Outage, not once per attempt and notification."""
+        deadline = time.monotonic() + DELIVERY_RETRY_SECONDS
+        pause = 0.1
+        while True:
+            attempt = time.monotonic()
+            try:
+                with db.connect(self.pool.url()) as conn:
+                    self._outage.over()
+                    notify.deliver(conn, notification_id, self.settings.notify)
+                return
+            except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
+                self._outage.begun(exc, attempt)
+                if self._stopped or time.monotonic() + pause > deadline:
+                    log.debug("notification %s stays in the outbox: %s", notification_id, exc)
+                    return
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     def wait_for_deliveries(self, timeout: float = 30.0) -> bool:
         """Block until queued deliveries are done (tests and shutdown); True when none are left."""

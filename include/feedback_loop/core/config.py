@@ -337,13 +337,28 @@ def parse(text: str, source: str = "<config>") -> Settings:
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: float) -> Settings:
-    return parse(Path(path).read_text(encoding="utf-8"), source=path)
+def _read(path: str, version: tuple[int, int]) -> Settings | str:
+    """The settings of one version (mtime, size) of the file, or why it is invalid, as one line. A broken
+    file is read once per version too, not on every call (the API asks on every request)."""
+    try:
+        return parse(Path(path).read_text(encoding="utf-8"), source=path)
+    except ConfigError as exc:
+        return " ".join(str(exc).split())
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{path}: cannot be read: {exc}"
 
 
 def load(path: Path | str | None = None) -> Settings:
-    """The validated settings; re-read when the file changes."""
+    """The validated settings; re-read when the file changes. Raises ConfigError (one line naming the file
+    and what is wrong) while the file is missing or invalid."""
     target = Path(path) if path else default_path()
-    if not target.is_file():
+    try:
+        stat = target.stat()
+    except OSError:
+        stat = None
+    if stat is None or not target.is_file():
         raise ConfigError(f"{target}: configuration file not found (set {ENV_CONFIG})")
-    return _load_cached(str(target), target.stat().st_mtime)
+    found = _read(str(target), (stat.st_mtime_ns, stat.st_size))
+    if isinstance(found, str):
+        raise ConfigError(found)
+    return found
