@@ -340,6 +340,76 @@ def test_personal_data_in_comments_is_masked_before_it_is_stored(api, conn, trac
     assert count(conn, "notifications") == 1  # urgent: thumbs-down with a comment
 
 
+HOSTILE_PII = [
+    "4111 1111 1111 1111 12/28",
+    "4111-1111-1111-1111/12/28",
+    "+49 30 1234567 / 0171 5550199",
+    "DE89 3704 0044 0532 0130 00",
+    "GB29NWBK60161331926819",
+    "jürgen.müller@bücher.de",
+    "192.168.1.20",
+    "2001:db8::8a2e:370:7334",
+]
+
+
+def test_hostile_personal_data_never_reaches_the_store_the_outbox_or_the_webhook(
+    api, conn, traces, monkeypatch
+):
+    """Issue 14: formats the masker missed, and a user id that is an e-mail address, on the single and the
+    batch path; the urgent notification is captured at a local webhook."""
+    comment = "wrong! " + "; ".join(HOSTILE_PII)
+    user_id = "jane.doe@example.org"
+    with WebhookRecorder() as hook:
+        monkeypatch.setenv(WEBHOOK_ENV, hook.url)
+        single = post(
+            api, {"trace_id": str(traces[5]), "kind": "thumbs_down", "comment": comment, "user_id": user_id}
+        )
+        batch = post(
+            api,
+            {
+                "items": [
+                    {
+                        "trace_id": str(traces[6]),
+                        "kind": "thumbs_down",
+                        "comment": comment,
+                        "user_id": user_id,
+                    }
+                ]
+            },
+            path="/feedback/batch",
+        )
+        assert single.status_code == 201 and batch.status_code == 201, (single.text, batch.text)
+        assert plugin_service(api).wait_for_deliveries(10)
+    assert len(hook.received) == 2
+    rows = conn.execute("SELECT comment, user_id FROM feedback ORDER BY id").fetchall()
+    assert rows[0] == rows[1]
+    assert rows[0]["user_id"] != user_id and rows[0]["user_id"] == single.json()["user_id"]
+    everything = json.dumps(
+        [
+            single.json(),
+            batch.json(),
+            conn.execute("SELECT to_jsonb(f) AS r FROM feedback f").fetchall(),
+            conn.execute("SELECT to_jsonb(n) AS r FROM notifications n").fetchall(),
+            hook.received,
+        ],
+        default=str,
+        ensure_ascii=False,
+    )
+    for secret in [
+        *HOSTILE_PII,
+        user_id,
+        "4111",
+        "1234567",
+        "5550199",
+        "0532",
+        "60161331",
+        "bücher",
+        "370:7334",
+    ]:
+        assert secret not in everything, secret
+    assert re.search(r"\d{4}", rows[0]["comment"]) is None, rows[0]["comment"]
+
+
 # ---- batch -----------------------------------------------------------------------------------------
 
 

@@ -81,3 +81,19 @@ def test_without_a_webhook_the_notification_waits(conn, monkeypatch):
     result = notify.notify(conn, "t", "x", SETTINGS)
     assert result.status == "pending"
     assert stored(conn, result.notification_id)["status"] == "pending"
+
+
+def test_personal_data_is_masked_before_it_reaches_the_outbox_or_the_webhook(conn, webhook):
+    """The outbox is the last stop before the webhook: whatever a caller passes, text and text fields are
+    masked there (issue 14); numbers, ids and trace ids stay readable."""
+    trace = "7b0c8a8e-5a3e-4cc4-9a59-0b4f2f7f1e11"
+    fields = {"comment": "card 4111-1111-1111-1111/12/28, mail jürgen@bücher.de", "trace": trace, "id": 12}
+    result = notify.notify(
+        conn, "urgent_feedback", "from 192.168.1.20: call +49 30 1234567", SETTINGS, fields
+    )
+    assert result.status == "delivered"
+    payload = webhook.received[0]
+    assert payload["text"] == "from [ip]: call [phone]"
+    details = payload["blocks"][1]["text"]["text"]
+    assert "*comment*: card [card], mail [email]" in details and trace in details and "*id*: 12" in details
+    assert stored(conn, result.notification_id)["payload"] == payload

@@ -341,3 +341,10 @@ def test_an_answer_airflow_accepted_unchecked_is_made_usable_never_refused():
     # A timed-out review (no responder) keeps its empty choice: it expires, it is not a skip.
     timed_out = review.Answer([], {}, datetime.now(UTC), None)
     assert review.usable(timed_out)[0].chosen_options == []
+
+
+def test_a_reviewer_comment_is_masked_like_any_other():
+    """Issue 14: a reviewer pasting a customer's e-mail or card number into the comment."""
+    given = answer(review.SKIP, comment="customer jane@example.org paid with 4111 1111 1111 1111")
+    feedback = review.outcome_of_answer(item(), given).feedback
+    assert feedback is not None and feedback.comment == "customer [email] paid with [card]"

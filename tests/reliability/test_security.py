@@ -18,8 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from feedback_loop.api import privacy
-from feedback_loop.core import config, notify
+from feedback_loop.core import config, notify, privacy
 
 from ..conftest import ROOT
 from ..support.helpers import make_predictions, register_toy

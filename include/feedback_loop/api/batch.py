@@ -13,12 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedback_loop.api import privacy, triage
+from feedback_loop.api import triage
 from feedback_loop.api.problems import Conflict, Invalid
 from feedback_loop.api.schemas import FeedbackBody
-from feedback_loop.core import store
+from feedback_loop.core import privacy, store
 
-Prepared = tuple[str | None, str, triage.Triage]  # masked comment, source, triage verdict
+Prepared = tuple[str | None, str, triage.Triage, str | None]  # masked comment, source, verdict, user id
 Model = tuple[str, int]  # model name, version
 
 
@@ -64,13 +64,14 @@ class BatchItems:
             body = self.items[i]
             comment = None if body.comment is None else privacy.mask(body.comment).text
             verdict = triage.triage(body.kind, body.rating, body.signal, comment)
-            done = self._prepared[i] = (comment, "implicit" if body.kind == "implicit" else "api", verdict)
+            source = "implicit" if body.kind == "implicit" else "api"
+            done = self._prepared[i] = (comment, source, verdict, privacy.pseudonymize(body.user_id))
         return done
 
     def digest(self, i: int) -> str:
-        body, (comment, source, _verdict) = self.items[i], self.prepare(i)
+        body, (comment, source, _verdict, user_id) = self.items[i], self.prepare(i)
         return store.request_hash(
-            self.trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, body.user_id, source
+            self.trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, user_id, source
         )
 
     def prepare_until(self, done: Callable[[], bool]) -> None:
@@ -122,7 +123,7 @@ class BatchItems:
         negative_versions, by_version, urgent = written.negative_versions, written.by_version, written.urgent
         for i, feedback_id in zip(plan.to_write, allocated, strict=False):  # more ids than rows on retries
             body, key = items[i], keys[i]
-            comment, source, verdict = prepare(i)
+            comment, source, verdict, user_id = prepare(i)
             model_name, version = model_of[i]
             ids[i] = feedback_id
             negative = triage.is_negative(body.kind, body.rating, body.signal)
@@ -137,7 +138,7 @@ class BatchItems:
                 )  # fmt: skip
             yield (
                 feedback_id, trace_ids[i], model_name, version, body.kind, body.rating, body.label, body.signal,
-                comment, body.user_id, source, verdict.priority, verdict.failure_mode, key,
+                comment, user_id, source, verdict.priority, verdict.failure_mode, key,
                 None if key is None else digest(i),
             )  # fmt: skip
 

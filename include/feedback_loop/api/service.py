@@ -19,12 +19,12 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 
-from feedback_loop.api import inference_requests, privacy, triage
+from feedback_loop.api import inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
 from feedback_loop.api.schemas import UNICODE_REASON, FeedbackBody, RequestsBody, unicode_problem
-from feedback_loop.core import config, db, notify, queries, store
+from feedback_loop.core import config, db, notify, privacy, queries, store
 from feedback_loop.core.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -229,7 +229,7 @@ class FeedbackService:
 
     @staticmethod
     def _prepared(body: FeedbackBody) -> store.FeedbackIn:
-        """Masked and triaged; the unmasked comment goes no further than this function."""
+        """Masked and triaged; the unmasked comment and user id go no further than this function."""
         comment = privacy.mask_text(body.comment)
         verdict = triage.triage(body.kind, body.rating, body.signal, comment)
         return store.FeedbackIn(
@@ -239,7 +239,7 @@ class FeedbackService:
             label=body.label,
             signal=body.signal,
             comment=comment,
-            user_id=body.user_id,
+            user_id=privacy.pseudonymize(body.user_id),
             source="implicit" if body.kind == "implicit" else "api",
             priority=verdict.priority,
             failure_mode=verdict.failure_mode,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from feedback_loop.core import queries
+from feedback_loop.core import privacy, queries
 from feedback_loop.core.config import NotifyConfig
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,11 @@ def slack_payload(text: str, fields: dict[str, Any] | None = None) -> dict[str, 
 
 
 def enqueue(conn: psycopg.Connection, topic: str, text: str, fields: dict[str, Any] | None = None) -> int:
+    """Store a notification for delivery. Its text and text fields are masked here, the last point before
+    they leave the process, whatever the caller already masked (core.privacy; trace ids stay readable)."""
+    text = privacy.mask(text).text
+    if fields:
+        fields = {k: privacy.mask(v).text if isinstance(v, str) else v for k, v in fields.items()}
     row = conn.execute(
         queries.sql("notify/enqueue"), {"topic": topic, "payload": Jsonb(slack_payload(text, fields))}
     ).fetchone()

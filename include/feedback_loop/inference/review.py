@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from feedback_loop.core import privacy
 from feedback_loop.core.config import ImageDisplay, InputDisplay, TableDisplay, TextDisplay
 from feedback_loop.core.errors import InvalidInputError
 from feedback_loop.inference import review_image
@@ -352,7 +353,7 @@ def outcome_of_answer(item: ReviewItem, answer: Answer) -> Outcome:
         raise InvalidInputError(f"chosen_options: expected exactly one option, got {answer.chosen_options}")
     chosen = answer.chosen_options[0]
     corrected = _text(answer.params_input, CORRECTED_LABEL, MAX_LABEL_LENGTH)
-    comment = _text(answer.params_input, COMMENT, MAX_COMMENT_LENGTH)
+    comment = privacy.mask_text(_text(answer.params_input, COMMENT, MAX_COMMENT_LENGTH))
     reviewer = str(answer.responded_by.get("id") or answer.responded_by.get("name") or "") or None
     latency = None
     if item.opened_at is not None:
