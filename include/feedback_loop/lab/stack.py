@@ -62,8 +62,9 @@ def _free_port(preferred: int | None = None) -> int:
     raise FeedbackLoopError("no free TCP port on 127.0.0.1")
 
 
-def _jwt_secret(home: Path) -> str:
-    path = home / "jwt_secret"
+def _secret(home: Path, name: str) -> str:
+    """A random secret kept in the stack's home (owner-only), the same at every `make up` of this state."""
+    path = home / name
     if not path.is_file():
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
@@ -109,7 +110,7 @@ def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, st
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": api_url,
-        "AIRFLOW__API_AUTH__JWT_SECRET": _jwt_secret(home),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home, "jwt_secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -118,6 +119,8 @@ def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, st
         "AIRFLOW_CONN_FEEDBACK_DB": feedback_db_url,
         "FEEDBACK_LOOP_DB_URL": feedback_db_url,
         "FEEDBACK_LOOP_STATE_DIR": str(paths.state_dir()),
+        # Keys the pseudonyms of user ids holding personal data (core.privacy): stable per state folder.
+        "FEEDBACK_LOOP_PSEUDONYM_KEY": _secret(home, "pseudonym_key"),
     }
     env.setdefault("FEEDBACK_LOOP_CONFIG", str(root / "config" / "feedback_loop.yaml"))
     return env
