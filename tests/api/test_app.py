@@ -471,6 +471,50 @@ def test_batch_over_the_configured_size_is_422_naming_the_limit(api, conn, trace
     assert count(conn) == 0
 
 
+@pytest.mark.parametrize("item", [{}, 0, []], ids=["empty_objects", "numbers", "empty_arrays"])
+def test_an_over_long_batch_is_refused_by_its_length_before_any_item_is_validated(api, conn, item):
+    """Issue 14: items were validated first, so 20,000 empty items meant 40,000 'is required' errors
+    (and a million of them 2 GB of server memory; tests/reliability/test_hostile_input.py)."""
+    n = 20_000  # 60-80 kB: under the body limit
+    body = json.dumps({"items": [item] * n}, separators=(",", ":")).encode()
+    headers = {**api.writer, "Content-Type": "application/json"}
+    response = api.client.post(f"{PREFIX}/feedback/batch", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"field": "items", "reason": f"at most {MAX_BATCH} items per batch (got {n}); split the batch"}
+    ]
+    assert count(conn) == 0
+
+
+def test_bad_items_report_the_first_problems_across_items_and_no_more(api, conn, traces):
+    item = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    many_unknown = {**item, **{f"x{i}": i for i in range(500)}}
+    items = [item, 0, {**item, "rating": 9}, many_unknown, {}, item]
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail[:4] == [
+        {"field": "items[1]", "reason": "must be a JSON object"},
+        {"field": "items[2].rating", "reason": "must be between 1 and 5"},
+        {"field": "items[3].x0", "reason": "is not a known field"},
+        {"field": "items[3].x1", "reason": "is not a known field"},
+    ]
+    assert len(detail) == 20 and detail[-1] == {"field": "items[3].x17", "reason": "is not a known field"}
+    assert count(conn) == 0
+
+
+def test_a_batch_holding_far_more_values_than_its_items_can_is_refused_unparsed(api, conn, traces):
+    deep = {"trace_id": str(traces[0]), "kind": "comment", "comment": "x", "user_id": "u"}
+    wide = {**deep, "label": [[]] * 2000}  # far more than the 9 values of a full item, times 50 items
+    nested = json.dumps({"items": [wide]})
+    headers = {**api.writer, "Content-Type": "application/json"}
+    response = api.client.post(f"{PREFIX}/feedback/batch", content=nested.encode(), headers=headers)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "items" and "JSON values" in problem["reason"]
+    assert count(conn) == 0
+
+
 # ---- triage side effects -----------------------------------------------------------------------------
 
 

@@ -22,7 +22,14 @@ import psycopg
 from feedback_loop.api import inference_requests, privacy, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
-from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
+from feedback_loop.api.problems import (
+    MAX_REPORTED_PROBLEMS,
+    ApiProblem,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 from feedback_loop.api.schemas import FeedbackBody, RequestsBody
 from feedback_loop.core import config, db, notify, queries, store
 from feedback_loop.core.errors import ConflictError, ForbiddenError, InvalidInputError, NotFoundError
@@ -33,7 +40,6 @@ T = TypeVar("T")
 
 URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
-MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
 BATCH_ATTEMPTS = 5
 HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
