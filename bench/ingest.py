@@ -324,7 +324,11 @@ def run() -> list[dict[str, Any]]:
             "unit": "rows/s",
         },
         {"metric": "raw_copy_rows_per_s_median", "value": copy_rps, "unit": "rows/s"},
-        {"metric": "ratio_batch_to_raw_copy", "value": batch_rps / copy_rps, "unit": "x (issue 12 wants >= 0.6)"},
+        {
+            "metric": "ratio_batch_to_raw_copy",
+            "value": batch_rps / copy_rps,
+            "unit": "x (issue 12 wants >= 0.6)",
+        },
         {"metric": "ratio_batch_to_raw_copy_worst_round", "value": pair_ratios[0], "unit": "x"},
         {"metric": "ratio_batch_to_raw_copy_best_round", "value": pair_ratios[-1], "unit": "x"},
         {"metric": "ratio_batch_to_single_event", "value": batch_rps / single_rps, "unit": "x"},
