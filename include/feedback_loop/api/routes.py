@@ -23,7 +23,9 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=schemas.KEY_MAX_LENGTH,
-        description="makes a retry safe: the same key returns the first result and stores nothing new",
+        description="makes a retry safe: the same key with the same body (a batch: the same items in the "
+        "same order) returns the first result and stores nothing new; another request under a used key is "
+        "409. A batch's key names the whole batch, never one of its items",
     ),
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -175,7 +177,9 @@ ROUTES: tuple[RouteSpec, ...] = (
         "write",
         201,
         schemas.BatchOut,
-        "Submit many feedback events in one transaction: all are stored or none",
+        "Submit many feedback events in one transaction: all are stored or none (201; 200 when the "
+        "Idempotency-Key was used before for this same batch, 409 when for another request). Bodies holding "
+        "more than api.max_batch_size items are refused before any item is validated",
         (404, 409, 413, 422),
         schemas.BatchBody,
     ),
