@@ -475,6 +475,55 @@ def test_batch_header_key_makes_unkeyed_items_retry_safe(api, conn, traces):
     assert count(conn) == 10
 
 
+def test_a_batch_idempotency_key_reused_with_another_batch_is_409_and_stores_nothing(api, conn, traces):
+    """Issue 14: the key named item keys `<key>:<i>`, so more items under a used key were stored
+    (201 created 2, duplicates 3) and one item of the batch replayed as if it were the batch (200)."""
+    items = [{"trace_id": str(t), "kind": "thumbs_up"} for t in traces[:5]]
+    key = {"Idempotency-Key": "upload-9"}
+    first = post(api, {"items": items[:3]}, key, path="/feedback/batch")
+    assert first.status_code == 201 and first.json()["created"] == 3
+    for other in (
+        items,  # more items
+        items[:1],  # fewer
+        [items[0], items[1], {**items[2], "kind": "thumbs_down"}],  # one changed
+        [items[1], items[0], items[2]],  # another order
+        [items[0], items[1], {**items[2], "client_event_id": "own-2"}],  # an item's own id added
+    ):
+        response = post(api, {"items": other}, key, path="/feedback/batch")
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"] == [
+            {"field": "Idempotency-Key", "reason": "'upload-9' was already used with a different batch"}
+        ]
+    assert count(conn) == 3
+    replay = post(api, {"items": items[:3]}, key, path="/feedback/batch")
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["items"] == [{**r, "created": False} for r in first.json()["items"]]
+    assert count(conn) == 3
+
+
+def test_single_and_batch_idempotency_keys_never_collide(api, conn, traces):
+    """A batch's items used to be stored under `<key>:<i>`: a single event sent with key `k:0` then made
+    item 0 of a batch with key `k` a duplicate, or that batch's item 0 answered the single POST."""
+    one = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    single = post(api, one, {"Idempotency-Key": "up-1:0"})
+    assert single.status_code == 201
+    batch = post(api, {"items": [one, one]}, {"Idempotency-Key": "up-1"}, path="/feedback/batch")
+    assert batch.status_code == 201 and batch.json()["created"] == 2, batch.text
+    assert batch.json()["items"][0]["id"] != single.json()["id"]
+    later = post(api, one, {"Idempotency-Key": "up-2:1"})  # as if item 1 of a batch sent later
+    assert later.status_code == 201
+    batch2 = post(api, {"items": [one, one]}, {"Idempotency-Key": "up-2"}, path="/feedback/batch")
+    assert batch2.status_code == 201 and batch2.json()["created"] == 2
+    # One key, one request: a key used by a single event is not a batch's key, nor the reverse.
+    for response in (
+        post(api, {"items": [one]}, {"Idempotency-Key": "up-1:0"}, path="/feedback/batch"),
+        post(api, one, {"Idempotency-Key": "up-1"}),
+    ):
+        assert response.status_code == 409, response.text
+        assert response.json()["detail"][0]["field"] == "Idempotency-Key"
+    assert count(conn) == 6
+
+
 def test_batch_repeating_a_key_inside_the_batch(api, conn, traces):
     item = {"trace_id": str(traces[0]), "kind": "thumbs_up", "client_event_id": "dup"}
     same = post(api, {"items": [item, item]}, path="/feedback/batch")
@@ -538,6 +587,50 @@ def test_batch_over_the_configured_size_is_422_naming_the_limit(api, conn, trace
         }
     ]
     assert post(api, {"items": []}, path="/feedback/batch").status_code == 422
+    assert count(conn) == 0
+
+
+@pytest.mark.parametrize("item", [{}, 0, []], ids=["empty_objects", "numbers", "empty_arrays"])
+def test_an_over_long_batch_is_refused_by_its_length_before_any_item_is_validated(api, conn, item):
+    """Issue 14: items were validated first, so 20,000 empty items meant 40,000 'is required' errors
+    (and a million of them 2 GB of server memory; tests/reliability/test_hostile_input.py)."""
+    n = 20_000  # 60-80 kB: under the body limit
+    body = json.dumps({"items": [item] * n}, separators=(",", ":")).encode()
+    headers = {**api.writer, "Content-Type": "application/json"}
+    response = api.client.post(f"{PREFIX}/feedback/batch", content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"field": "items", "reason": f"at most {MAX_BATCH} items per batch (got {n}); split the batch"}
+    ]
+    assert count(conn) == 0
+
+
+def test_bad_items_report_the_first_problems_across_items_and_no_more(api, conn, traces):
+    item = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    many_unknown = {**item, **{f"x{i}": i for i in range(500)}}
+    items = [item, 0, {**item, "rating": 9}, many_unknown, {}, item]
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail[:4] == [
+        {"field": "items[1]", "reason": "must be a JSON object"},
+        {"field": "items[2].rating", "reason": "must be between 1 and 5"},
+        {"field": "items[3].x0", "reason": "is not a known field"},
+        {"field": "items[3].x1", "reason": "is not a known field"},
+    ]
+    assert len(detail) == 20 and detail[-1] == {"field": "items[3].x17", "reason": "is not a known field"}
+    assert count(conn) == 0
+
+
+def test_a_batch_holding_far_more_values_than_its_items_can_is_refused_unparsed(api, conn, traces):
+    deep = {"trace_id": str(traces[0]), "kind": "comment", "comment": "x", "user_id": "u"}
+    wide = {**deep, "label": [[]] * 2000}  # far more than the 9 values of a full item, times 50 items
+    nested = json.dumps({"items": [wide]})
+    headers = {**api.writer, "Content-Type": "application/json"}
+    response = api.client.post(f"{PREFIX}/feedback/batch", content=nested.encode(), headers=headers)
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "items" and "JSON values" in problem["reason"]
     assert count(conn) == 0
 
 

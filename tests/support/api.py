@@ -116,6 +116,16 @@ def free_port() -> int:
 @contextmanager
 def api_server(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[str]:
     """`feedback-loop api serve` as a real process on 127.0.0.1; yields its base URL."""
+    with api_process(env, log_path, workers) as (base, _process):
+        yield base
+
+
+@contextmanager
+def api_process(
+    env: dict[str, str], log_path: Path, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`feedback-loop api serve` as a real process on 127.0.0.1; yields its base URL and the process
+    (with one worker, uvicorn serves in that process: its memory is the server's)."""
     port = free_port()
     command = [
         sys.executable, "-m", "feedback_loop.cli", "api", "serve",
@@ -139,7 +149,7 @@ def api_server(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterato
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"api serve did not answer within 60s:\n{log_path.read_text()}")
                 time.sleep(0.2)
-            yield base
+            yield base, process
         finally:
             process.terminate()
             try:

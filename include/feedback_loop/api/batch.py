@@ -7,6 +7,8 @@ rows already sent. Nothing here touches the database.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -74,6 +76,12 @@ class BatchItems:
             self.trace_ids[i], body.kind, body.rating, body.label, body.signal, comment, user_id, source
         )
 
+    def request_hash(self) -> str:
+        """Fingerprint of the whole batch, to tell a retry under an Idempotency-Key from another batch:
+        SHA-256 of each item's own client_event_id and request hash, in item order."""
+        parts = [[body.client_event_id, self.digest(i)] for i, body in enumerate(self.items)]
+        return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
+
     def prepare_until(self, done: Callable[[], bool]) -> None:
         """Prepare items in order until `done()` (checked every 256 items) says to stop."""
         for i in range(len(self.items)):
@@ -97,9 +105,8 @@ class BatchItems:
             elif key in stored:
                 plan.ids[i], stored_digest = stored[key]
                 if stored_digest != digest(i):
-                    field_name = "client_event_id" if items[i].client_event_id else "Idempotency-Key"
                     raise Conflict(
-                        f"items[{i}].{field_name}", f"{key!r} was already used with a different body"
+                        f"items[{i}].client_event_id", f"{key!r} was already used with a different body"
                     )
             elif key in first_with_key:
                 j = first_with_key[key]
@@ -141,6 +148,17 @@ class BatchItems:
                 comment, user_id, source, verdict.priority, verdict.failure_mode, key,
                 None if key is None else digest(i),
             )  # fmt: skip
+
+    @staticmethod
+    def replayed(feedback_ids: Sequence[int]) -> dict[str, Any]:
+        """The response to a batch sent again under its Idempotency-Key: every item found stored."""
+        return {
+            "created": 0,
+            "duplicates": len(feedback_ids),
+            "urgent": 0,
+            "review_items_opened": 0,
+            "items": [{"id": feedback_id, "created": False} for feedback_id in feedback_ids],
+        }
 
     def outcome(self, plan: Plan, written: Written, review_items_opened: int) -> dict[str, Any]:
         """The response body: counts, and each item's id in item order (created or found stored)."""

@@ -10,6 +10,9 @@ from typing import Any
 
 from feedback_loop.core.errors import FeedbackLoopError
 
+# At most this many problems are reported for one request (and looked for: a batch stops there).
+MAX_REPORTED_PROBLEMS = 20
+
 
 class ApiProblem(FeedbackLoopError):
     status_code = 400

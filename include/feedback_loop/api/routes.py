@@ -14,8 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
-from feedback_loop.api import schemas
-from feedback_loop.api.problems import Unavailable
+from feedback_loop.api import batch_body, schemas
+from feedback_loop.api.problems import MAX_REPORTED_PROBLEMS, Unavailable
 from feedback_loop.api.service import FeedbackService, ReviewDesk
 
 IdempotencyKey = Annotated[
@@ -24,7 +24,9 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=schemas.KEY_MAX_LENGTH,
-        description="makes a retry safe: the same key returns the first result and stores nothing new",
+        description="makes a retry safe: the same key with the same body (a batch: the same items in the "
+        "same order) returns the first result and stores nothing new; another request under a used key is "
+        "409. A batch's key names the whole batch, never one of its items",
     ),
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -45,11 +47,11 @@ def post_feedback(
     return result.row
 
 
-def _batch_parsed_by_python(raw: bytes, error: ValidationError) -> schemas.BatchBody:
-    """The batch when pydantic's JSON parser refused it but Python's reads it: an unpaired surrogate
-    ("\\ud800"), which the service then names by its field like the single route does. Anything else
-    keeps pydantic's errors (the readable 422)."""
-    errors = error.errors(include_url=False, include_input=False)
+def _batch_parsed_by_python(raw: bytes, errors: list[dict[str, Any]]) -> list[schemas.FeedbackBody]:
+    """The items when pydantic's JSON parser refused the body but Python's reads it: an unpaired
+    surrogate ("\\ud800"), which the service then names by its field like the single route does. The
+    body already passed batch_body's size gates, so this costs no more than the first parse. Anything
+    else keeps pydantic's errors (the readable 422)."""
     if any(e["type"] == "json_invalid" for e in errors):
         try:
             parsed = json.loads(raw)
@@ -57,20 +59,21 @@ def _batch_parsed_by_python(raw: bytes, error: ValidationError) -> schemas.Batch
             pass
         else:
             try:
-                return schemas.BatchBody.model_validate(parsed)
+                return schemas.BatchBody.model_validate(parsed).items
             except ValidationError as exc:
-                errors = exc.errors(include_url=False, include_input=False)
+                errors = exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_PROBLEMS]
     raise RequestValidationError(errors) from None
 
 
 def _ingest_batch(feedback: FeedbackService, raw: bytes, idempotency_key: str | None) -> Response:
     try:
-        # pydantic parses and validates the JSON in one pass; FastAPI's json.loads + validate costs
-        # twice as much on a 10,000-item body. Errors go through the same readable 422 handler.
-        body = schemas.BatchBody.model_validate_json(raw)
-    except ValidationError as exc:
-        body = _batch_parsed_by_python(raw, exc)
-    outcome = feedback.submit_batch(body.items, idempotency_key)
+        # pydantic parses and validates the JSON in one pass (FastAPI's json.loads + validate costs twice
+        # as much on a 10,000-item body), after cheap checks that bound what the body can cost.
+        # Errors go through the same readable 422 handler.
+        items = batch_body.parse(raw, feedback.settings.api.max_batch_size)
+    except batch_body.InvalidItems as exc:
+        items = _batch_parsed_by_python(raw, exc.errors)
+    outcome = feedback.submit_batch(items, idempotency_key)
     content = json.dumps(outcome, separators=(",", ":"))
     replayed = outcome["created"] == 0
     return Response(
@@ -193,7 +196,9 @@ ROUTES: tuple[RouteSpec, ...] = (
         "write",
         201,
         schemas.BatchOut,
-        "Submit many feedback events in one transaction: all are stored or none",
+        "Submit many feedback events in one transaction: all are stored or none (201; 200 when the "
+        "Idempotency-Key was used before for this same batch, 409 when for another request). Bodies holding "
+        "more than api.max_batch_size items are refused before any item is validated",
         (404, 409, 413, 422),
         schemas.BatchBody,
     ),

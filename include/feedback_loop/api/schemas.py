@@ -172,7 +172,10 @@ class FeedbackBody(BaseModel):
 class BatchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[FeedbackBody] = Field(description="feedback events, stored all together or not at all")
+    items: list[FeedbackBody] = Field(
+        description="feedback events, stored all together or not at all (at most api.max_batch_size); "
+        "an item's client_event_id makes that item retry-safe on its own"
+    )
 
 
 class ReviewAnswerBody(BaseModel):

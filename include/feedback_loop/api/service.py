@@ -22,7 +22,14 @@ import psycopg
 from feedback_loop.api import inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Written
 from feedback_loop.api.pool import ConnectionPool
-from feedback_loop.api.problems import ApiProblem, Conflict, Forbidden, Invalid, NotFound
+from feedback_loop.api.problems import (
+    MAX_REPORTED_PROBLEMS,
+    ApiProblem,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 from feedback_loop.api.schemas import UNICODE_REASON, FeedbackBody, RequestsBody, unicode_problem
 from feedback_loop.core import config, db, notify, privacy, queries, store
 from feedback_loop.core.errors import (
@@ -39,7 +46,6 @@ T = TypeVar("T")
 
 URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
-MAX_REPORTED_PROBLEMS = 20
 MAX_QUEUED_DELIVERIES = 1000
 BATCH_ATTEMPTS = 5
 HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
@@ -266,6 +272,10 @@ class FeedbackService:
         item = self._prepared(body)
         notifications: list[int] = []
         with self.pool.connection() as conn:
+            if key is not None:
+                store.lock_idempotency_key(conn, key)
+                if store.stored_batch(conn, key) is not None:
+                    raise Conflict(key_field, f"{key!r} was already used for a batch")
             try:
                 result = store.record_feedback(conn, item, idempotency_key=key)
             except NotFoundError:
@@ -298,13 +308,11 @@ class FeedbackService:
             raise Invalid("items", "must contain at least one item")
         if len(items) > limit:
             raise Invalid("items", f"at most {limit} items per batch (got {len(items)}); split the batch")
-        keys = [
-            body.client_event_id or (f"{header_key}:{i}" if header_key else None)
-            for i, body in enumerate(items)
-        ]
+        # Items are stored under their own client_event_id (or no key); the header names the batch.
+        keys = [body.client_event_id for body in items]
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                outcome, notifications = self._copy_batch(items, keys, api)
+                outcome, notifications = self._copy_batch(items, keys, api, header_key)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT:
                     raise
@@ -317,7 +325,11 @@ class FeedbackService:
         raise Conflict("items", "concurrent requests kept storing the same keys; retry the request")
 
     def _copy_batch(
-        self, items: Sequence[FeedbackBody], keys: list[str | None], api: config.ApiConfig
+        self,
+        items: Sequence[FeedbackBody],
+        keys: list[str | None],
+        api: config.ApiConfig,
+        batch_key: str | None = None,
     ) -> tuple[dict[str, Any], list[int]]:
         """One attempt at a batch, in one transaction: look up, check, prepare, COPY, triage effects."""
         batch = BatchItems(items, keys)
@@ -332,9 +344,34 @@ class FeedbackService:
         plan = batch.plan(stored)
         written = Written()
         with self.pool.connection() as conn:
+            request_hash = None
+            if batch_key is not None:
+                request_hash = batch.request_hash()
+                stored = self._stored_batch(conn, batch_key, request_hash)
+                if stored is not None:
+                    return batch.replayed(stored), []
             store.copy_feedback(conn, batch.rows(plan, model_of, allocated, written))
             opened, notifications = self._after_batch_write(conn, written)
-        return batch.outcome(plan, written, opened), notifications
+            outcome = batch.outcome(plan, written, opened)
+            if batch_key is not None and request_hash is not None:
+                store.record_batch(conn, batch_key, request_hash, [item["id"] for item in outcome["items"]])
+        return outcome, notifications
+
+    @staticmethod
+    def _stored_batch(conn: psycopg.Connection, key: str, request_hash: str) -> list[int] | None:
+        """The ids of the batch stored before under this Idempotency-Key when it is this batch; None when
+        the key is new. 409 when the key named another batch or a single event. Holds the key's lock until
+        the transaction ends, so a concurrent request under the key waits and then finds this one."""
+        store.lock_idempotency_key(conn, key)
+        stored = store.stored_batch(conn, key)
+        if stored is None:
+            if store.key_of_stored_feedback(conn, key):
+                raise Conflict("Idempotency-Key", f"{key!r} was already used for a single event")
+            return None
+        stored_hash, feedback_ids = stored
+        if stored_hash != request_hash:
+            raise Conflict("Idempotency-Key", f"{key!r} was already used with a different batch")
+        return feedback_ids
 
     def _start_lookups(self, batch: BatchItems) -> _Lookups:
         """Each item's model version, the keys stored before and ids for the new rows, each on a helper

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from feedback_loop.core import queries
+from feedback_loop.core import db, queries
 from feedback_loop.core.errors import ConflictError, NotFoundError
 
 
@@ -212,6 +212,31 @@ def stored_request_hashes(conn: psycopg.Connection, keys: Sequence[str]) -> dict
     """Id and request hash of the feedback stored under each of these idempotency keys (if any)."""
     rows = conn.execute(queries.sql("store/feedback_by_keys"), {"keys": json.dumps(list(keys))}).fetchall()
     return {r["idempotency_key"]: (r["id"], r["request_hash"].strip()) for r in rows}
+
+
+def lock_idempotency_key(conn: psycopg.Connection, key: str) -> None:
+    """Serialise requests naming the same idempotency key until this transaction ends, so a single event
+    and a batch (or two batches) under one key cannot both be stored."""
+    db.transaction_lock(conn, f"idempotency:{key}")
+
+
+def stored_batch(conn: psycopg.Connection, key: str) -> tuple[str, list[int]] | None:
+    """Request hash and feedback ids of the batch stored under this Idempotency-Key, if any."""
+    row = conn.execute(queries.sql("store/batch_by_key"), {"idempotency_key": key}).fetchone()
+    return None if row is None else (row["request_hash"].strip(), list(row["feedback_ids"]))
+
+
+def key_of_stored_feedback(conn: psycopg.Connection, key: str) -> bool:
+    """Whether a feedback row is stored under this idempotency key (a single event's or an item's)."""
+    return conn.execute(queries.sql("store/feedback_by_key"), {"idempotency_key": key}).fetchone() is not None
+
+
+def record_batch(conn: psycopg.Connection, key: str, request_hash: str, feedback_ids: Sequence[int]) -> None:
+    """Remember a batch sent with an Idempotency-Key, in the transaction that stored its items."""
+    conn.execute(
+        queries.sql("store/insert_batch"),
+        {"idempotency_key": key, "request_hash": request_hash, "feedback_ids": list(feedback_ids)},
+    )
 
 
 def reserve_feedback_ids(conn: psycopg.Connection, n: int) -> list[int]:
