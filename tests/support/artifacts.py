@@ -29,3 +29,8 @@ def fitted(columns: list[str] | int, labels: list[str] | None = None, rows: int 
     y = [labels[i % len(labels)] for i in range(rows)]
     data = x if isinstance(columns, int) else pd.DataFrame(x, columns=columns)
     return LogisticRegression(max_iter=500).fit(data, y)
+
+
+def not_an_estimator(spec: Any, seed: int = 0) -> str:
+    """An estimator factory (config `estimator: tests.support.artifacts:not_an_estimator`) that returns none."""
+    return "rm -rf /"
