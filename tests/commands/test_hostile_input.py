@@ -39,3 +39,10 @@ def test_an_estimator_from_the_standard_library_is_refused_when_the_config_loads
     assert result.returncode == 2
     assert "estimator: 'os:system' comes from the Python standard library" in one_line(result)
 
+
+def test_a_csv_with_a_nul_cell_names_the_file_row_and_column(conn, digits_champion, tmp_path):
+    path = tmp_path / "inputs.csv"
+    path.write_bytes(b"f0,f1\n1.0,2.0\n3.0,a\x00b\n")
+    result = run_cli("predict", "--model", "digits", "--input", str(path))
+    assert result.returncode == 2
+    assert f"--input {path}: column 'f1', row 2: contains a NUL character" in one_line(result)
