@@ -11,6 +11,10 @@ Automatic rollback (off unless `gate.auto_rollback_accuracy_drop` is set for a m
 runs on every `feedback_loop://rollups` event and, for those models, compares the champion's first rollups
 after its promotion with the previous champion's; a drop in accuracy on labelled feedback beyond the
 threshold rolls back, audited as `feedback-loop:auto-rollback` with the numbers in the reason.
+
+Every rollback first verifies the target: its artifact's sha256 and that it fits the model (feature columns
+and classes, see `registry.check_servable`). A target that fails leaves the champion where it is and fails
+the task with one line saying why.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ def model_rollback():
             results = auto_rollback.check_all(conn, config.load())
         for r in results:
             print(f"{r['model_name']}: {r['decision']} {r}")
+        refused = [r for r in results if r["decision"] == "refused"]
+        if refused:  # a regressed champion keeps serving: on-call must look (the others were handled)
+            raise RuntimeError("; ".join(f"{r['model_name']}: {r['reason']}" for r in refused))
         rolled = [r for r in results if r["decision"] == "rolled_back"]
         if not rolled:
             raise AirflowSkipException("no promotion regressed beyond its threshold; nothing rolled back")

@@ -217,3 +217,54 @@ def test_long_creators_are_shortened_in_the_table_and_whole_in_json(conn, capsys
     assert long not in shown and long[:31] + "…" in shown
     assert cli.main(["model", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["created_by"] == long
+
+
+def test_promote_and_rollback_of_a_tampered_artifact_exit_non_zero_with_one_line(conn):
+    from ..support.artifacts import flip_byte
+    from ..support.helpers import register_toy
+
+    for _ in range(3):
+        register_toy(conn, model_name="digits")
+    registry.promote(conn, "digits", 1, actor="test")
+    registry.promote(conn, "digits", 2, actor="test")
+    conn.commit()
+    flip_byte(registry.get_version(conn, "digits", 1).artifact_path)
+    flip_byte(registry.get_version(conn, "digits", 3).artifact_path)
+
+    for args, verb in (
+        (("model", "rollback", "--model", "digits"), "not rolled back"),
+        (("model", "promote", "--model", "digits", "--version", "3"), "not promoted"),
+    ):
+        result = run_cli(*args)
+        assert result.returncode == 4 and result.stderr.count("\n") == 1, result
+        assert "artifact checksum mismatch" in result.stderr and f"{verb}: champion stays v2" in result.stderr
+        assert result.stdout == ""
+    assert registry.current_version(conn, "digits") == 2
+    assert len(registry.alias_history(conn, "digits")) == 2
+
+
+def test_register_refuses_an_artifact_that_does_not_fit_before_storing_anything(conn, tmp_path):
+    import skops.io as sio
+
+    from feedback_loop.core import paths
+
+    from ..support.artifacts import fitted
+    from ..support.helpers import register_toy
+
+    register_toy(conn, model_name="digits")  # reads f0, f1
+    registry.promote(conn, "digits", 1, actor="test")
+    conn.commit()
+    stored = paths.artifact_dir() / "digits"
+    before = {p.name: p.stat().st_mtime_ns for p in stored.iterdir()}  # earlier tests leave files too
+    for estimator, message in (
+        (fitted(3), "n_features_in_ 3 but the model has 2 features (champion v1)"),
+        (fitted(["f0", "f1"], ["0", "1"]), "classes differ from champion v1's"),
+    ):
+        unfit = tmp_path / "unfit.skops"
+        sio.dump(estimator, unfit)
+        result = run_cli("model", "register", "--model", "digits", "--artifact", str(unfit), "--promote")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result
+        assert f"--artifact {unfit}: {message}" in result.stderr
+    assert [v.version for v in registry.list_versions(conn, "digits")] == [1]
+    assert {p.name: p.stat().st_mtime_ns for p in stored.iterdir()} == before
+    assert registry.current_version(conn, "digits") == 1

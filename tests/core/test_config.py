@@ -160,3 +160,70 @@ def test_estimator_factory_resolves_and_reports_bad_paths():
     broken = settings.model("churn").model_copy(update={"estimator": "no_such_module:make"})
     with pytest.raises(ConfigError, match="cannot be imported"):
         broken.estimator_factory()
+
+
+# ---- hostile input (issue 14) ------------------------------------------------------------------------------
+
+
+def test_a_config_file_that_is_not_utf8_is_one_config_error_naming_the_file(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(b"models:\n  - name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=rf"{path}: not UTF-8 text \(byte 0xe9 at offset 21\)"):
+        config.load(path)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "expected"),
+    [
+        ("os:system", r"estimator: 'os:system' comes from the Python standard library \(os\)"),
+        ("subprocess:call", r"standard library \(subprocess\)"),
+        ("builtins:eval", r"standard library \(builtins\)"),
+        ("mypackage.models:_private", r"estimator: .*private"),
+    ],
+)
+def test_an_estimator_must_not_name_the_standard_library(estimator, expected):
+    text = f"models:\n  - {{name: a, label_column: y, training_data: {{path: f}}, estimator: '{estimator}'}}"
+    with pytest.raises(ConfigError, match=expected):
+        config.parse(text, "x.yaml")
+
+
+def test_an_estimator_that_cannot_take_spec_and_seed_is_refused_when_resolved():
+    text = "models:\n  - {name: a, label_column: y, training_data: {path: f}, estimator: 'sklearn.datasets:load_digits'}"
+    model = config.parse(text, "x.yaml").model("a")
+    with pytest.raises(ConfigError, match=r"estimator 'sklearn.datasets:load_digits' cannot be called as"):
+        model.estimator_factory()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("DROP TABLE feedback", "must be a single SELECT or WITH statement, got DROP"),
+        ("SELECT 1 AS y; DROP TABLE feedback", "one statement only"),
+        ("WITH gone AS (DELETE FROM feedback RETURNING id) SELECT id AS y FROM gone", "DELETE writes"),
+        (
+            "WITH x AS (INSERT INTO notifications DEFAULT VALUES RETURNING 1 AS y) SELECT y FROM x",
+            "INSERT writes",
+        ),
+        ("SELECT * INTO copy_of_feedback FROM feedback", "INTO writes"),
+        ("SELECT id AS y FROM feedback FOR UPDATE", "UPDATE writes"),
+    ],
+)
+def test_a_configured_query_must_be_one_read_only_statement(query, expected):
+    text = f'models:\n  - {{name: a, label_column: y, training_data: {{query: "{query}"}}}}'
+    with pytest.raises(ConfigError, match=rf"x.yaml: models\[0\].training_data.query: .*{expected}"):
+        config.parse(text, "x.yaml")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT g AS y FROM generate_series(1, 3) g;",
+        "  -- base rows\n  with t as (select 1 as y) select * from t",
+        "SELECT 'a; DROP TABLE feedback' AS y, \"delete\" AS z",
+        "(SELECT 1 AS y) UNION ALL (SELECT 2)",
+    ],
+)
+def test_read_only_queries_pass(query):
+    text = "models:\n  - name: a\n    label_column: y\n    training_data:\n      query: |\n"
+    text += "".join(f"        {line}\n" for line in query.splitlines())
+    assert config.parse(text, "x.yaml").model("a").training_data.query.strip().startswith(query.strip()[:5])

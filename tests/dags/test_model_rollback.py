@@ -78,3 +78,18 @@ def test_a_task_without_a_configured_database_fails_with_one_line_saying_what_to
     assert lines, "the task log does not say what to configure"
     assert "feedback_db" in lines[0] and "FEEDBACK_LOOP_DB_URL" in lines[0]
     assert registry.champion(conn, "digits").version == 3  # nothing moved
+
+
+def test_rollback_dag_refuses_a_tampered_target_and_leaves_the_champion(
+    airflow_db, dagbag, conn, three_promotions, capsys
+):
+    from ..support.artifacts import flip_byte
+
+    flip_byte(registry.get_version(conn, "digits", 2).artifact_path)
+    # The target is explicit: dag.test() of the session's DAG keeps params of earlier runs in this file.
+    dag_run = run(dagbag, model_name="digits", target_version=2, reason="v3 hurts the 7s")
+    assert dag_run.state == "failed"
+    logged = capsys.readouterr()
+    assert "digits v2: artifact checksum mismatch" in logged.out + logged.err
+    assert registry.current_version(conn, "digits") == 3
+    assert len(registry.alias_history(conn, "digits")) == 3

@@ -72,3 +72,18 @@ def test_off_by_default(conn, db_url):
     rollup(conn, 2, 0, 0.10, 60)
     assert post_promotion.check(conn, model, url=db_url)["decision"] == "off"
     assert registry.champion(conn, "digits").version == 2
+
+
+def test_a_rollback_to_a_tampered_version_is_refused_and_reported(conn, db_url, promoted_v2):
+    from ..support.artifacts import flip_byte
+
+    rollup(conn, 1, -2, 0.90, 60)
+    rollup(conn, 2, 0, 0.50, 60)
+    flip_byte(registry.get_version(conn, "digits", 1).artifact_path)
+
+    result = post_promotion.check(conn, promoted_v2, url=db_url)
+
+    assert result["decision"] == "refused"
+    assert "digits v1: artifact checksum mismatch" in result["reason"]
+    assert registry.current_version(conn, "digits") == 2
+    assert [e.action for e in registry.alias_history(conn, "digits")] == ["promote", "promote"]

@@ -154,3 +154,85 @@ def test_writing_an_artifact_where_airflow_is_loaded_logs_no_airflow_deprecation
     assert done.stdout.strip().splitlines()[-1] == "DummyClassifier"
     output = done.stdout + done.stderr
     assert output.count("DeprecatedImportWarning") == 0, output[:1000]
+
+
+# ---- hostile artifacts: checked before any version becomes champion (issue 14) ---------------------------
+
+
+def test_promote_and_rollback_refuse_a_tampered_artifact_and_leave_the_champion(conn):
+    from ..support.artifacts import flip_byte
+
+    for _ in range(3):
+        register_toy(conn)
+    registry.promote(conn, "toy", 1, actor="t")
+    registry.promote(conn, "toy", 2, actor="t")
+    flip_byte(registry.get_version(conn, "toy", 1).artifact_path)
+    flip_byte(registry.get_version(conn, "toy", 3).artifact_path)
+
+    with pytest.raises(
+        IntegrityError, match=r"toy v1: artifact checksum mismatch \(recorded \w{12}…"
+    ) as refused:
+        registry.rollback(conn, "toy", actor="oncall")
+    assert "champion stays v2" in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(IntegrityError, match="toy v3: artifact checksum mismatch"):
+        registry.promote(conn, "toy", 3, actor="t")
+    assert registry.current_version(conn, "toy") == 2
+    assert [e.version for e in registry.alias_history(conn, "toy")] == [1, 2]
+
+
+def test_promotion_refuses_a_version_that_does_not_fit_the_model(conn):
+    from ..support.artifacts import fitted
+
+    register_toy(conn)  # v1: reads f0, f1 and predicts a, b
+    registry.promote(conn, "toy", 1, actor="t")
+    registry.register(conn, "toy", fitted(["f0", "f1", "f2"]), created_by="t")  # v2
+    registry.register(conn, "toy", fitted(["f0", "g1"]), created_by="t")  # v3
+    registry.register(conn, "toy", fitted(["f0", "f1"], ["a", "c"]), created_by="t")  # v4
+    registry.register(conn, "toy", fitted(2), created_by="t")  # v5: fitted without feature names
+    registry.register(conn, "toy", fitted(["f0", "f1"]), created_by="t", classes=["x", "y"])  # v6
+
+    refusals = {
+        2: (InvalidInputError, r"toy v2: n_features_in_ 3 but the model has 2 features \(champion v1\)"),
+        3: (
+            InvalidInputError,
+            r"toy v3: feature columns differ from those of champion v1: missing \['f1'\], unknown \['g1'\]",
+        ),
+        4: (InvalidInputError, r"toy v4: classes differ from champion v1's: v4 lacks \['b'\]"),
+        5: (InvalidInputError, r"toy v5: fitted without feature names \(n_features_in_ 2\)"),
+        6: (
+            IntegrityError,
+            r"toy v6: the artifact predicts classes \['a', 'b'\] but the registry records \['x', 'y'\]",
+        ),
+    }
+    for version, (error, message) in refusals.items():
+        with pytest.raises(error, match=message) as refused:
+            registry.promote(conn, "toy", version, actor="t")
+        assert str(refused.value).endswith("; not promoted: champion stays v1"), refused.value
+    assert registry.current_version(conn, "toy") == 1
+    assert len(registry.alias_history(conn, "toy")) == 1
+
+
+def test_a_later_version_may_add_a_class_and_a_rollback_may_go_back_to_fewer(conn):
+    from ..support.artifacts import fitted
+
+    registry.register(conn, "toy", fitted(["f0", "f1"]), created_by="t")
+    registry.register(conn, "toy", fitted(["f1", "f0"], ["a", "b", "new"]), created_by="t")
+    registry.promote(conn, "toy", 1, actor="t")
+    registry.promote(conn, "toy", 2, actor="t")  # people taught it a label: allowed
+    assert registry.rollback(conn, "toy", actor="t").version == 1
+
+
+def test_the_configured_feature_columns_are_what_a_version_must_read(conn, tmp_path, monkeypatch):
+    configured = tmp_path / "features.yaml"
+    configured.write_text(
+        "models:\n  - {name: toy, label_column: y, feature_columns: [f0, f1, f2], training_data: {path: x.csv}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("FEEDBACK_LOOP_CONFIG", str(configured))
+    register_toy(conn)
+    with pytest.raises(
+        InvalidInputError,
+        match=r"toy v1: n_features_in_ 2 but the model has 3 features \(feature_columns in ",
+    ):
+        registry.promote(conn, "toy", 1, actor="t")
+    assert registry.current_version(conn, "toy") is None

@@ -304,3 +304,20 @@ def test_eval_cases_from_failures_are_idempotent_and_follow_the_resolved_label(c
     assert promote() == {"inserted": 0, "updated": 1, "unchanged": 0}
     (case,) = eval_cases.load(conn, "digits")
     assert (case["expected_label"], case["must_pass"]) == ("2", True)
+
+
+def test_approving_a_candidate_whose_artifact_was_tampered_with_is_refused(conn, db_url):
+    from feedback_loop.core.errors import IntegrityError
+
+    from ..support.artifacts import flip_byte
+
+    model = digits_model(require_approval=True)
+    champion_v1(conn, model)
+    honest_feedback(conn, log_scored(conn, model, production_rows(model, 300)))
+    waiting = pipeline.run(conn, model, params(model), url=db_url)
+    flip_byte(registry.get_version(conn, "digits", 2).artifact_path)  # while the approver thinks
+    with pytest.raises(IntegrityError, match="digits v2: artifact checksum mismatch"):
+        pipeline.approve(conn, waiting.run_id, actor="airflow:lead", url=db_url)
+    assert registry.champion(conn, "digits").version == 1
+    run = run_records.get_run(conn, waiting.run_id)
+    assert run["status"] == "failed" and "checksum mismatch" in run["decision"], run

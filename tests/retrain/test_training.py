@@ -102,3 +102,21 @@ def train_test_split_like_training(frame: pd.DataFrame):
     from sklearn.model_selection import train_test_split
 
     return train_test_split(frame, test_size=0.25, random_state=MIXED.seed, stratify=frame["y"])
+
+
+def test_a_factory_that_returns_no_estimator_is_a_config_error_naming_it():
+    import pandas as pd
+
+    from feedback_loop.core import config
+    from feedback_loop.core.errors import ConfigError
+
+    model = config.parse(
+        "models:\n  - {name: t, label_column: y, training_data: {path: x.csv}, "
+        "estimator: 'tests.support.artifacts:not_an_estimator'}",
+        "t.yaml",
+    ).model("t")
+    frame = pd.DataFrame({"f0": [0.0, 1.0, 2.0, 3.0], "y": ["a", "b", "a", "b"]})
+    with pytest.raises(
+        ConfigError, match=r"model 't': estimator '.*not_an_estimator' returned a str, not a scikit-learn"
+    ):
+        training.fit(model, frame)

@@ -144,10 +144,8 @@ def _register_artifact(conn, model_name: str, path: Path, reason: str) -> regist
     if not path.is_file():
         raise InvalidInputError(f"--artifact {path}: file not found")
     estimator = registry.read_skops(path.read_bytes(), f"--artifact {path}")
-    if not hasattr(estimator, "predict_proba"):
-        raise InvalidInputError(
-            f"--artifact {path}: the estimator has no predict_proba; a classifier is needed"
-        )
+    # Before anything is stored: a classifier fitted on the model's columns, with its classes.
+    registry.check_fit(conn, model_name, estimator, label=f"--artifact {path}")
     return registry.register(
         conn,
         model_name,

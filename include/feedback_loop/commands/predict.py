@@ -75,8 +75,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=run_status)
 
 
-def _clean(value: Any, column: str, row: int) -> Any:
-    """JSON-ready value: NaN/None become null (the model imputes them); infinities are refused."""
+def _clean(value: Any, column: str, row: int, path: Path) -> Any:
+    """JSON-ready value: NaN/None become null (the model imputes them); infinities and NUL are refused, the
+    error naming the file, the column and the row (1 = the first row after the header)."""
     if value is None:
         return None
     if hasattr(value, "item"):  # numpy scalar -> Python
@@ -85,9 +86,9 @@ def _clean(value: Any, column: str, row: int) -> Any:
         if math.isnan(value):
             return None
         if math.isinf(value):
-            raise InvalidInputError(f"--input: column {column!r}, row {row + 1}: infinite value")
+            raise InvalidInputError(f"--input {path}: column {column!r}, row {row + 1}: infinite value")
     if isinstance(value, str) and "\x00" in value:  # PostgreSQL's jsonb cannot hold NUL
-        raise InvalidInputError(f"--input: column {column!r}, row {row + 1}: contains a NUL character")
+        raise InvalidInputError(f"--input {path}: column {column!r}, row {row + 1}: contains a NUL character")
     return value
 
 
@@ -158,8 +159,8 @@ def run_predict(args: argparse.Namespace) -> int:
         records = frame.astype(object).to_dict("records")
         rows = [
             requests.NewRequest(
-                input={c: _clean(record[c], c, i) for c in features},
-                slice={c: _clean(record[c], c, i) for c in slices},
+                input={c: _clean(record[c], c, i, args.input) for c in features},
+                slice={c: _clean(record[c], c, i, args.input) for c in slices},
                 request_id=None if ids is None else ids[i],
             )
             for i, record in enumerate(records)

@@ -7,8 +7,10 @@ A wrong file fails as a whole with the file, the key and the reason; nothing is 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +33,41 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A configured query is read as tokens: comments, quoted literals and identifiers are skipped, so a ';' or a
+# keyword inside them counts for nothing.
+_SQL_TOKEN = re.compile(
+    r"""(?P<skip>--[^\n]*|/\*.*?\*/|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"|\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)?\$)
+    |(?P<word>[A-Za-z_][\w$]*)
+    |(?P<semicolon>;)
+    |(?P<blank>\s+)
+    |(?P<other>.)""",
+    re.S | re.X,
+)
+# Words that make a SELECT or WITH write: data-modifying CTEs, SELECT INTO, row locks (FOR UPDATE).
+_WRITING_WORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "INTO"})
+
+
+def query_problem(query: str) -> str | None:
+    """Why a configured query is not one statement that only reads, or None. The database enforces the same
+    (the query runs in a read-only transaction, see retrain.datasets); this check says so when the file loads."""
+    tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(query)]
+    meaningful = [(kind, text) for kind, text in tokens if kind not in ("skip", "blank", "tag")]
+    while meaningful and meaningful[-1][0] == "semicolon":
+        meaningful.pop()
+    if any(kind == "semicolon" for kind, _ in meaningful):
+        return "one statement only: ';' separates statements (a trailing ';' is fine)"
+    words = [text.upper() for kind, text in meaningful if kind == "word"]
+    if not words or words[0] not in ("SELECT", "WITH"):
+        return f"must be a single SELECT or WITH statement, got {words[0] if words else 'nothing'}"
+    writing = [w for w in words if w in _WRITING_WORDS]
+    if writing:
+        return (
+            f"{writing[0]} writes; a configured query may only read (configured queries run read-only; "
+            "quote a column of that name)"
+        )
+    return None
+
+
 class TrainingData(Strict):
     """Where the base training set comes from: a bundled data set, a file, or SQL on feedback_db."""
 
@@ -38,6 +75,13 @@ class TrainingData(Strict):
     path: str | None = None
     query: str | None = None
     limit: Annotated[int, Field(gt=0)] | None = None
+
+    @field_validator("query")
+    @classmethod
+    def one_reading_statement(cls, value: str | None) -> str | None:
+        if value is not None and (problem := query_problem(value)):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def exactly_one_source(self) -> TrainingData:
@@ -207,8 +251,19 @@ class ModelConfig(Strict):
     @field_validator("estimator")
     @classmethod
     def valid_import_path(cls, value: str) -> str:
+        """Checked without importing anything: the module is imported (and the factory called) only when a
+        model is trained."""
         if not IMPORT_PATH.match(value):
             raise ValueError("must be an import path like 'package.module:function'")
+        module_name, _, attr = value.partition(":")
+        top = module_name.split(".")[0]
+        if top in sys.stdlib_module_names:
+            raise ValueError(
+                f"{value!r} comes from the Python standard library ({top}); an estimator is a function of "
+                "your code or of scikit-learn that takes (spec, seed) and returns a scikit-learn estimator"
+            )
+        if attr.startswith("_") or any(part.startswith("_") for part in module_name.split(".")):
+            raise ValueError(f"{value!r} names something private; name a public factory function")
         return value
 
     @model_validator(mode="after")
@@ -221,11 +276,20 @@ class ModelConfig(Strict):
         module_name, _, attr = self.estimator.partition(":")
         module_name = MOVED_MODULES.get(module_name, module_name)
         try:
-            return getattr(importlib.import_module(module_name), attr)
+            factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(
                 f"model {self.name!r}: estimator {self.estimator!r} cannot be imported: {exc}"
             ) from exc
+        try:  # called as factory(spec, seed); a builtin or a function of other arguments is refused uncalled
+            if not inspect.isfunction(factory):
+                raise TypeError(f"it is a {type(factory).__name__}, not a Python function")
+            inspect.signature(factory).bind(None, self.seed)
+        except TypeError as exc:
+            raise ConfigError(
+                f"model {self.name!r}: estimator {self.estimator!r} cannot be called as factory(spec, seed): {exc}"
+            ) from None
+        return factory
 
 
 class ApiConfig(Strict):
@@ -332,7 +396,10 @@ def parse(text: str, source: str = "<config>") -> Settings:
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{_location(e['loc'])}: {e['msg']}" for e in exc.errors())
+        # pydantic words our own ValueErrors "Value error, <reason>": the reason is the message.
+        problems = "; ".join(
+            f"{_location(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
         raise ConfigError(f"{source}: {problems}") from None
 
 
@@ -341,11 +408,19 @@ def _read(path: str, version: tuple[int, int]) -> Settings | str:
     """The settings of one version (mtime, size) of the file, or why it is invalid, as one line. A broken
     file is read once per version too, not on every call (the API asks on every request)."""
     try:
-        return parse(Path(path).read_text(encoding="utf-8"), source=path)
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"{path}: cannot be read: {exc.strerror or exc}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        )
+    try:
+        return parse(text, source=path)
     except ConfigError as exc:
         return " ".join(str(exc).split())
-    except (OSError, UnicodeDecodeError) as exc:
-        return f"{path}: cannot be read: {exc}"
 
 
 def load(path: Path | str | None = None) -> Settings:

@@ -33,6 +33,16 @@ EMBEDDED = db_url.EMBEDDED
 _resolved: str | None = None
 
 
+@contextmanager
+def read_only(conn: psycopg.Connection) -> Iterator[None]:
+    """A transaction (inside an open one: a savepoint) in which PostgreSQL refuses every write, rolled back
+    at the end: for SQL the configuration supplies. The caller's transaction is read-write again afterwards
+    (a savepoint's rollback undoes SET TRANSACTION READ ONLY)."""
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET TRANSACTION READ ONLY")
+        yield
+
+
 def with_database(url: str, database: str) -> str:
     """The same server URL pointing at another database."""
     parts = urlsplit(url)

@@ -20,6 +20,7 @@ import psycopg
 
 from feedback_loop.core import queries
 from feedback_loop.core.config import ModelConfig, Settings
+from feedback_loop.core.errors import FeedbackLoopError
 from feedback_loop.registry import locks
 from feedback_loop.registry import versions as registry
 
@@ -30,7 +31,8 @@ ACTOR = "feedback-loop:auto-rollback"
 
 def check(conn: psycopg.Connection, model: ModelConfig, *, url: str | None = None) -> dict[str, Any]:
     """Judge the current champion's promotion; roll back when it regressed. Returns the decision and
-    every number it was based on (decision: off | nothing_to_compare | waiting | kept | rolled_back)."""
+    every number it was based on (decision: off | nothing_to_compare | waiting | kept | rolled_back |
+    refused: it regressed, but the previous version failed registry.check_servable and the champion stays)."""
     gate = model.gate
     result: dict[str, Any] = {"model_name": model.name, "threshold": gate.auto_rollback_accuracy_drop}
     if gate.auto_rollback_accuracy_drop is None:
@@ -67,9 +69,14 @@ def check(conn: psycopg.Connection, model: ModelConfig, *, url: str | None = Non
             f"(v{promotion.previous_version}) to {row['accuracy_after']:.3f} (v{promotion.version}) over "
             f"{row['intervals_after']} rollup(s) after the promotion; threshold {gate.auto_rollback_accuracy_drop}"
         )
-        event = registry.rollback(
-            conn, model.name, actor=ACTOR, reason=reason, to_version=promotion.previous_version
-        )
+        try:
+            event = registry.rollback(
+                conn, model.name, actor=ACTOR, reason=reason, to_version=promotion.previous_version
+            )
+        except FeedbackLoopError as exc:  # e.g. the previous version's artifact no longer verifies
+            conn.rollback()
+            log.error("%s: %s; the rollback was refused: %s", model.name, reason, exc)
+            return result | {"decision": "refused", "reason": f"{reason}; refused: {exc}"}
         conn.commit()
         log.warning("%s: %s", model.name, reason)
         return result | {"decision": "rolled_back", "version": event.version, "reason": reason}

@@ -1,5 +1,10 @@
 """Model registry in PostgreSQL: versions with metrics and data snapshots, skops artifacts checked by
 sha256, and an append-only alias history where promotion and rollback are single transactions.
+
+No version becomes champion (promotion, rollback, automatic rollback, a retraining's promotion) without
+`check_servable`: its artifact's checksum and trusted types, and `check_fit` (its columns and classes against
+its record, the configured feature columns and the champion). `model register --artifact` runs `check_fit`
+before anything is stored.
 """
 
 from __future__ import annotations
@@ -21,8 +26,14 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from feedback_loop.core import db, paths, queries
-from feedback_loop.core.errors import ConflictError, IntegrityError, InvalidInputError, NotFoundError
+from feedback_loop.core import config, db, paths, queries
+from feedback_loop.core.errors import (
+    ConflictError,
+    FeedbackLoopError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,8 +276,6 @@ def _move_alias(
     target = get_version(conn, model_name, version)
     if target.status == "rejected":
         raise InvalidInputError(f"{model_name} v{version} was rejected by the gate and cannot serve")
-    if not target.artifact_path.is_file():
-        raise IntegrityError(f"{model_name} v{version}: artifact {target.artifact_path} is missing")
     current = current_version(conn, model_name, alias)
     if expected_current is not None and current != expected_current:
         raise ConflictError(
@@ -274,6 +283,12 @@ def _move_alias(
         )
     if current == version:
         raise ConflictError(f"{model_name} v{version} is already {alias}")
+    try:
+        check_servable(conn, target)
+    except FeedbackLoopError as exc:
+        verb = "not rolled back" if action == "rollback" else "not promoted"
+        stays = f"{alias} stays v{current}" if current is not None else f"{model_name} has no {alias}"
+        raise type(exc)(f"{exc}; {verb}: {stays}") from exc
     row = conn.execute(
         queries.sql("registry/insert_alias_event"),
         {
@@ -396,3 +411,118 @@ def load(conn: psycopg.Connection, model_name: str, version: int | None = None) 
     """The estimator and its registry entry: `version`, or the current champion."""
     entry = get_version(conn, model_name, version) if version is not None else champion(conn, model_name)
     return load_artifact(entry), entry
+
+
+# ---- fitness: checked before any version becomes champion, and before an artifact is registered ----------
+
+
+def check_servable(conn: psycopg.Connection, version: ModelVersion) -> Any:
+    """Load `version`'s artifact (checksum, trusted types) and check that it fits its model (`check_fit`).
+    Every move of an alias runs this first. Returns the estimator."""
+    estimator = load_artifact(version)
+    label = f"{version.model_name} v{version.version}"
+    check_fit(conn, version.model_name, estimator, label=label, entry=version)
+    return estimator
+
+
+def check_fit(
+    conn: psycopg.Connection,
+    model_name: str,
+    estimator: Any,
+    *,
+    label: str,
+    entry: ModelVersion | None = None,
+) -> None:
+    """Raise unless `estimator` can serve `model_name`; `entry` is its registry record (None: not registered
+    yet). Checked, each failure one line naming `label`:
+
+    * a classifier (predict_proba) that agrees with its record: the columns it was fitted on and its
+      classes are the ones the registry recorded (else IntegrityError);
+    * fitted on named columns (scoring builds a frame by name), as many and the same as the model's: its
+      configured `feature_columns` when the config lists them, else those of the champion (else of the newest
+      other version that could serve);
+    * classes: a later version may add a class (people can teach a new label through feedback) but never
+      drop one an earlier version predicts; compared with the same reference version.
+    """
+    if not hasattr(estimator, "predict_proba"):
+        raise InvalidInputError(f"{label}: the estimator has no predict_proba; a classifier is needed")
+    names = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
+    count = getattr(estimator, "n_features_in_", None)
+    classes = [str(c) for c in getattr(estimator, "classes_", [])]
+    if entry is not None:
+        recorded = list(entry.feature_columns)
+        if names and recorded and names != recorded:
+            raise IntegrityError(
+                f"{label}: the artifact reads columns {_few(names)} but the registry records {_few(recorded)}"
+            )
+        if entry.classes and sorted(classes) != sorted(entry.classes):
+            raise IntegrityError(
+                f"{label}: the artifact predicts classes {_few(classes)} but the registry records "
+                f"{_few(list(entry.classes))}"
+            )
+        names = names or recorded
+    reference = _reference(conn, model_name, exclude=None if entry is None else entry.version)
+    theirs = "" if reference is None else _holder(conn, reference)
+    expected, source = _expected_features(model_name, reference, theirs)
+    if expected is not None:
+        if count is not None and count != len(expected):
+            raise InvalidInputError(
+                f"{label}: n_features_in_ {count} but the model has {len(expected)} features ({source})"
+            )
+        if names and set(names) != set(expected):
+            missing, unknown = sorted(set(expected) - set(names)), sorted(set(names) - set(expected))
+            raise InvalidInputError(
+                f"{label}: feature columns differ from those of {source}: missing {_few(missing)}, "
+                f"unknown {_few(unknown)}"
+            )
+    if not names:
+        raise InvalidInputError(
+            f"{label}: fitted without feature names (n_features_in_ {count}); fit it on a DataFrame whose "
+            "columns are the model's features"
+        )
+    if reference is not None and reference.classes and classes:
+        ours = "this version" if entry is None else f"v{entry.version}"
+        newer_is_ours = entry is None or entry.version > reference.version
+        older, newer = (reference.classes, classes) if newer_is_ours else (classes, reference.classes)
+        dropped = sorted(set(older) - set(newer))
+        if dropped:
+            lacking = ours if newer_is_ours else theirs
+            raise InvalidInputError(
+                f"{label}: classes differ from {theirs}'s: {lacking} lacks {_few(dropped)} that the earlier "
+                "version predicts (a later version may add classes, never drop one)"
+            )
+
+
+def _few(items: list[str], n: int = 8) -> str:
+    shown = sorted(items)
+    return repr(shown) if len(shown) <= n else f"{shown[:n]!r} ... ({len(shown)} in all)"
+
+
+def _holder(conn: psycopg.Connection, version: ModelVersion) -> str:
+    is_champion = current_version(conn, version.model_name) == version.version
+    return f"champion v{version.version}" if is_champion else f"v{version.version}"
+
+
+def _reference(conn: psycopg.Connection, model_name: str, exclude: int | None) -> ModelVersion | None:
+    """What a new holder is compared with: the champion, else the newest other version that could serve."""
+    holder = current_version(conn, model_name)
+    if holder is not None and holder != exclude:
+        return get_version(conn, model_name, holder)
+    rows = conn.execute(queries.sql("registry/versions"), {"model_name": model_name}).fetchall()
+    others = [r for r in rows if r["version"] != exclude and r["status"] != "rejected"]
+    return _version_from_row(others[-1]) if others else None
+
+
+def _expected_features(
+    model_name: str, reference: ModelVersion | None, reference_label: str
+) -> tuple[list[str] | None, str]:
+    """The columns the model reads, and where that comes from: the configured list, else the reference."""
+    try:
+        configured = config.load().model(model_name)
+    except NotFoundError:  # registered but not configured (e.g. imported for a comparison)
+        configured = None
+    if configured is not None and isinstance(configured.feature_columns, list):
+        return list(configured.feature_columns), f"feature_columns in {config.default_path()}"
+    if reference is not None and reference.feature_columns:
+        return list(reference.feature_columns), reference_label
+    return None, ""

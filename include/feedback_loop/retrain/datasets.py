@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psycopg
+
+from feedback_loop.core import db
 from feedback_loop.core.errors import ConfigError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -47,6 +52,34 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise InvalidInputError(f"data file {path}: cannot be read: {reason}") from None
 
 
+@contextmanager
+def configured_query(
+    conn: psycopg.Connection, model: ModelConfig, *, cursor_name: str | None = None, itersize: int = 1_000
+) -> Iterator[psycopg.Cursor]:
+    """The cursor of the model's training_data.query, run in a read-only transaction (core.db.read_only):
+    the config check refuses writing SQL when the file loads, and PostgreSQL refuses it here whatever got
+    through. `cursor_name`: a server-side cursor, to stream a large result."""
+    try:
+        with db.read_only(conn), conn.cursor(name=cursor_name) if cursor_name else conn.cursor() as cursor:
+            if cursor_name:
+                cursor.itersize = itersize
+            cursor.execute(model.training_data.query)
+            yield cursor
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        raise ConfigError(
+            f"model {model.name!r}: training_data.query tried to write ({_first_line(exc)}); configured "
+            "queries run read-only"
+        ) from None
+    except (psycopg.ProgrammingError, psycopg.NotSupportedError, psycopg.DataError) as exc:
+        raise ConfigError(
+            f"model {model.name!r}: training_data.query cannot run: {_first_line(exc)}"
+        ) from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def load_training_data(model: ModelConfig, conn=None) -> pd.DataFrame:
     """The configured base training set, with the label column as strings."""
     import pandas as pd
@@ -59,8 +92,8 @@ def load_training_data(model: ModelConfig, conn=None) -> pd.DataFrame:
     else:
         if conn is None:
             raise ConfigError(f"model {model.name!r}: training_data.query needs a database connection")
-        cursor = conn.execute(source.query)
-        frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+        with configured_query(conn, model) as cursor:
+            frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
     if model.label_column not in frame.columns:
         raise ConfigError(
             f"model {model.name!r}: label_column {model.label_column!r} is not in the training data "

@@ -17,7 +17,7 @@ import psycopg
 
 from feedback_loop.core import queries
 from feedback_loop.core.config import ModelConfig
-from feedback_loop.core.errors import ConflictError, InvalidInputError
+from feedback_loop.core.errors import ConflictError, FeedbackLoopError, InvalidInputError
 from feedback_loop.registry import versions as registry
 from feedback_loop.registry.locks import DEFAULT_LOCK_TIMEOUT_S, model_lock
 from feedback_loop.retrain import eval_cases, gate, training_data
@@ -220,6 +220,9 @@ def promote_candidate(
             decision=f"not promoted: {exc}; re-run to gate against the new champion",
             finished=True,
         )
+        raise
+    except FeedbackLoopError as exc:  # the candidate failed registry.check_servable (e.g. tampered with)
+        record(conn, run_id, status="failed", decision=str(exc), finished=True)
         raise
     record(
         conn,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from feedback_loop.core.errors import InvalidInputError
+from feedback_loop.core.errors import ConfigError, InvalidInputError
 from feedback_loop.retrain.features import FeatureSpec, feature_spec
 
 if TYPE_CHECKING:
@@ -85,6 +85,19 @@ def _weight_argument(estimator: Any, weights: Sequence[float]) -> dict[str, Any]
     return {"sample_weight": list(weights)}
 
 
+def _estimator(model: ModelConfig, made: Any) -> Any:
+    """What the configured factory made, if it is a scikit-learn estimator that can be fitted and give
+    probabilities; else a ConfigError naming the factory."""
+    from sklearn.base import BaseEstimator
+
+    if not isinstance(made, BaseEstimator) or not hasattr(made, "fit"):
+        raise ConfigError(
+            f"model {model.name!r}: estimator {model.estimator!r} returned a {type(made).__name__}, not a "
+            "scikit-learn estimator"
+        )
+    return made
+
+
 def fit(
     model: ModelConfig,
     frame: pd.DataFrame,
@@ -98,7 +111,7 @@ def fit(
     check_labels(frame, model.label_column)
     spec = spec or feature_spec(model, frame)
     factory = model.estimator_factory()
-    estimator = factory(spec, model.seed)
+    estimator = _estimator(model, factory(spec, model.seed))
     features, labels = frame[spec.features], frame[model.label_column].astype(str)
     if sample_weight is None or all(w == 1.0 for w in sample_weight):
         estimator.fit(features, labels)
@@ -109,7 +122,7 @@ def fit(
         estimator.fit(features, labels, **_weight_argument(estimator, sample_weight))
     except TypeError as exc:
         log.warning("%s: the estimator takes no sample weights (%s); fitting unweighted", model.name, exc)
-        estimator = factory(spec, model.seed)
+        estimator = _estimator(model, factory(spec, model.seed))
         estimator.fit(features, labels)
     return estimator
 

@@ -332,9 +332,9 @@ def load_base(conn: psycopg.Connection, model: ModelConfig) -> pd.DataFrame:
     from feedback_loop.core.errors import ConfigError
 
     chunks: list[pd.DataFrame] = []
-    with conn.transaction(), conn.cursor(name=f"base_{model.name}"[:60]) as cursor:
-        cursor.itersize = CHUNK_ROWS
-        cursor.execute(model.training_data.query)
+    with datasets.configured_query(
+        conn, model, cursor_name=f"base_{model.name}"[:60], itersize=CHUNK_ROWS
+    ) as cursor:
         while rows := cursor.fetchmany(CHUNK_ROWS):
             chunks.append(pd.DataFrame.from_records(rows))
     frame = pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
