@@ -96,3 +96,39 @@ def test_a_batch_built_to_exhaust_memory_is_refused_at_once(server, conn, figure
     assert single_latency[0] < MAX_SECONDS, f"a single POST alongside waited {single_latency[0]:.2f}s"
     stored = conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"]
     assert stored == 3  # the warm-up batch, the warm-up POST and the one alongside: nothing of the batch
+
+
+def test_a_single_event_built_to_exhaust_memory_is_refused_at_once(server, conn, figures):
+    """The single route has the same bound: one object of a million unknown fields (about 12 MB, under the
+    limit) was parsed into a dict and answered with one error object per field."""
+    register_toy(conn)
+    conn.commit()
+    (trace,) = make_predictions(conn, "toy", 1, 1)
+    conn.commit()
+    n = size(200_000, 1_000_000)
+    event = {"trace_id": str(trace), "kind": "thumbs_up", **{f"f{i}": 0 for i in range(n)}}
+    body = json.dumps(event, separators=(",", ":")).encode()
+    headers = {**server.writer, "Content-Type": "application/json"}
+    with api_process(server.env, server.tmp / "hostile-single.log") as (base, process):
+        with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+            assert client.post("/feedback", json={"trace_id": str(trace), "kind": "thumbs_up"}).status_code == 201
+            before_kb = memory_kb(process.pid, "VmRSS")
+            started = time.perf_counter()
+            response = client.post("/feedback", content=body)
+            elapsed = time.perf_counter() - started
+            growth_mb = (memory_kb(process.pid, "VmHWM") - before_kb) / 1024
+    figures.update(
+        {
+            "body_bytes": len(body),
+            "unknown_fields": n,
+            "refused_in_s": round(elapsed, 3),
+            "server_peak_growth_mb": round(growth_mb, 1),
+        }
+    )
+    assert response.status_code == 422, response.text[:500]
+    detail = response.json()["detail"]
+    assert detail[0]["field"] in ("body", "f0"), detail[:3]
+    assert len(detail) <= MAX_PROBLEMS, len(detail)
+    assert elapsed < MAX_SECONDS, f"refused after {elapsed:.2f}s"
+    assert growth_mb < MAX_GROWTH_MB, f"server memory grew by {growth_mb:.0f} MB"
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 1

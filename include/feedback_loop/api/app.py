@@ -206,7 +206,7 @@ async def _unparsable_body(request: Request, exc: StarletteHTTPException) -> Res
     if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
         if isinstance(exc.__cause__, RecursionError):  # Python's json parser ran out of stack
             return JSONResponse({"detail": [{"field": "body", "reason": NESTED_TOO_DEEPLY}]}, status_code=422)
-        reason = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
+        reason = routes.UNDECODABLE
         return JSONResponse({"detail": [{"field": "body", "reason": reason}]}, status_code=400)
     if (exc.status_code, exc.detail) in ((404, "Not Found"), (405, "Method Not Allowed")):
         reason = f"no route for {request.method} on this path; the routes are listed in openapi.json"

@@ -62,6 +62,29 @@ def parse(raw: bytes, limit: int) -> list[FeedbackBody]:
         raise InvalidItems(_problems(raw, exc, limit)) from None
 
 
+def parse_event(raw: bytes) -> FeedbackBody:
+    """One event of POST /feedback, bounded like a batch of one item; Invalid (too many values) or
+    InvalidItems (at most MAX_REPORTED_PROBLEMS) otherwise."""
+    most = VALUES_PER_ITEM
+    if values_bound(raw) > most:
+        structure = _STRING.sub(b"0", raw)  # strings become one token: their commas are text
+        values = values_bound(structure)
+        if values > most and structure.count(b"[") + structure.count(b"{") > 2 * structure.count(b",") + 2:
+            raise Invalid("body", "is not valid JSON for one event: it is nested too deeply")
+        if values > most:
+            raise Invalid(
+                "body",
+                f"holds {values} JSON values, more than one event of the documented fields can ({most}); "
+                "send only those fields, without nested values",
+            )
+    try:
+        return _ITEM.validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidItems(
+            exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_PROBLEMS]
+        ) from None
+
+
 def most_values(limit: int) -> int:
     return VALUES_PER_ITEM * limit + ENVELOPE_VALUES
 
