@@ -46,10 +46,10 @@ from feedback_loop.adapters.airflow_dags import (
     run_type,
 )
 from feedback_loop.adapters.airflow_hitl import ReviewNotifier, ReviewOperator, review_params
-from feedback_loop.core import config
+from feedback_loop.core import dag_config
 
 _CONFIGURED = ", ".join(
-    f"{m.name}: threshold {m.confidence_threshold}, budget {m.review_budget}" for m in config.load().models
+    f"{m.name}: threshold {m.confidence_threshold}, budget {m.review_budget}" for m in dag_config.models()
 )
 
 
@@ -97,7 +97,7 @@ def feedback_inference():
     def score_requests() -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from feedback_loop.core import db
+        from feedback_loop.core import config, db
         from feedback_loop.inference import rounds
 
         context = get_current_context()
@@ -122,7 +122,7 @@ def feedback_inference():
     @task
     def open_reviews(scored: dict) -> list[dict]:
         from feedback_loop.adapters.airflow_hitl import review_task_kwargs
-        from feedback_loop.core import db
+        from feedback_loop.core import config, db
         from feedback_loop.inference import rounds
 
         context = get_current_context()

@@ -1,6 +1,8 @@
 """Airflow adapter: what every DAG file shares (default args, assets, Params built from the config).
 
-DAG files import this at parse time, so it stays light: no pandas, no scikit-learn, no database.
+DAG files import this at parse time, so it stays light: no pandas, no scikit-learn, no database, and no
+pydantic: the config keys the DAG structure needs come from `core.dag_config` (a cached digest of the
+validated file).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 from airflow.sdk import Asset, Param
 
 from feedback_loop.adapters import airflow_connection
-from feedback_loop.core import config, schedules
+from feedback_loop.core import dag_config, schedules
 
 # Tasks of our DAGs read the feedback database from the `feedback_db` connection (or FEEDBACK_LOOP_DB_URL).
 airflow_connection.install()
@@ -38,7 +40,7 @@ def models_schedule(kind: str) -> Any:
     does (UTC); each run then serves the models due at its time. None when no model has a schedule."""
     from airflow.sdk import CronTriggerTimetable, MultipleCronTriggerTimetable
 
-    crons = schedules.crons(config.load().models, kind)
+    crons = schedules.crons(dag_config.models(), kind)
     if not crons:
         return None
     if len(crons) == 1:
@@ -50,7 +52,7 @@ def models_schedule(kind: str) -> Any:
 
 def model_names() -> list[str]:
     """Configured model names; a broken config fails DAG parsing with the file, key and reason."""
-    return [m.name for m in config.load().models]
+    return [m.name for m in dag_config.models()]
 
 
 def required_reason_param(description: str) -> Param:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseNotifier, Param
 
-from feedback_loop.core.config import ModelConfig
-from feedback_loop.inference import review
+from feedback_loop.inference import review_form
+
+if TYPE_CHECKING:
+    # Both import the pydantic config models (~100 ms per DAG parse); the operator needs them at run time.
+    from feedback_loop.core.config import ModelConfig
+    from feedback_loop.inference import review
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ DEFAULT_BASE_URL = "http://localhost:8080"
 
 def review_params() -> dict[str, Param]:
     """The form fields every review task shows: corrected label and comment (both optional)."""
-    return {name: Param(**spec) for name, spec in review.review_params_schema().items()}
+    return {name: Param(**spec) for name, spec in review_form.review_params_schema().items()}
 
 
 def assigned_users(model: ModelConfig) -> list[dict[str, str]] | None:
@@ -97,6 +101,8 @@ class ReviewOperator(HITLOperator):
         (The provider's check refuses a subset, after Airflow's REST API has already answered 200.)"""
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from feedback_loop.inference import review
+
         result = super().execute_complete(context, event)
         return self._record(
             review.Answer(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedback_loop.core import config
+from feedback_loop.core import dag_config
 
 
 def schedule() -> Any:
@@ -35,5 +35,5 @@ def auto_rollback_schedule() -> list | None:
     """model_rollback also runs on new rollups, but only when some model enables automatic rollback."""
     from feedback_loop.adapters.airflow_dags import ROLLUPS
 
-    enabled = any(m.gate.auto_rollback_accuracy_drop is not None for m in config.load().models)
+    enabled = any(m.auto_rollback_accuracy_drop is not None for m in dag_config.models())
     return [ROLLUPS] if enabled else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import re
 import sys
 from functools import lru_cache
@@ -21,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from feedback_loop.core import paths, schedules
 from feedback_loop.core.errors import ConfigError, NotFoundError
 
-ENV_CONFIG = "FEEDBACK_LOOP_CONFIG"
+ENV_CONFIG = paths.ENV_CONFIG
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 DEFAULT_ESTIMATOR = "feedback_loop.retrain.training:default_pipeline"
@@ -358,15 +357,11 @@ class Settings(Strict):
 
 def shipped_path() -> Path:
     """The commented example configuration shipped with the package (never FEEDBACK_LOOP_CONFIG)."""
-    root = paths.project_root()
-    if root is not None:
-        return root / "config" / "feedback_loop.yaml"
-    return paths.PACKAGE_DIR / "config" / "feedback_loop.yaml"
+    return paths.shipped_config_path()
 
 
 def default_path() -> Path:
-    configured = os.environ.get(ENV_CONFIG)
-    return Path(configured) if configured else shipped_path()
+    return paths.config_path()
 
 
 # Pydantic puts the chosen member's tag into an error's location (input_display.image.width); the file has

@@ -6,12 +6,27 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # include/feedback_loop (this file is in core/)
+ENV_CONFIG = "FEEDBACK_LOOP_CONFIG"
 
 
 def project_root() -> Path | None:
     """The source checkout this package runs from, when it runs from one (editable install)."""
     candidate = PACKAGE_DIR.parents[1]
     return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def shipped_config_path() -> Path:
+    """The commented example configuration shipped with the package (never FEEDBACK_LOOP_CONFIG)."""
+    root = project_root()
+    if root is not None:
+        return root / "config" / "feedback_loop.yaml"
+    return PACKAGE_DIR / "config" / "feedback_loop.yaml"
+
+
+def config_path() -> Path:
+    """FEEDBACK_LOOP_CONFIG, else the shipped example (here so that reading it needs no pydantic)."""
+    configured = os.environ.get(ENV_CONFIG)
+    return Path(configured) if configured else shipped_config_path()
 
 
 def state_dir() -> Path:

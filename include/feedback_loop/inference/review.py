@@ -20,23 +20,28 @@ from feedback_loop.core import privacy
 from feedback_loop.core.config import ImageDisplay, InputDisplay, TableDisplay, TextDisplay
 from feedback_loop.core.errors import InvalidInputError
 from feedback_loop.inference import review_image
+from feedback_loop.inference.review_form import (
+    COMMENT,
+    CORRECTED_LABEL,
+    MAX_COMMENT_LENGTH,
+    MAX_LABEL_LENGTH,
+    NONE_OF_THESE,
+    SKIP,
+)
+from feedback_loop.inference.review_form import (
+    review_params_schema as review_params_schema,  # where it lived before review_form
+)
 
 if TYPE_CHECKING:
     # The store imports psycopg; DAG files import this module at parse time, so only type-check it.
     from feedback_loop.core.store import FeedbackIn
 
-NONE_OF_THESE = "None of these"
-SKIP = "Skip (cannot tell)"
 RESERVED_OPTIONS = (NONE_OF_THESE, SKIP)
 # The option an unanswered review falls back to when its response timeout passes: it carries no label,
 # so a timeout never turns into a silent confirmation of the model.
 DEFAULT_OPTION = SKIP
 MAX_LABEL_OPTIONS = 5
 TABLE_PAIRS_PER_ROW = 4
-CORRECTED_LABEL = "corrected_label"
-COMMENT = "comment"
-MAX_LABEL_LENGTH = 200
-MAX_COMMENT_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -389,26 +394,3 @@ def outcome_of_answer(item: ReviewItem, answer: Answer) -> Outcome:
         row("correction", chosen),
         f"{reviewer} corrected {item.output_label!r} to {chosen!r}",
     )
-
-
-def review_params_schema(classes: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
-    """The form fields of every review task (Airflow Param keyword arguments, no Airflow import)."""
-    label: dict[str, Any] = {
-        "default": None,
-        "type": ["null", "string"],
-        "maxLength": MAX_LABEL_LENGTH,
-        "title": "Corrected label",
-        "description": f"Only with '{NONE_OF_THESE}': the right label, if you know it.",
-    }
-    if classes:
-        label["examples"] = list(classes)
-    return {
-        CORRECTED_LABEL: label,
-        COMMENT: {
-            "default": None,
-            "type": ["null", "string"],
-            "maxLength": MAX_COMMENT_LENGTH,
-            "title": "Comment",
-            "description": "Optional: why, or anything the model owners should know.",
-        },
-    }
