@@ -111,7 +111,10 @@ def test_a_single_event_built_to_exhaust_memory_is_refused_at_once(server, conn,
     headers = {**server.writer, "Content-Type": "application/json"}
     with api_process(server.env, server.tmp / "hostile-single.log") as (base, process):
         with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
-            assert client.post("/feedback", json={"trace_id": str(trace), "kind": "thumbs_up"}).status_code == 201
+            assert (
+                client.post("/feedback", json={"trace_id": str(trace), "kind": "thumbs_up"}).status_code
+                == 201
+            )
             before_kb = memory_kb(process.pid, "VmRSS")
             started = time.perf_counter()
             response = client.post("/feedback", content=body)
