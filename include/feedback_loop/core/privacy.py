@@ -155,8 +155,8 @@ def pseudonymize(user_id: str | None) -> str | None:
     per-user counts and de-duplication still work, and only someone with the key can recompute it. The key
     is FEEDBACK_LOOP_PSEUDONYM_KEY; without it the pseudonym is an unkeyed hash, which anyone holding a
     list of candidate addresses can confirm. Any other id is kept as it is."""
-    if user_id is None or not _may_hold_personal_data(user_id):  # "user-123": most ids, no look-up
-        return user_id
+    if user_id is None:
+        return None
     return _pseudonym(user_id, os.environ.get(PSEUDONYM_KEY_ENV, ""))
 
 
@@ -172,9 +172,9 @@ def _may_hold_personal_data(text: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=4096)  # a batch names the same few users many times
+@functools.lru_cache(maxsize=65536)  # a batch names the same users many times: one check per user
 def _pseudonym(user_id: str, secret: str) -> str:
-    if not mask(user_id).changed:
+    if not _may_hold_personal_data(user_id) or not mask(user_id).changed:  # "user-123": most ids
         return user_id
     key = secret.encode()
     if not key:
