@@ -6,13 +6,13 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from feedback_loop.api import batch_body, schemas
 from feedback_loop.api.problems import MAX_REPORTED_PROBLEMS, ApiProblem, Unavailable
@@ -30,6 +30,7 @@ IdempotencyKey = Annotated[
     ),
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
+Body = TypeVar("Body", bound=BaseModel)
 UNDECODABLE = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
 BIGINT_MAX = 2**63 - 1  # ids are PostgreSQL bigints: a larger one is a 422, not a database error
 
@@ -42,7 +43,9 @@ def _ingest_one(feedback: FeedbackService, raw: bytes, idempotency_key: str | No
     try:
         body = batch_body.parse_event(raw)
     except batch_body.InvalidItems as exc:
-        body = _event_parsed_by_python(raw, exc.errors)
+        if not _is_utf8(raw):  # 400, as FastAPI answered before this route parsed its own body
+            raise ApiProblem("body", UNDECODABLE) from None
+        body = _parsed_by_python(raw, exc.errors, schemas.FeedbackBody)
     result = feedback.submit(body, idempotency_key)
     content = schemas.FeedbackOut.model_validate(result.row).model_dump_json()
     return Response(
@@ -60,29 +63,19 @@ async def post_feedback(request: Request, idempotency_key: IdempotencyKey = None
     return await run_in_threadpool(_ingest_one, service(request), raw, idempotency_key)
 
 
-def _event_parsed_by_python(raw: bytes, errors: list[dict[str, Any]]) -> schemas.FeedbackBody:
-    """As _batch_parsed_by_python, for one event; bytes that are not UTF-8 are 400 as FastAPI answered
-    before this route parsed its own body."""
-    if any(e["type"] == "json_invalid" for e in errors):
-        try:
-            parsed = json.loads(raw)
-        except UnicodeDecodeError:
-            raise ApiProblem("body", UNDECODABLE) from None
-        except (ValueError, RecursionError):
-            pass
-        else:
-            try:
-                return schemas.FeedbackBody.model_validate(parsed)
-            except ValidationError as exc:
-                errors = exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_PROBLEMS]
-    raise RequestValidationError(errors) from None
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
-def _batch_parsed_by_python(raw: bytes, errors: list[dict[str, Any]]) -> list[schemas.FeedbackBody]:
-    """The items when pydantic's JSON parser refused the body but Python's reads it: an unpaired
-    surrogate ("\\ud800"), which the service then names by its field like the single route does. The
-    body already passed batch_body's size gates, so this costs no more than the first parse. Anything
-    else keeps pydantic's errors (the readable 422)."""
+def _parsed_by_python(raw: bytes, errors: list[dict[str, Any]], model: type[Body]) -> Body:
+    """The body when pydantic's JSON parser refused it but Python's reads it: an unpaired surrogate
+    ("\\ud800"), which the service then names by its field. The body already passed batch_body's size
+    gates, so this costs no more than the first parse. Anything else keeps pydantic's errors (the
+    readable 422)."""
     if any(e["type"] == "json_invalid" for e in errors):
         try:
             parsed = json.loads(raw)
@@ -90,7 +83,7 @@ def _batch_parsed_by_python(raw: bytes, errors: list[dict[str, Any]]) -> list[sc
             pass
         else:
             try:
-                return schemas.BatchBody.model_validate(parsed).items
+                return model.model_validate(parsed)
             except ValidationError as exc:
                 errors = exc.errors(include_url=False, include_input=False)[:MAX_REPORTED_PROBLEMS]
     raise RequestValidationError(errors) from None
@@ -103,7 +96,7 @@ def _ingest_batch(feedback: FeedbackService, raw: bytes, idempotency_key: str | 
         # Errors go through the same readable 422 handler.
         items = batch_body.parse(raw, feedback.settings.api.max_batch_size)
     except batch_body.InvalidItems as exc:
-        items = _batch_parsed_by_python(raw, exc.errors)
+        items = _parsed_by_python(raw, exc.errors, schemas.BatchBody).items
     outcome = feedback.submit_batch(items, idempotency_key)
     content = json.dumps(outcome, separators=(",", ":"))
     replayed = outcome["created"] == 0
