@@ -4,16 +4,20 @@
   `feedback-loop api serve` process on 127.0.0.1; requests/s and p50/p99 latency;
 - batch: POST /feedback/batch with B items per request (one transaction, COPY straight into `feedback`);
   rows/s;
-- ceiling: raw COPY of the same rows straight into the feedback table; rows/s.
+- ceiling: raw COPY of the same rows straight into the feedback table; rows/s;
+- open loop: single events sent at fixed rates (BENCH_INGEST_RATES, 100 to 1,000/s, BENCH_INGEST_OPEN_SECONDS
+  each), latency counted from each request's due time (bench/_open_loop.py), and the rate where p99 passes
+  20 ms; beside it PostgreSQL's own rate of single-row autocommit INSERTs on one connection, same run.
 Batch and raw COPY rounds alternate (the machine is shared, load moves), and each is reported as the median
 over the rounds, with the worst and best per-round ratio.
 
 Everything runs on a throwaway database on the resolved PostgreSQL server and a throwaway Airflow home
 (tokens are Airflow JWTs signed by the simple auth manager, verified by the server with Airflow's code).
 Knobs (environment): BENCH_INGEST_CLIENTS (32), BENCH_INGEST_REQUESTS (3000), BENCH_INGEST_BATCH (10000),
-BENCH_INGEST_ROUNDS (7), BENCH_INGEST_WORKERS (uvicorn workers, 1), BENCH_INGEST_SERVER: `standalone`
-(`feedback-loop api serve`, the default) or `plugin` (the API as mounted by our plugin on `airflow
-api-server`, under /feedback-api; its metric names start with `plugin_`).
+BENCH_INGEST_ROUNDS (7), BENCH_INGEST_WORKERS (server workers, 1), BENCH_INGEST_RATES (100,200,300,500,700,1000),
+BENCH_INGEST_OPEN_SECONDS (4), BENCH_INGEST_SERVER: `standalone` (`feedback-loop api serve`), `plugin` (the API
+as mounted by our plugin on `airflow api-server`, under /feedback-api; its metric names start with
+`plugin_`) or both, comma-separated (the default: `standalone,plugin`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from bench import _open_loop as _open_loop_client
 
 
 def _setting(name: str, default: int) -> int:
@@ -269,15 +275,81 @@ def _copy_rows(events: list[dict[str, Any]], prefix: str) -> list[tuple[Any, ...
     return rows
 
 
+def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
+    """PostgreSQL's own single-row rate: one autocommit INSERT per row on one connection, rows per second
+    (the figure issue 18 compares single events with; no HTTP, no checks, no look-up of the prediction)."""
+    from feedback_loop.core import db
+
+    statement = (
+        "INSERT INTO feedback (trace_id, model_name, model_version, kind, rating, label, signal, comment, "
+        "user_id, source, priority, failure_mode, idempotency_key, request_hash) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+    with db.connect(url) as conn:
+        conn.autocommit = True
+        started = time.perf_counter()
+        for row in rows:
+            conn.execute(statement, row, prepare=True)
+        return len(rows) / (time.perf_counter() - started)
+
+
+def _open_loop(
+    port: int, prefix: str, token: str, traces: list[uuid.UUID], rates: list[int], seconds: float, tag: str
+) -> list[_open_loop_client.Result]:
+    """Single events at each offered rate in turn (`seconds` each); stops raising the rate once the server
+    is saturated (it answers at less than 80 % of the offered rate, or p99 passes 2 s)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    results = []
+    for rate in rates:
+        count = max(50, int(rate * seconds))
+        requests = [
+            _open_loop_client.request_bytes(
+                "127.0.0.1", port, f"{prefix}/feedback", headers,
+                json.dumps(_event(i, traces[i % len(traces)], f"{tag}-open{rate}")).encode(),
+            )
+            for i in range(count)
+        ]  # fmt: skip
+        result = _open_loop_client.run("127.0.0.1", port, requests, rate)
+        if result.failures:
+            raise RuntimeError(f"{result.failures} open-loop requests failed, e.g. {result.first_failure}")
+        _log(
+            f"open loop {rate}/s: answered {result.achieved:,.0f}/s, p50 {result.p50_ms:,.1f} ms, "
+            f"p99 {result.p99_ms:,.1f} ms"
+        )
+        results.append(result)
+        if result.achieved < 0.8 * rate or result.p99_ms > 2000:
+            skipped = [r for r in rates if r > rate]
+            if skipped:
+                _log(f"saturated at {rate}/s; higher rates {skipped} not sent")
+            break
+    return results
+
+
+def _modes() -> list[str]:
+    modes = [
+        m.strip() for m in os.environ.get("BENCH_INGEST_SERVER", "standalone,plugin").split(",") if m.strip()
+    ]
+    unknown = [m for m in modes if m not in ("standalone", "plugin")]
+    if unknown or not modes:
+        raise SystemExit(f"BENCH_INGEST_SERVER lists standalone and/or plugin, not {unknown or modes!r}")
+    return modes
+
+
 def run() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for mode in _modes():
+        rows += _run_mode(mode)
+    return rows
+
+
+def _run_mode(mode: str) -> list[dict[str, Any]]:
     clients = _setting("CLIENTS", 32)
     n_single = _setting("REQUESTS", 3000)
     batch_size = _setting("BATCH", 10_000)
     rounds = _setting("ROUNDS", 7)
     workers = _setting("WORKERS", 1)
-    mode = os.environ.get("BENCH_INGEST_SERVER", "standalone")
-    if mode not in ("standalone", "plugin"):
-        raise SystemExit(f"BENCH_INGEST_SERVER must be standalone or plugin, not {mode!r}")
+    rates = [int(r) for r in os.environ.get("BENCH_INGEST_RATES", "100,200,300,500,700,1000").split(",")]
+    seconds = float(os.environ.get("BENCH_INGEST_OPEN_SECONDS", "4"))
     tmp = Path(tempfile.mkdtemp(prefix="fl-bench-ingest-"))
     try:
         with _environment(tmp) as env:
@@ -293,6 +365,10 @@ def run() -> list[dict[str, Any]]:
                 ]
                 _log(f"{n_single} single events with {clients} concurrent clients")
                 wall, latencies = _single_events(port, prefix, token, single, clients)
+                open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
+                insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
+                insert_rps = _single_row_inserts(url, insert_rows)
+                _log(f"PostgreSQL alone: {insert_rps:,.0f} single-row autocommit INSERTs/s")
                 warm_batch = [_event(i, traces[i], "warmbatch") for i in range(min(1000, batch_size))]
                 _batches(port, prefix, token, [json.dumps({"items": warm_batch}).encode()], len(warm_batch))
                 # Rounds alternate: a batch through the API, then raw COPY of the same rows, so both see
@@ -332,5 +408,30 @@ def run() -> list[dict[str, Any]]:
         {"metric": "ratio_batch_to_raw_copy_worst_round", "value": pair_ratios[0], "unit": "x"},
         {"metric": "ratio_batch_to_raw_copy_best_round", "value": pair_ratios[-1], "unit": "x"},
         {"metric": "ratio_batch_to_single_event", "value": batch_rps / single_rps, "unit": "x"},
+        {"metric": "postgres_single_row_inserts_per_s", "value": insert_rps, "unit": "rows/s"},
+        {
+            "metric": "ratio_single_events_to_postgres_inserts",
+            "value": single_rps / insert_rps,
+            "unit": "x (issue 18 wants >= 0.5)",
+        },
     ]
+    for result in open_loop:
+        rate = int(result.rate)
+        rows.append({"metric": f"open_loop_{rate}_per_s_answered", "value": result.achieved, "unit": "req/s"})
+        rows.append({"metric": f"open_loop_{rate}_per_s_p50", "value": result.p50_ms, "unit": "ms"})
+        rows.append({"metric": f"open_loop_{rate}_per_s_p99", "value": result.p99_ms, "unit": "ms"})
+    crossing = _open_loop_client.crossing(open_loop, 20.0)
+    if crossing is None:
+        unit = f"req/s (p99 stayed under 20 ms up to {int(open_loop[-1].rate)}/s)"
+    elif open_loop[0].p99_ms > 20.0:
+        unit = "req/s (p99 was over 20 ms already at the lowest rate sent)"
+    else:
+        unit = "req/s"
+    rows.append(
+        {
+            "metric": "open_loop_rate_where_p99_passes_20ms",
+            "value": float("nan") if crossing is None else crossing,
+            "unit": unit,
+        }
+    )
     return [{**row, "metric": tag + row["metric"]} for row in rows]
