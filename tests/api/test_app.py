@@ -205,6 +205,26 @@ def test_a_tampered_token_is_refused_by_airflows_check(api, conn, traces):
     assert count(conn) == 0
 
 
+def test_a_revoked_token_is_refused_at_most_the_stated_bound_later(api, conn, traces, monkeypatch):
+    from airflow.api_fastapi.app import get_auth_manager
+
+    from feedback_loop.adapters import airflow_tokens
+
+    fresh = token(api.client, "writer")
+    body = {"trace_id": str(traces[0]), "kind": "thumbs_up"}
+    first = api.client.post(f"{PREFIX}/feedback", json=body, headers=bearer(fresh))
+    assert first.status_code == 201
+    get_auth_manager().revoke_token(fresh)
+    later = airflow_tokens._now() + airflow_tokens.REVOCATION_BOUND_SECONDS + 0.5
+    monkeypatch.setattr(airflow_tokens, "_now", lambda: later)
+    refused = api.client.post(f"{PREFIX}/feedback", json=body, headers=bearer(fresh))
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "Invalid JWT token"}
+    assert count(conn) == 1
+    # Another user's token is unaffected.
+    assert post(api, body).status_code == 201
+
+
 def test_the_same_token_works_on_airflows_own_rest_api(api):
     assert api.client.get("/api/v2/assets", headers=api.reader).status_code == 200
 

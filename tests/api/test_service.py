@@ -186,8 +186,9 @@ def test_the_pool_drops_connections_broken_behind_its_back(conn, db_url):
         # Every connection the pool may hold: with fewer, a connection it grows in the background meanwhile
         # is not terminated, may be the one handed out next, and nothing is seen lost (flaky under load).
         pids = _backend_pids(pool, 4)
-        # What a PostgreSQL restart does to idle pooled connections: their server processes end.
-        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (list(pids),))
+        # What a PostgreSQL restart does to idle pooled connections: their server processes end (waited
+        # for, as a restart has ended them by the time a request comes; the pool reads the sockets).
+        conn.execute("SELECT pg_terminate_backend(pid, 5000) FROM unnest(%s::int[]) AS pid", (list(pids),))
         conn.commit()
         with pool.connection() as fresh:
             row = fresh.execute("SELECT pg_backend_pid() AS pid, 1 AS one").fetchone()

@@ -31,11 +31,14 @@ def unknown_role(user: Any) -> str | None:
 
 
 def known_user_dependency() -> Callable[..., Any]:
-    """A FastAPI dependency: Airflow's `get_user` (401/403 for missing, invalid or expired tokens), and
-    403 for a user whose role Airflow does not know."""
+    """A FastAPI dependency: Airflow's `get_user` (401/403 for missing, invalid or expired tokens; each
+    bearer token's user remembered for a few seconds, adapters.airflow_tokens), and 403 for a user whose
+    role Airflow does not know."""
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManagerRole
-    from airflow.api_fastapi.core_api.security import get_user
 
+    from feedback_loop.adapters.airflow_tokens import user_dependency
+
+    get_user = user_dependency()
     roles = ", ".join(sorted(r.lower() for r in SimpleAuthManagerRole.__members__))
 
     # Depends() as a default, not the GetUserDep annotation: annotations are strings in this module and

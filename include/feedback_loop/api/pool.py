@@ -5,9 +5,12 @@ grows to MAX_SIZE under load. Connections are opened as `feedback_loop.core.db.c
 rows, the URL from `db.resolve_url`), and the URL is resolved at first use: building or importing the app
 never connects or reads configuration.
 
-Every connection is checked (an empty query) before it is handed out. One that fails the check, as every
-idle connection does after a PostgreSQL restart, is dropped, and so are the other idle ones, which broke
-with it: requests then wait for fresh connections instead of each finding a dead one. After close(), until
+Before a connection is handed out, its socket is looked at (no round trip): an idle connection whose server
+has sent something, as a server ending the connection does (a PostgreSQL restart, pg_terminate_backend), is
+checked with an empty query. One that fails the check is dropped, and so are the other idle ones, which
+broke with it: requests then wait for fresh connections instead of each finding a dead one. A quiet socket
+is handed out unchecked: the check used to be a round trip on every request. A connection kept idle for
+IDLE_CHECK_SECONDS or more is always checked, for a server gone without a word (a host or network down). After close(), until
 reopen(), connections are opened per use and closed after it, so a request still running at shutdown ends
 normally.
 """
@@ -15,7 +18,10 @@ normally.
 from __future__ import annotations
 
 import logging
+import select
 import threading
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -33,6 +39,7 @@ MIN_SIZE = 2
 MAX_SIZE = 16
 CONNECT_TIMEOUT_SECONDS = 10
 PROBE_TIMEOUT_SECONDS = 2  # one connection attempt after a timed-out wait, to name the reason
+IDLE_CHECK_SECONDS = 30.0  # a connection idle this long is checked with a query even if its socket is quiet
 # What the health endpoint shows of psycopg_pool's get_stats(): sizes now, counters since the pool opened.
 STATS = (
     "pool_min",
@@ -63,6 +70,7 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._closed = False
+        self._returned_at: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
 
     def url(self) -> str:
         if callable(self._url):
@@ -127,15 +135,23 @@ class ConnectionPool:
                     max_size=self._max_size,
                     timeout=self._wait_seconds,
                     check=self._check,
+                    reset=self._returned,
                     name="feedback-api",
                     open=False,
                 )
                 self._pool.open(wait=False)
             return self._pool
 
+    def _returned(self, conn: psycopg.Connection) -> None:
+        self._returned_at[conn] = time.monotonic()
+
     def _check(self, conn: psycopg.Connection) -> None:
-        """psycopg_pool's own check; when it fails the server has likely restarted, so drop the idle
-        connections too rather than let each of the next requests find one of them dead."""
+        """psycopg_pool's own check, for a connection whose socket is not quiet or that was idle for long
+        (module docstring); when it fails the server has likely restarted, so drop the idle connections
+        too rather than let each of the next requests find one of them dead."""
+        returned = self._returned_at.get(conn)
+        if returned is not None and time.monotonic() - returned < IDLE_CHECK_SECONDS and _quiet(conn):
+            return
         try:
             psycopg_pool.ConnectionPool.check_connection(conn)
         except psycopg.Error as exc:
@@ -156,3 +172,13 @@ class ConnectionPool:
             except psycopg.OperationalError as exc:
                 return db.cannot_connect(target, exc)
         return DatabaseUnavailableError(f"all feedback database connections stayed busy for {wait:.0f}s")
+
+
+def _quiet(conn: psycopg.Connection) -> bool:
+    """True when the server sent nothing on this idle connection: a server ending it sends an error and
+    closes the socket, which makes it readable. A zero-timeout poll, not a round trip."""
+    if conn.closed or conn.broken:
+        return False
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return not poller.poll(0)

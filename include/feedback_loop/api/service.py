@@ -272,16 +272,17 @@ class FeedbackService:
         item = self._prepared(body)
         notifications: list[int] = []
         with self.pool.connection() as conn:
-            if key is not None:
-                store.lock_idempotency_key(conn, key)
-                if store.stored_batch(conn, key) is not None:
-                    raise Conflict(key_field, f"{key!r} was already used for a batch")
             try:
-                result = store.record_feedback(conn, item, idempotency_key=key)
+                if key is None:
+                    result = store.record_feedback(conn, item)
+                else:
+                    result = store.record_keyed_feedback(conn, item, key)
             except NotFoundError:
                 raise NotFound(
                     "trace_id", f"no prediction was logged with trace_id {body.trace_id}"
                 ) from None
+            except store.KeyOfStoredBatchError:
+                raise Conflict(key_field, f"{key!r} was already used for a batch") from None
             except ConflictError:
                 raise Conflict(key_field, f"{key!r} was already used with a different body") from None
             row = result.row
