@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from feedback_loop import __version__
 from feedback_loop.api import routes
 from feedback_loop.api.problems import ApiProblem, UnsupportedMediaType
-from feedback_loop.api.routes import ROUTES
+from feedback_loop.api.routes import REVIEW_ANSWER_PATH, ROUTES
 from feedback_loop.api.schemas import UNICODE_REASON, ProblemOut
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import config
@@ -321,9 +321,12 @@ def create_app(
         if spec.method == "POST":  # every POST takes a JSON body
             dependencies.append(Depends(utf8_json_body))
             codes += (400, 415)
+        endpoint = spec.endpoint
+        if spec.path == REVIEW_ANSWER_PATH and access.review is not None:
+            endpoint = routes.review_answer_endpoint(access.review)
         app.add_api_route(
             spec.path,
-            spec.endpoint,
+            endpoint,
             methods=[spec.method],
             status_code=spec.status_code,
             response_model=spec.response_model,
@@ -332,8 +335,6 @@ def create_app(
             responses={code: error_doc[code] for code in sorted(codes)},
             openapi_extra=_request_body(spec.raw_body),
         )
-    if access.review is not None:
-        app.dependency_overrides[routes.review_desk] = access.review
     raw_models = [spec.raw_body for spec in ROUTES if spec.raw_body is not None]
     if raw_models:
         _document_raw_bodies(app, raw_models)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import stat
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -423,12 +424,12 @@ def load(path: Path | str | None = None) -> Settings:
     and what is wrong) while the file is missing or invalid."""
     target = Path(path) if path else default_path()
     try:
-        stat = target.stat()
+        found_stat = target.stat()  # one stat per call: the API asks on every request
     except OSError:
-        stat = None
-    if stat is None or not target.is_file():
+        found_stat = None
+    if found_stat is None or not stat.S_ISREG(found_stat.st_mode):
         raise ConfigError(f"{target}: configuration file not found (set {ENV_CONFIG})")
-    found = _read(str(target), (stat.st_mtime_ns, stat.st_size))
+    found = _read(str(target), (found_stat.st_mtime_ns, found_stat.st_size))
     if isinstance(found, str):
         raise ConfigError(found)
     return found

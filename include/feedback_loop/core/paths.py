@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # include/feedback_loop (this
 ENV_CONFIG = "FEEDBACK_LOOP_CONFIG"
 
 
+@functools.cache  # fixed for the life of a process; the API asks on every request (via the config path)
 def project_root() -> Path | None:
     """The source checkout this package runs from, when it runs from one (editable install)."""
     candidate = PACKAGE_DIR.parents[1]
