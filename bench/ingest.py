@@ -14,7 +14,7 @@ over the rounds, with the worst and best per-round ratio.
 Everything runs on a throwaway database on the resolved PostgreSQL server and a throwaway Airflow home
 (tokens are Airflow JWTs signed by the simple auth manager, verified by the server with Airflow's code).
 Knobs (environment): BENCH_INGEST_CLIENTS (32), BENCH_INGEST_REQUESTS (3000), BENCH_INGEST_BATCH (10000),
-BENCH_INGEST_ROUNDS (7), BENCH_INGEST_WORKERS (server workers, 1), BENCH_INGEST_RATES (100,200,300,500,700,1000),
+BENCH_INGEST_ROUNDS (7), BENCH_INGEST_WORKERS (server workers; default as shipped: one per core, at most 4), BENCH_INGEST_RATES (100,200,300,500,700,1000),
 BENCH_INGEST_OPEN_SECONDS (4), BENCH_INGEST_SERVER: `standalone` (`feedback-loop api serve`), `plugin` (the API
 as mounted by our plugin on `airflow api-server`, under /feedback-api; its metric names start with
 `plugin_`) or both, comma-separated (the default: `standalone,plugin`).
@@ -343,11 +343,13 @@ def run() -> list[dict[str, Any]]:
 
 
 def _run_mode(mode: str) -> list[dict[str, Any]]:
+    from feedback_loop.api.workers import default_workers
+
     clients = _setting("CLIENTS", 32)
     n_single = _setting("REQUESTS", 3000)
     batch_size = _setting("BATCH", 10_000)
     rounds = _setting("ROUNDS", 7)
-    workers = _setting("WORKERS", 1)
+    workers = _setting("WORKERS", default_workers())
     rates = [int(r) for r in os.environ.get("BENCH_INGEST_RATES", "100,200,300,500,700,1000").split(",")]
     seconds = float(os.environ.get("BENCH_INGEST_OPEN_SECONDS", "4"))
     tmp = Path(tempfile.mkdtemp(prefix="fl-bench-ingest-"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from feedback_loop.api.workers import MAX_WORKERS, default_workers
 from feedback_loop.commands.output import emit_json
 from feedback_loop.core.console import progress
 from feedback_loop.core.errors import InvalidInputError
@@ -37,7 +38,12 @@ def register(groups: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
-    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help=f"uvicorn worker processes (default: one per core, at most {MAX_WORKERS}; here {default_workers()})",
+    )
     serve.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=run_serve)
 
@@ -52,15 +58,18 @@ def register(groups: argparse._SubParsersAction) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.workers < 1:
-        raise InvalidInputError(f"--workers must be at least 1, got {args.workers}")
-    progress(f"feedback API on http://{args.host}:{args.port} (OpenAPI at /openapi.json)")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise InvalidInputError(f"--workers must be at least 1, got {workers}")
+    progress(
+        f"feedback API on http://{args.host}:{args.port} with {workers} worker(s) (OpenAPI at /openapi.json)"
+    )
     uvicorn.run(
         "feedback_loop.adapters.airflow_auth:create_standalone_app",
         factory=True,
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=workers,
         log_level=args.log_level,
         access_log=False,
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from feedback_loop.api.workers import default_workers
 from feedback_loop.core import db, embedded_postgres, migrations, paths
 from feedback_loop.core.console import Heartbeat, progress
 from feedback_loop.core.errors import FeedbackLoopError
@@ -110,6 +111,7 @@ def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, st
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": api_url,
+        "AIRFLOW__API__WORKERS": str(default_workers()),  # one per core, as Airflow advises
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret(home, "jwt_secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
