@@ -18,8 +18,11 @@ $(BOOTSTRAP)/bin/uv:
 	@python3 -m venv $(BOOTSTRAP)
 	@$(BOOTSTRAP)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install (as installing a wheel does): where PYTHONDONTWRITEBYTECODE is set, every
+# process would otherwise compile Airflow and our modules from source on each import (docs/benchmarks.md).
 install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## create .venv from uv.lock
-	@$(UV) sync --locked --all-extras --quiet
+	@$(UV) sync --locked --all-extras --quiet --compile-bytecode
+	@$(RUN) python -m compileall -q include dags plugins bench
 
 test: install chromium ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
 	@$(RUN) pytest $(PYTEST_ARGS)
