@@ -148,6 +148,21 @@ def broker_url() -> str:
     return start_throwaway(redis_dir())
 
 
+def forget_keys(broker: str) -> int:
+    """Delete this stack's keys (queues, bindings, messages a killed worker left unacknowledged) from a
+    Redis the stack did not start, so a shared server keeps nothing of it; the number deleted."""
+    import redis
+
+    client = redis.Redis.from_url(broker, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{key_prefix()}*", count=500))
+        return int(client.delete(*keys)) if keys else 0
+    except redis.RedisError:
+        return 0  # the broker is gone: nothing of ours is left on it either
+    finally:
+        client.close()
+
+
 def key_prefix() -> str:
     """Every Redis key of this stack starts with this: two checkouts (or a test session and `make up`)
     sharing one Redis would otherwise take each other's task messages from the same queue names."""

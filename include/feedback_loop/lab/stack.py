@@ -311,6 +311,8 @@ def down(*, quiet: bool = False, stop_database: bool = True) -> None:
         if not quiet:
             progress(f"stopped {', '.join(state.pids)}")
         _state_file().unlink(missing_ok=True)
+        if state.broker_url is not None:
+            celery_stack.forget_keys(state.broker_url)
     if celery_stack.stop_throwaway(celery_stack.redis_dir()) and not quiet:
         progress("stopped the throwaway Redis server")
     if stop_database and embedded_postgres.status(db.embedded_data_dir()) is not None:
