@@ -167,6 +167,7 @@ def test_a_training_worker_killed_mid_retraining_is_retried_and_leaves_one_verif
                     "SELECT 1 FROM training_runs WHERE airflow_run_id = %s AND status = 'running'", (run_id,)
                 ).fetchone()
             ),
+            timeout=240,  # plan_runs, then retrain, each a Celery task: slow on a busy 2-core machine
         )
         conn.commit()
         killed = sigkill_tree(state.pids[TRAINING_WORKER])
