@@ -7,8 +7,12 @@ BOOTSTRAP := .local/bootstrap
 UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 RUN := $(UV) run --locked --no-sync
 PYTEST_ARGS ?=
+# `make up EXECUTOR=celery` (also demo and test): Airflow's CeleryExecutor with a Redis broker and two
+# workers instead of the LocalExecutor; the Celery e2e tests run on Celery whatever it says.
+EXECUTOR ?= $(or $(FEEDBACK_LOOP_EXECUTOR),local)
+export FEEDBACK_LOOP_EXECUTOR := $(EXECUTOR)
 
-.PHONY: help install test test-fast chromium demo up down lint format bench soak clean
+.PHONY: help install test test-fast chromium redis demo up down lint format bench soak clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,7 +28,7 @@ install: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) ## create
 	@$(UV) sync --locked --all-extras --quiet --compile-bytecode
 	@$(RUN) python -m compileall -q include dags plugins bench
 
-test: install chromium ## run the whole test suite (starts its own PostgreSQL if none answers on 127.0.0.1:5432)
+test: install chromium redis ## run the whole test suite (starts its own PostgreSQL and Redis if none answers)
 	@$(RUN) pytest $(PYTEST_ARGS)
 
 test-fast: install ## unit and DAG tests only (a few minutes; `make test` is the full suite)
@@ -44,10 +48,23 @@ chromium: ## install Debian's chromium for the dashboard browser test (root only
 	  fi; \
 	fi
 
+# The CeleryExecutor's broker: the Redis on 127.0.0.1:6379, else a throwaway redis-server the stack starts
+# (feedback_loop.lab.celery_stack). Debian's package is installed here when neither is there and we are root.
+redis: ## install Debian's redis-server for the Celery stack (root only, when no Redis answers and none is installed)
+	@if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && ! command -v redis-server >/dev/null; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing redis-server for the CeleryExecutor stack ..."; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server; \
+	  else \
+	    echo "no Redis on 127.0.0.1:6379 and no redis-server installed, and this is not root: install" \
+	         "Debian's redis-server package, or the Celery e2e tests will fail" >&2; \
+	  fi; \
+	fi
+
 demo: install ## run the loop on the bundled digits data set
 	@$(RUN) python -m feedback_loop.lab.demo
 
-up: install ## start PostgreSQL + Airflow (api-server, scheduler, dag-processor, triggerer) on 127.0.0.1
+up: install $(if $(filter celery,$(EXECUTOR)),redis) ## start PostgreSQL + Airflow on 127.0.0.1 (EXECUTOR=celery: + Redis, 2 Celery workers)
 	@$(RUN) python -m feedback_loop.lab.stack up
 
 down: install ## stop everything `make up` or `make demo` started

@@ -124,16 +124,19 @@ def model_retraining():
             )
         return [p.to_dict() for p in planned]
 
-    @task(retries=0)
+    # The retry is for a lost worker only (see below): no back-off is needed before it.
+    @task(retries=1, retry_delay=timedelta(seconds=10), queue=airflow_retraining.training_queue())
     def retrain(spec: dict) -> dict:
         """Under the model's lock: pull, eval cases, train, gate, register, promote (or wait for approval).
-        No automatic retry: a failed run is recorded as failed and the next trigger starts afresh."""
+        Runs on the training queue. An error fails it at once (recorded as failed; the next trigger starts
+        afresh); the one retry is for a worker lost mid-run: the lost attempt's lock went with its
+        connection, close_runs marks its run failed, and the retry records a run of its own."""
         from feedback_loop.core import config, db
         from feedback_loop.retrain import pipeline, planning
 
         params = planning.RunParams.from_dict(spec)
         model = config.load().model(params.model_name)
-        with db.connect() as conn:
+        with airflow_retraining.no_retry_on_error(), db.connect() as conn:
             outcome = pipeline.run(conn, model, params)
         print(f"{model.name}: {outcome.status}: {outcome.decision}")
         if outcome.table:

@@ -71,6 +71,22 @@ def test_schedule_asset_and_params_form(dagbag):
     assert dag.params["min_rating"] == 4
 
 
+def test_retrain_goes_to_the_training_queue_and_is_retried_only_when_its_worker_is_lost(dagbag, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from feedback_loop.adapters import airflow_retraining
+
+    retrain = dagbag.dags["model_retraining"].get_task("retrain")
+    # Parsed without FEEDBACK_LOOP_TRAINING_QUEUE: Airflow's default queue, which every worker serves.
+    assert retrain.queue == "default" and retrain.retries == 1
+    monkeypatch.setenv(airflow_retraining.ENV_TRAINING_QUEUE, "training")
+    assert airflow_retraining.training_queue() == "training"
+    # An error inside the task fails it without the retry (the retry is for a lost worker).
+    with pytest.raises(AirflowFailException, match="ValueError: bad window"):
+        with airflow_retraining.no_retry_on_error():
+            raise ValueError("bad window")
+
+
 def test_dry_run_reports_what_it_would_train_on_and_changes_nothing(airflow_db, dagbag, conn):
     model = digits_model()
     champion_v1(conn, model)

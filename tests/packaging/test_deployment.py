@@ -57,6 +57,31 @@ def test_the_distributed_topology_is_complete():
     assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
 
 
+def _queues(command: list[str]) -> tuple[str, ...]:
+    return tuple(command[command.index("--queues") + 1].split(","))
+
+
+def test_queues_and_broker_are_those_of_the_local_celery_stack():
+    """`make up EXECUTOR=celery` (lab.celery_stack) and compose run the same topology: a Redis broker,
+    results in PostgreSQL, the same default queue, and the training queue served by one worker only."""
+    from feedback_loop.lab import celery_stack
+
+    env = COMPOSE["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == celery_stack.DEFAULT_QUEUE
+    assert env[celery_stack.ENV_TRAINING_QUEUE] == celery_stack.TRAINING_QUEUE
+    workers = {name: s for name, s in SERVICES.items() if s.get("command", [])[:2] == ["celery", "worker"]}
+    compose_queues = sorted(_queues(s["command"]) for s in workers.values())
+    assert compose_queues == sorted(w.queues for w in celery_stack.WORKERS)
+    serving_training = [n for n, s in workers.items() if celery_stack.TRAINING_QUEUE in _queues(s["command"])]
+    assert serving_training == ["airflow-worker-training"]
+    local = celery_stack.airflow_settings("redis://127.0.0.1:6379/0", "postgresql+psycopg://u@h/db")
+    assert local["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql")
+    assert local["AIRFLOW__OPERATORS__DEFAULT_QUEUE"] == env["AIRFLOW__OPERATORS__DEFAULT_QUEUE"]
+    assert local[celery_stack.ENV_TRAINING_QUEUE] == env[celery_stack.ENV_TRAINING_QUEUE]
+
+
 @pytest.mark.parametrize("name", sorted(SERVICES))
 def test_every_service_has_an_image_or_a_build_that_exists(name):
     service = SERVICES[name]

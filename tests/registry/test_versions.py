@@ -145,8 +145,9 @@ def test_writing_an_artifact_where_airflow_is_loaded_logs_no_airflow_deprecation
         from pathlib import Path
         from sklearn.dummy import DummyClassifier
         from feedback_loop.registry import versions as registry
-        path = registry.write_artifact(DummyClassifier().fit([[0], [1]], ["0", "1"]), "m", 1, Path({str(tmp_path)!r}))
-        print(type(registry.read_skops(path.read_bytes(), "m v1")).__name__)
+        from feedback_loop.core import artifact_store
+        url, _ = registry.write_artifact(DummyClassifier().fit([[0], [1]], ["0", "1"]), "m", 1, Path({str(tmp_path)!r}))
+        print(type(registry.read_skops(artifact_store.read_bytes(url), "m v1")).__name__)
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)

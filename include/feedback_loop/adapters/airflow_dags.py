@@ -12,11 +12,13 @@ from typing import Any
 
 from airflow.sdk import Asset, Param
 
-from feedback_loop.adapters import airflow_connection
+from feedback_loop.adapters import airflow_artifacts, airflow_connection
 from feedback_loop.core import dag_config, schedules
 
 # Tasks of our DAGs read the feedback database from the `feedback_db` connection (or FEEDBACK_LOOP_DB_URL).
 airflow_connection.install()
+# ... and read and write model artifacts through Airflow's object storage (FEEDBACK_LOOP_ARTIFACT_DIR).
+airflow_artifacts.install()
 
 OWNER = "feedback-loop"
 TAGS = ["feedback-loop"]

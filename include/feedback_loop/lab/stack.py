@@ -24,6 +24,7 @@ from feedback_loop.api.workers import default_workers
 from feedback_loop.core import db, embedded_postgres, migrations, paths
 from feedback_loop.core.console import Heartbeat, progress
 from feedback_loop.core.errors import FeedbackLoopError
+from feedback_loop.lab import celery_stack
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USERS = "admin:admin,reviewer:user,app:op"
@@ -35,6 +36,8 @@ class StackState:
     pids: dict[str, int]
     feedback_db_url: str
     airflow_home: str
+    executor: str = "local"
+    broker_url: str | None = None  # CeleryExecutor only
 
     @property
     def passwords(self) -> dict[str, str]:
@@ -165,10 +168,49 @@ def is_running() -> bool:
     )
 
 
-def up(*, wait_seconds: float = 180) -> StackState:
-    """Start the stack (or return the running one)."""
+def _spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> int:
+    log_file = (logs / f"{name}.log").open("ab")
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # own process group: `down` kills the component and all its children
+    )
+    return process.pid
+
+
+def _worker_commands(env: dict[str, str]) -> dict[str, tuple[list[str], dict[str, str]]]:
+    return {
+        worker.name: (
+            celery_stack.worker_command(_airflow_bin(), worker),
+            celery_stack.worker_env(env, _free_port()),
+        )
+        for worker in celery_stack.WORKERS
+    }
+
+
+def restart_worker(name: str) -> StackState:
+    """Start a Celery worker of the running stack again (as a supervisor restarts a dead one)."""
+    state = read_state()
+    if state is None or state.executor != "celery" or state.broker_url is None:
+        raise FeedbackLoopError("no CeleryExecutor stack started by this checkout is running")
+    home = Path(state.airflow_home)
+    env = airflow_env(home, int(state.api_url.rsplit(":", 1)[1]), state.feedback_db_url)
+    env |= celery_stack.airflow_settings(state.broker_url, env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    argv, worker_env = _worker_commands(env)[name]
+    state.pids[name] = _spawn(name, argv, worker_env, home / "logs")
+    _state_file().write_text(json.dumps(asdict(state), indent=2))
+    return state
+
+
+def up(*, wait_seconds: float = 180, executor: str | None = None) -> StackState:
+    """Start the stack (or return the running one). `executor`: local (default) or celery, else
+    FEEDBACK_LOOP_EXECUTOR (`make up EXECUTOR=celery`)."""
+    executor = celery_stack.executor(executor)
     current = read_state()
-    if current is not None and is_running():
+    if current is not None and is_running() and current.executor == executor:
         progress(f"Airflow already running at {current.api_url}")
         return current
     if current is not None:
@@ -180,6 +222,10 @@ def up(*, wait_seconds: float = 180) -> StackState:
     home = airflow_home()
     api_port = _free_port(8080)
     env = airflow_env(home, api_port, feedback_url)
+    broker = None
+    if executor == "celery":
+        broker = celery_stack.broker_url()
+        env |= celery_stack.airflow_settings(broker, env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
 
@@ -188,27 +234,21 @@ def up(*, wait_seconds: float = 180) -> StackState:
     if migrate.returncode != 0:
         raise FeedbackLoopError(f"airflow db migrate failed: {migrate.stderr.strip()[-400:]}")
 
-    pids: dict[str, int] = {}
-    for component in COMPONENTS:
-        log_file = (logs / f"{component}.log").open("ab")
-        process = subprocess.Popen(
-            [_airflow_bin(), component],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # own process group: `down` kills the component and all its children
-        )
-        pids[component] = process.pid
+    commands = {component: ([_airflow_bin(), component], env) for component in COMPONENTS}
+    if executor == "celery":
+        commands |= _worker_commands(env)
+    pids = {name: _spawn(name, argv, component_env, logs) for name, (argv, component_env) in commands.items()}
     state = StackState(
         api_url=f"http://127.0.0.1:{api_port}",
         pids=pids,
         feedback_db_url=feedback_url,
         airflow_home=str(home),
+        executor=executor,
+        broker_url=broker,
     )
     _state_file().write_text(json.dumps(asdict(state), indent=2))
 
-    progress(f"starting Airflow ({', '.join(COMPONENTS)}) on {state.api_url} ...")
+    progress(f"starting Airflow ({', '.join(pids)}, {executor} executor) on {state.api_url} ...")
     deadline = time.monotonic() + wait_seconds
     expected_users = {entry.split(":")[0] for entry in USERS.split(",")}
     # Ready means: the API answers and the auth manager has written every user's generated password.
@@ -273,6 +313,10 @@ def down(*, quiet: bool = False, stop_database: bool = True) -> None:
         if not quiet:
             progress(f"stopped {', '.join(state.pids)}")
         _state_file().unlink(missing_ok=True)
+        if state.broker_url is not None:
+            celery_stack.forget_keys(state.broker_url)
+    if celery_stack.stop_throwaway(celery_stack.redis_dir()) and not quiet:
+        progress("stopped the throwaway Redis server")
     if stop_database and embedded_postgres.status(db.embedded_data_dir()) is not None:
         embedded_postgres.stop(db.embedded_data_dir())
         if not quiet:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import sys
-import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg.types.json import Jsonb
 
-from feedback_loop.core import config, db, paths, queries
+from feedback_loop.core import artifact_store, config, db, queries
 from feedback_loop.core.errors import (
     ConflictError,
     FeedbackLoopError,
@@ -65,7 +63,8 @@ class ModelVersion:
 
     @property
     def artifact_path(self) -> Path:
-        return Path(unquote(urlsplit(self.artifact_uri).path))
+        """The local file of a `file://` artifact (for other stores, the URL's path part)."""
+        return artifact_store.local_path(self.artifact_uri) or Path(unquote(urlsplit(self.artifact_uri).path))
 
     def summary(self) -> dict[str, Any]:
         """The fields people list and compare (no reference profile)."""
@@ -129,21 +128,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_artifact(estimator: Any, model_name: str, version: int, directory: Path | None = None) -> Path:
-    """Serialise with skops to <artifact dir>/<model>/v<version>.skops, atomically (temp file + rename)."""
-    sio = _skops_io()
-
-    target_dir = (directory or paths.artifact_dir()) / model_name
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / f"v{version}.skops"
-    fd, tmp = tempfile.mkstemp(dir=target_dir, suffix=".tmp")
-    os.close(fd)
-    try:
-        sio.dump(estimator, tmp)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+def write_artifact(
+    estimator: Any, model_name: str, version: int, directory: str | Path | None = None
+) -> tuple[str, str]:
+    """Serialise with skops to <artifact root>/<model>/v<version>.skops (core.artifact_store: a folder or
+    an object store), all or nothing; (its URL, the sha256 of the bytes written)."""
+    data = _skops_io().dumps(estimator)
+    url = artifact_store.location(model_name, version, directory)
+    artifact_store.write_bytes(url, data)
+    return url, hashlib.sha256(data).hexdigest()
 
 
 def register(
@@ -161,14 +154,14 @@ def register(
     parent_version: int | None = None,
     status: str = "registered",
     note: str = "",
-    artifact_root: Path | None = None,
+    artifact_root: str | Path | None = None,
 ) -> ModelVersion:
     """Allocate the next version number, write the artifact and record it, in one transaction."""
     with conn.transaction():
         _lock(conn, "register", model_name)
         row = conn.execute(queries.sql("registry/next_version"), {"model_name": model_name}).fetchone()
         version = int(row["next"])
-        path = write_artifact(estimator, model_name, version, artifact_root)
+        url, sha256 = write_artifact(estimator, model_name, version, artifact_root)
         classes = classes if classes is not None else [str(c) for c in getattr(estimator, "classes_", [])]
         if feature_columns is None:
             feature_columns = [str(c) for c in getattr(estimator, "feature_names_in_", [])]
@@ -177,8 +170,8 @@ def register(
             {
                 "model_name": model_name,
                 "version": version,
-                "artifact_uri": path.resolve().as_uri(),
-                "sha256": sha256_file(path),
+                "artifact_uri": url,
+                "sha256": sha256,
                 "status": status,
                 "classes": Jsonb(classes),
                 "feature_columns": Jsonb(feature_columns),
@@ -191,7 +184,7 @@ def register(
                 "note": note,
             },
         )
-    log.info("registered %s v%s (%s) at %s", model_name, version, status, path)
+    log.info("registered %s v%s (%s) at %s", model_name, version, status, url)
     return get_version(conn, model_name, version)
 
 
@@ -394,15 +387,16 @@ def read_skops(data: bytes, label: str) -> Any:
 def load_artifact(version: ModelVersion) -> Any:
     """Load the estimator after verifying its sha256 and that it holds only trusted types."""
     label = f"{version.model_name} v{version.version}"
-    path = version.artifact_path
-    if not path.is_file():
-        raise IntegrityError(f"{label}: artifact {path} is missing")
-    data = path.read_bytes()
+    where = version.artifact_path if version.artifact_uri.startswith("file:") else version.artifact_uri
+    try:
+        data = artifact_store.read_bytes(version.artifact_uri)
+    except FileNotFoundError:
+        raise IntegrityError(f"{label}: artifact {where} is missing") from None
     actual = hashlib.sha256(data).hexdigest()
     if actual != version.sha256:
         raise IntegrityError(
             f"{label}: artifact checksum mismatch "
-            f"(recorded {version.sha256[:12]}…, file {actual[:12]}…); refusing to load {path}"
+            f"(recorded {version.sha256[:12]}…, file {actual[:12]}…); refusing to load {where}"
         )
     return read_skops(data, label)
 
