@@ -143,8 +143,8 @@ def _seed(url: str, n: int) -> list[uuid.UUID]:
 
 
 @contextmanager
-def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Iterator[tuple[int, str]]:
-    """(port, URL prefix of the feedback API) of a running server of the given mode."""
+def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Iterator[tuple[int, str, int]]:
+    """(port, URL prefix of the feedback API, pid) of a running server of the given mode."""
     import socket
 
     from feedback_loop.core import paths
@@ -182,7 +182,7 @@ def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Ite
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the {mode} server did not become healthy within 90s")
                 time.sleep(0.2)
-            yield port, prefix
+            yield port, prefix, process.pid
         finally:
             process.terminate()
             try:
@@ -275,6 +275,23 @@ def _copy_rows(events: list[dict[str, Any]], prefix: str) -> list[tuple[Any, ...
     return rows
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (the server's workers), from /proc.
+    Unlike requests per second, it hardly moves with other load on the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:  # gone in between
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        pending += [int(child) for child in children]
+    return total
+
+
 def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
     """PostgreSQL's own single-row rate: one autocommit INSERT per row on one connection, rows per second
     (the figure issue 18 compares single events with; no HTTP, no checks, no look-up of the prediction)."""
@@ -359,14 +376,16 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
             token = _airflow_token()
             traces = _seed(url, batch_size)
             _log(f"seeded {len(traces)} predictions; starting the {mode} server ({workers} worker(s))")
-            with _server(env, workers, tmp / "server.log", mode) as (port, prefix):
+            with _server(env, workers, tmp / "server.log", mode) as (port, prefix, pid):
                 warmup = [json.dumps(_event(i, traces[i], "warm")).encode() for i in range(200)]
                 _single_events(port, prefix, token, warmup, clients)
                 single = [
                     json.dumps(_event(i, traces[i % len(traces)], "single")).encode() for i in range(n_single)
                 ]
                 _log(f"{n_single} single events with {clients} concurrent clients")
+                cpu_before = _cpu_seconds(pid)
                 wall, latencies = _single_events(port, prefix, token, single, clients)
+                cpu_per_event = (_cpu_seconds(pid) - cpu_before) / n_single
                 open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
                 insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
                 insert_rps = _single_row_inserts(url, insert_rows)
@@ -395,6 +414,7 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
     rows = [
         {"metric": f"single_event_requests_per_s_{clients}_clients", "value": single_rps, "unit": "req/s"},
         {"metric": "single_event_latency_p50", "value": quantiles[49] * 1000, "unit": "ms"},
+        {"metric": "single_event_server_cpu", "value": cpu_per_event * 1000, "unit": "ms per event"},
         {"metric": "single_event_latency_p99", "value": quantiles[98] * 1000, "unit": "ms"},
         {
             "metric": f"batch_ingest_rows_per_s_{batch_size}_per_request_median",
