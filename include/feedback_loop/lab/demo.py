@@ -571,8 +571,13 @@ def print_summary(result: DemoResult, logins: dict[str, str]) -> None:
             f"v{result.rollback['restored']} (see: feedback-loop model history --model {MODEL})"
         )
     print(f"  plots: {', '.join(result.plots)}")
-    print(f"  Airflow UI: {result.ui_url}  " + "  ".join(f"{u} / {p}" for u, p in logins.items()))
-    print("  (the UI is up only with `make up` or --keep-running; passwords are in .local/airflow/)")
+    from feedback_loop.lab import stack
+
+    print(f"  Airflow UI: {result.ui_url}  (up only with `make up` or --keep-running)")
+    for user, role in stack.ROLES.items():
+        if user in logins:
+            print(f"    login {user} / {logins[user]}  ({role})")
+    print("  (passwords are in .local/airflow/passwords.json)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -594,10 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from feedback_loop.lab import stack
 
-    home = stack.airflow_home()
-    passwords_file = home / "simple_auth_manager_passwords.json.generated"
-    logins = json.loads(passwords_file.read_text()) if passwords_file.is_file() else {}
-    print_summary(result, logins)
+    print_summary(result, stack.read_passwords(stack.airflow_home()))
     return 0
 
 
