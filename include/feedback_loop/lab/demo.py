@@ -238,9 +238,11 @@ def answer_reviews(
 
 
 def run_inference_round(
-    client, conn, truth: dict[str, str], pending, settings, rng, round_no: int
+    operator, reviewer, conn, truth: dict[str, str], pending, settings, rng, round_no: int
 ) -> tuple[str, int]:
-    run_id = client.trigger(
+    """`operator` (admin) triggers the round; `reviewer` answers its review tasks: the reviewer role may
+    not trigger runs (docs/operations.md, "Roles")."""
+    run_id = operator.trigger(
         "feedback_inference",
         {
             "model_name": MODEL,
@@ -260,9 +262,9 @@ def run_inference_round(
                 truth.update(scored)
                 resolved = True
         if resolved:
-            answer_reviews(client, conn, run_id, truth, settings, rng, answered)
+            answer_reviews(reviewer, conn, run_id, truth, settings, rng, answered)
 
-    state = client.wait_for_run("feedback_inference", run_id, timeout=600, on_wait=on_wait)
+    state = operator.wait_for_run("feedback_inference", run_id, timeout=600, on_wait=on_wait)
     if state != "success":
         raise RuntimeError(f"feedback_inference round {round_no} ended {state}; see the Airflow UI")
     truth.update(simulate.resolve_truth(conn, pending))
@@ -393,7 +395,7 @@ class DemoRun:
         pending = enqueue(conn, self.stream.iloc[(round_no - 1) * n : round_no * n])
         before = set(self.truth)
         _, answered = run_inference_round(
-            self.reviewer, conn, self.truth, pending, self.settings, self.rng, round_no
+            self.admin, self.reviewer, conn, self.truth, pending, self.settings, self.rng, round_no
         )
         self.answered += answered
         scored = {t: self.truth[t] for t in self.truth if t not in before}
