@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "feedback_loop.commands.reviewers",
     "feedback_loop.commands.predict",
     "feedback_loop.commands.api",
+    "feedback_loop.commands.roles",
     "feedback_loop.commands.simulate",
 )
 

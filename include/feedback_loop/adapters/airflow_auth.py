@@ -1,16 +1,20 @@
 """Airflow adapter: the feedback API's access checks, done by Airflow's own security code.
 
 The feedback API accepts exactly the tokens Airflow's REST API accepts (`POST /auth/token`), verified by
-the configured auth manager through `airflow.api_fastapi.core_api.security`:
-- reads (GET) need `requires_access_asset("GET")`: who may read assets may read feedback;
-- writes (POST) need `requires_access_asset("POST")`: each accepted write is an update of the
-  `feedback_loop://feedback` asset, so the permission to create asset events is the one that fits.
-  With the simple auth manager that is role op or admin; a viewer or user gets 403.
+the configured auth manager (`airflow.api_fastapi.core_api.security.get_user`), and asks that auth
+manager who may do what about the API's own resource, `Feedback Loop API`
+(`is_authorized_custom_view`, the auth managers' question for a resource a plugin defines):
+- reads (GET) need permission to read it, writes (POST: feedback, inference requests) to create on it.
+  With FAB those are `can_read` / `can_create` on "Feedback Loop API", held by the package's roles
+  (adapters.airflow_fab): the `feedback_app` role writes feedback without any permission in Airflow itself.
+- The simple auth manager answers every custom-view question with "viewers may", whatever the method, so
+  it cannot say who writes: under it a write also needs its permission to create asset events (role op or
+  admin; viewer and user get 403), as before roles came.
 - review answers (`POST /reviews/{id}/answer`) need what Airflow's own HITL answer needs: permission to
   update the DAG's HITL details, and being one of the review's assigned users (adapters.airflow_reviews).
 A token signed with the real secret but naming a role Airflow does not know is 403 naming the role
 (adapters.airflow_users); Airflow's own check would fail on it with a 500.
-Asset checks need no lookup in Airflow's metadata DB (DAG checks would, for the DAG's team), so a write
+Neither check needs a lookup in Airflow's metadata DB (DAG checks would, for the DAG's team), so a write
 costs one token check and the revoked-token lookup Airflow always does.
 
 Those dependencies find the auth manager through `airflow.api_fastapi.app.get_auth_manager()` (the
@@ -27,23 +31,31 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException
 
 from feedback_loop.adapters import airflow_connection, airflow_users
+from feedback_loop.adapters.airflow_fab import FEEDBACK_RESOURCE
 from feedback_loop.api.app import Access, create_app
 
 log = logging.getLogger(__name__)
 
 
-def asset_access(method: str) -> Callable[..., None]:
-    """Airflow's `requires_access_asset(method)` for a user whose role Airflow knows (airflow_users)."""
-    from airflow.api_fastapi.core_api.security import requires_access_asset
+def feedback_access(method: str) -> Callable[..., None]:
+    """A FastAPI dependency: 403 unless the auth manager lets the request's user `method` the feedback API."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
 
-    check = requires_access_asset(method)
     known_user = airflow_users.known_user_dependency()
 
-    def access(request: Request, user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
-        check(request, user)
+    def access(user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
+        manager = get_auth_manager()
+        allowed = manager.is_authorized_custom_view(method=method, resource_name=FEEDBACK_RESOURCE, user=user)
+        if allowed and method != "GET" and isinstance(manager, SimpleAuthManager):
+            # Its custom-view answer ignores the method (module docstring); its asset check does not.
+            allowed = manager.is_authorized_asset(method=method, user=user)
+        if not allowed:
+            # The same answer Airflow's own `requires_access_*` gives, so the API's 403 stays as it was.
+            raise HTTPException(403, "Forbidden")
 
     return access
 
@@ -51,7 +63,7 @@ def asset_access(method: str) -> Callable[..., None]:
 def airflow_access() -> Access:
     from feedback_loop.adapters.airflow_reviews import review_desk_dependency
 
-    return Access(read=asset_access("GET"), write=asset_access("POST"), review=review_desk_dependency())
+    return Access(read=feedback_access("GET"), write=feedback_access("POST"), review=review_desk_dependency())
 
 
 def freeze_heap() -> None:

@@ -1,7 +1,9 @@
 """Airflow adapter: the dashboard app behind Airflow's own access check.
 
-Every route (the page, its JSON, the pictures review tasks show) needs a user allowed to see the Airflow UI (`requires_access_view(AccessView.WEBSITE)`,
-the viewer role with the simple auth manager). The user comes from `Authorization: Bearer <JWT>` or,
+Every route (the page, its JSON, the pictures review tasks show) needs a user allowed to see the Airflow UI
+(`requires_access_view(AccessView.WEBSITE)`) and to list DAGs (`requires_access_dag("GET")`): the viewer
+role with the simple auth manager; with FAB every role of the package except `feedback_app`, which FAB
+lets see the (empty) home page. The user comes from `Authorization: Bearer <JWT>` or,
 inside the Airflow UI, from the `_token` cookie the UI keeps: the same resolution `GetUserDep` does for
 /api/v2. The check finds the auth manager through `get_auth_manager()` (process-wide), so it works inside
 the mounted plugin app.
@@ -21,7 +23,9 @@ URL_PREFIX = review_image.DASHBOARD_PREFIX
 
 def create_plugin_app() -> FastAPI:
     from airflow.api_fastapi.auth.managers.models.resource_details import AccessView
-    from airflow.api_fastapi.core_api.security import requires_access_view
+    from airflow.api_fastapi.core_api.security import requires_access_dag, requires_access_view
 
     airflow_connection.install()
-    return dashboard.create_app([Depends(requires_access_view(AccessView.WEBSITE))])
+    return dashboard.create_app(
+        [Depends(requires_access_view(AccessView.WEBSITE)), Depends(requires_access_dag("GET"))]
+    )

@@ -35,8 +35,9 @@ def review_params() -> dict[str, Param]:
 def assigned_users(model: ModelConfig) -> list[dict[str, str]] | None:
     """Airflow HITL users from the configured reviewer names; None lets anyone with access answer.
 
-    Airflow matches assignments on the auth manager's user id; with the simple auth manager (and most
-    others) that is the user name the config lists.
+    Airflow matches assignments on the auth manager's user id; with the simple auth manager that is the
+    user name the config lists, and the FAB auth manager the package runs matches the user name too
+    (adapters.airflow_fab_manager).
     """
     return [{"id": name, "name": name} for name in model.reviewers] or None
 
@@ -101,6 +102,7 @@ class ReviewOperator(HITLOperator):
         (The provider's check refuses a subset, after Airflow's REST API has already answered 200.)"""
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        from feedback_loop.adapters import airflow_users
         from feedback_loop.inference import review
 
         result = super().execute_complete(context, event)
@@ -109,7 +111,7 @@ class ReviewOperator(HITLOperator):
                 chosen_options=list(result["chosen_options"] or []),
                 params_input=dict(result["params_input"] or {}),
                 responded_at=result["responded_at"],
-                responded_by=result["responded_by_user"],
+                responded_by=airflow_users.reviewer(result["responded_by_user"]),
             )
         )
 

@@ -43,8 +43,10 @@ class AirflowReviewDesk:
         self.user = user
 
     def responder(self) -> dict[str, str]:
+        from feedback_loop.adapters.airflow_users import reviewer
+
         user_id = self.user.get_id()
-        return {"id": str(user_id), "name": str(self.user.get_name() or user_id)}
+        return reviewer({"id": str(user_id), "name": str(self.user.get_name() or user_id)})
 
     def may_answer(self, dag_id: str, assigned: Sequence[str]) -> bool:
         from airflow.api_fastapi.app import get_auth_manager
@@ -189,6 +191,7 @@ class RecordReviewAnswers:
 
 def record_accepted_answer(ref: dict[str, str], body: bytes) -> None:
     """Record the answer Airflow accepted for the review task `ref`, if the task is one of ours."""
+    from feedback_loop.adapters import airflow_users
     from feedback_loop.core import db
     from feedback_loop.inference import review, reviews
 
@@ -204,7 +207,7 @@ def record_accepted_answer(ref: dict[str, str], body: bytes) -> None:
                 chosen_options=list(response.get("chosen_options") or []),
                 params_input=dict(response.get("params_input") or {}),
                 responded_at=datetime.fromisoformat(str(response["responded_at"]).replace("Z", "+00:00")),
-                responded_by=response.get("responded_by"),
+                responded_by=airflow_users.reviewer(response.get("responded_by")),
             )
             reviews.record_answer(conn, item_id, answer, via="airflow")
     except Exception:  # noqa: BLE001 - Airflow's answer stands; the review task records it when it resumes

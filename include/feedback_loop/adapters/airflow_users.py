@@ -4,11 +4,14 @@ A token signed with the real secret whose role claim names no role of Airflow's 
 ("hacker", 5) passes Airflow's signature check, and then Airflow's own permission check fails on it
 (`SimpleAuthManagerRole[role.upper()]`: KeyError, AttributeError), a 500. Such a user is refused here with
 403 naming the role, before any permission check runs.
+
+Also: who answered a review, as the package names reviewers under any auth manager (`reviewer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import Depends, HTTPException
@@ -51,3 +54,37 @@ def known_user_dependency() -> Callable[..., Any]:
         return user
 
     return known_user
+
+
+# FAB's auth manager and the package's (adapters.airflow_fab_manager), by the path `[core] auth_manager` names.
+FAB_AUTH_MANAGERS = frozenset(
+    {
+        "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
+        "feedback_loop.adapters.airflow_fab_manager.FeedbackLoopFabAuthManager",
+    }
+)
+
+
+@functools.cache
+def fab_in_use() -> bool:
+    """Whether `[core] auth_manager` names FAB's auth manager or the package's. Read from the config, not
+    from a loaded auth manager: a worker finishing a review task loads none, and importing FAB there would
+    cost seconds per task."""
+    from airflow.configuration import conf
+
+    return conf.get("core", "auth_manager", fallback="") in FAB_AUTH_MANAGERS
+
+
+def reviewer(responded_by: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A HITL responder as the package keys reviewers: by the user name the config lists.
+
+    Airflow records a responder as the auth manager's user id and name. With the simple auth manager the
+    id is the user name; with FAB it is the account's row number, which no config lists, so reliability,
+    second opinions (asked of configured reviewers who have not answered the trace) and feedback rows
+    would not find the reviewer. Under FAB the name becomes the id; FAB's id is kept as `account_id`."""
+    if responded_by is None:
+        return None
+    given = dict(responded_by)
+    if given.get("name") and fab_in_use():
+        return {**given, "id": str(given["name"]), "account_id": str(given.get("id"))}
+    return given

@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Human feedback on logged predictions: validated, de-duplicated, PII-masked and triaged.
 
 Authenticate with an Airflow token (`POST /auth/token` on the Airflow API server) sent as
-`Authorization: Bearer <token>`. Reads need permission to read assets, writes permission to create asset
-events (in Airflow's simple auth manager: role viewer reads, role op or admin writes).
+`Authorization: Bearer <token>`. Reads need permission to read the auth manager's `Feedback Loop API`
+resource, writes permission to create on it (FAB: the package's roles, `feedback_app` writes; Airflow's
+simple auth manager: role viewer reads, role op or admin writes).
 Retries are safe with an `Idempotency-Key` header or a `client_event_id` in the body.
 
 Apps may also enqueue inference requests under their own request ids (`POST /requests`) and read back

@@ -238,9 +238,11 @@ def answer_reviews(
 
 
 def run_inference_round(
-    client, conn, truth: dict[str, str], pending, settings, rng, round_no: int
+    operator, reviewer, conn, truth: dict[str, str], pending, settings, rng, round_no: int
 ) -> tuple[str, int]:
-    run_id = client.trigger(
+    """`operator` (admin) triggers the round; `reviewer` answers its review tasks: the reviewer role may
+    not trigger runs (docs/operations.md, "Roles")."""
+    run_id = operator.trigger(
         "feedback_inference",
         {
             "model_name": MODEL,
@@ -260,9 +262,9 @@ def run_inference_round(
                 truth.update(scored)
                 resolved = True
         if resolved:
-            answer_reviews(client, conn, run_id, truth, settings, rng, answered)
+            answer_reviews(reviewer, conn, run_id, truth, settings, rng, answered)
 
-    state = client.wait_for_run("feedback_inference", run_id, timeout=600, on_wait=on_wait)
+    state = operator.wait_for_run("feedback_inference", run_id, timeout=600, on_wait=on_wait)
     if state != "success":
         raise RuntimeError(f"feedback_inference round {round_no} ended {state}; see the Airflow UI")
     truth.update(simulate.resolve_truth(conn, pending))
@@ -393,7 +395,7 @@ class DemoRun:
         pending = enqueue(conn, self.stream.iloc[(round_no - 1) * n : round_no * n])
         before = set(self.truth)
         _, answered = run_inference_round(
-            self.reviewer, conn, self.truth, pending, self.settings, self.rng, round_no
+            self.admin, self.reviewer, conn, self.truth, pending, self.settings, self.rng, round_no
         )
         self.answered += answered
         scored = {t: self.truth[t] for t in self.truth if t not in before}
@@ -571,8 +573,13 @@ def print_summary(result: DemoResult, logins: dict[str, str]) -> None:
             f"v{result.rollback['restored']} (see: feedback-loop model history --model {MODEL})"
         )
     print(f"  plots: {', '.join(result.plots)}")
-    print(f"  Airflow UI: {result.ui_url}  " + "  ".join(f"{u} / {p}" for u, p in logins.items()))
-    print("  (the UI is up only with `make up` or --keep-running; passwords are in .local/airflow/)")
+    from feedback_loop.lab import stack
+
+    print(f"  Airflow UI: {result.ui_url}  (up only with `make up` or --keep-running)")
+    for user, role in stack.ROLES.items():
+        if user in logins:
+            print(f"    login {user} / {logins[user]}  ({role})")
+    print("  (passwords are in .local/airflow/passwords.json)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -594,10 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from feedback_loop.lab import stack
 
-    home = stack.airflow_home()
-    passwords_file = home / "simple_auth_manager_passwords.json.generated"
-    logins = json.loads(passwords_file.read_text()) if passwords_file.is_file() else {}
-    print_summary(result, logins)
+    print_summary(result, stack.read_passwords(stack.airflow_home()))
     return 0
 
 

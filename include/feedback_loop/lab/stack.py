@@ -1,8 +1,12 @@
 """`make up` / `make down`: a local Airflow 3 (api-server, scheduler, dag-processor, triggerer) plus the
 feedback database, bound to 127.0.0.1, each component in its own process group so `down` leaves nothing.
 
-State lives in `.local/airflow/`: the Airflow home (SQLite metadata DB, logs), the generated login
-passwords, a JWT secret made on first start (never committed) and `stack.json` with pids and ports.
+State lives in `.local/airflow/`: the Airflow home (logs; the metadata DB is on PostgreSQL), the generated
+login passwords (`passwords.json`, owner-only), a JWT secret made on first start (never committed) and
+`stack.json` with pids and ports.
+
+Airflow runs the FAB auth manager (adapters.airflow_fab_manager) with the package's roles, created by
+`feedback-loop roles sync` at every start (idempotent), and one login per role (USERS).
 """
 
 from __future__ import annotations
@@ -27,7 +31,16 @@ from feedback_loop.core.errors import FeedbackLoopError
 from feedback_loop.lab import celery_stack
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-USERS = "admin:admin,reviewer:user,app:op"
+# One login per role; the roles are the package's (docs/operations.md, "Roles"), Admin is FAB's.
+USERS = {
+    "admin": "Admin",
+    "reviewer": "feedback_reviewer",
+    "oncall": "feedback_oncall",
+    "app": "feedback_app",
+    "viewer": "feedback_viewer",
+}
+AUTH_MANAGER = "feedback_loop.adapters.airflow_fab_manager.FeedbackLoopFabAuthManager"
+PASSWORDS_FILE = "passwords.json"
 
 
 @dataclass
@@ -41,8 +54,13 @@ class StackState:
 
     @property
     def passwords(self) -> dict[str, str]:
-        path = Path(self.airflow_home) / "simple_auth_manager_passwords.json.generated"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return read_passwords(Path(self.airflow_home))
+
+
+def read_passwords(home: Path) -> dict[str, str]:
+    """The generated logins of the stack whose Airflow home is `home` (`feedback-loop roles sync` writes them)."""
+    path = home / PASSWORDS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def airflow_home() -> Path:
@@ -108,7 +126,9 @@ def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, st
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": USERS,
+        "AIRFLOW__CORE__AUTH_MANAGER": AUTH_MANAGER,
+        # Signs the FAB login session of the UI; per state folder, never committed.
+        "AIRFLOW__API__SECRET_KEY": _secret(home, "api_secret_key"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db_url(feedback_db_url),
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -234,6 +254,9 @@ def up(*, wait_seconds: float = 180, executor: str | None = None) -> StackState:
     if migrate.returncode != 0:
         raise FeedbackLoopError(f"airflow db migrate failed: {migrate.stderr.strip()[-400:]}")
 
+    progress("creating the roles and logins (feedback-loop roles sync) ...")
+    sync_roles(env, home)
+
     commands = {component: ([_airflow_bin(), component], env) for component in COMPONENTS}
     if executor == "celery":
         commands |= _worker_commands(env)
@@ -250,10 +273,8 @@ def up(*, wait_seconds: float = 180, executor: str | None = None) -> StackState:
 
     progress(f"starting Airflow ({', '.join(pids)}, {executor} executor) on {state.api_url} ...")
     deadline = time.monotonic() + wait_seconds
-    expected_users = {entry.split(":")[0] for entry in USERS.split(",")}
-    # Ready means: the API answers and the auth manager has written every user's generated password.
     heartbeat = Heartbeat("the Airflow API server to answer")
-    while not (_api_ready(state.api_url) and expected_users <= set(_passwords_or_empty(state))):
+    while not _api_ready(state.api_url):
         heartbeat()
         dead = [name for name, pid in pids.items() if not _alive(pid)]
         if dead:
@@ -276,11 +297,17 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _passwords_or_empty(state: StackState) -> dict[str, str]:
-    try:
-        return state.passwords
-    except ValueError:  # the file is being written
-        return {}
+def sync_roles(env: dict[str, str], home: Path) -> None:
+    """The package's roles and one login per role in Airflow's metadata DB; new logins get generated
+    passwords in `home/passwords.json`, existing ones keep theirs."""
+    cli = Path(sys.executable).with_name("feedback-loop")
+    command = [str(cli) if cli.exists() else "feedback-loop", "roles", "sync", "--json"]
+    command += [arg for user, role in USERS.items() for arg in ("--user", f"{user}:{role}")]
+    command += ["--passwords-file", str(home / PASSWORDS_FILE)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["no output"]
+        raise FeedbackLoopError(f"feedback-loop roles sync failed: {lines[-1]}")
 
 
 def _kill_groups(pids: list[int], grace: float = 15) -> None:
@@ -325,7 +352,13 @@ def down(*, quiet: bool = False, stop_database: bool = True) -> None:
         progress("no Airflow started by this project is running")
 
 
-ROLES = {"admin": "everything", "reviewer": "answers review tasks", "app": "sends feedback and requests"}
+ROLES = {
+    "admin": "everything",
+    "reviewer": "answers review tasks of feedback_inference",
+    "oncall": "triggers retraining, rollback and eval-case review, approves promotions",
+    "app": "sends feedback and inference requests (feedback API only)",
+    "viewer": "reads the dashboard and the package's DAGs",
+}
 
 
 def ensure_first_versions() -> list[str]:
