@@ -4,8 +4,9 @@ Airflow resolves a token on every request: it checks the signature, then looks t
 metadata database's revoked tokens, a database round trip that cost about a fifth of a single feedback
 event's time (docs/benchmarks.md, "Single events"). An app sending feedback uses the same token for
 minutes, so the user Airflow resolved is kept for REVOCATION_BOUND_SECONDS, never past the token's own
-expiry: a token revoked in Airflow (logout, `revoke_token`) is refused by the feedback API at most that
-many seconds later; an expired token is refused at once, as before. Failures are never remembered: a bad
+expiry: a token revoked in Airflow (logout, `revoke_token`), or one whose account was deactivated or
+deleted (the FAB auth manager re-reads the account on every check), is refused by the feedback API at
+most that many seconds later; an expired token is refused at once, as before. Failures are never remembered: a bad
 token is checked by Airflow every time. Tokens from the UI's session cookie go to Airflow every time too.
 """
 
