@@ -39,3 +39,16 @@ def test_a_fresh_stack_serves_the_bundled_model_and_names_the_command_for_one_wi
     # Run again (a second `make up`): nothing new is trained.
     assert stack.ensure_first_versions()[0] == "digits: v1 serves"
     assert [v.version for v in registry.list_versions(conn, "digits")] == [1]
+
+
+def test_the_summary_names_the_logins_and_for_celery_the_broker_and_each_workers_queues(tmp_path):
+    (tmp_path / stack.PASSWORDS_FILE).write_text('{"admin": "pw-a", "reviewer": "pw-r"}')
+    local = stack.StackState("http://127.0.0.1:8080", {}, "postgresql://x/y", str(tmp_path))
+    celery = stack.StackState(
+        "http://127.0.0.1:8080", {}, "postgresql://x/y", str(tmp_path), "celery", "redis://127.0.0.1:6379/0"
+    )
+    assert "login admin / pw-a" in stack.describe(local) and "login reviewer / pw-r" in stack.describe(local)
+    assert "Celery" not in stack.describe(local)
+    line = next(x for x in stack.describe(celery).splitlines() if x.startswith("CeleryExecutor"))
+    assert "redis://127.0.0.1:6379/0" in line
+    assert "celery-worker-training serves default, training" in line

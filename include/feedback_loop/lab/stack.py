@@ -398,6 +398,9 @@ def describe(state: StackState) -> str:
     for user, role in ROLES.items():
         if user in passwords:
             lines.append(f"  login {user} / {passwords[user]}  ({role})")
+    if state.executor == "celery":
+        workers = "; ".join(f"{w.name} serves {', '.join(w.queues)}" for w in celery_stack.WORKERS)
+        lines.append(f"CeleryExecutor, broker {state.broker_url}: {workers}")
     lines.append(f"Feedback dashboard: {state.api_url}/feedback-dashboard/  (also under Browse in the UI)")
     lines.append(f"Feedback API: {state.api_url}/feedback-api/docs")
     lines.append(
