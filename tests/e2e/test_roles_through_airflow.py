@@ -23,6 +23,7 @@ from feedback_loop.lab.airflow_rest import AirflowClient
 from feedback_loop.retrain import baseline, datasets
 
 from ..conftest import ROOT
+from ..support.api import api_server
 
 pytestmark = pytest.mark.e2e
 
@@ -264,6 +265,23 @@ def test_each_role_may_do_its_part_and_nothing_else(conn, airflow):
     assert call(viewer, "GET", "/feedback-dashboard/").status_code == 200
     assert call(viewer, "GET", "/api/v2/dags").json()["total_entries"] >= 5
     assert counts(conn) == before
+
+    # The feedback API on its own (`feedback-loop api serve`, the stack's Airflow settings) asks the same
+    # FAB auth manager: the app writes, the viewer is refused and nothing of the refusal is stored.
+    home = Path(airflow.airflow_home)
+    env = stack.airflow_env(home, int(airflow.api_url.rsplit(":", 1)[1]), airflow.feedback_db_url)
+    with api_server(env, home / "standalone-api.log") as base:
+        body = {"trace_id": str(trace), "kind": "thumbs_up", "user_id": "u-3"}
+        before = counts(conn)
+        alone = requests.post(
+            f"{base}/feedback", json=body, headers={"Authorization": f"Bearer {app.token()}"}
+        )
+        assert alone.status_code == 201, alone.text
+        refused = requests.post(
+            f"{base}/feedback", json=body, headers={"Authorization": f"Bearer {viewer.token()}"}
+        )
+        assert refused.status_code == 403, refused.text
+        assert counts(conn)[0] == before[0] + 1
 
     # Let the run finish: the second reviewer answers the review left open (admin is not assigned: 403).
     last = {"chosen_options": [third["options"][0]], "params_input": {}}
