@@ -11,7 +11,7 @@ size N (BENCH_FANOUT_SIZES, default 100,500,2000), in turn on the same stack:
   (counted in Airflow's metadata database, so polling does not load the api-server being measured);
 - **listing**: Airflow's endpoint behind Browse -> Required Actions,
   `GET /api/v2/dags/~/dagRuns/~/hitlDetails` with the page's filters (`response_received=false`,
-  `state=deferred,awaiting_input`), one 50-row page as the UI asks for it (median and worst of
+  `state=deferred,awaiting_input`, the ordering of its pending-actions query), one page of 50 (median and worst of
   BENCH_FANOUT_LIST_REPEAT), and every page of 100 (the server's maximum page size) until all N are read;
 - **idle**: CPU the scheduler and api-server use while the N tasks only wait (BENCH_FANOUT_IDLE_SECONDS);
 - **answers**: every task answered through Airflow's `PATCH .../hitlDetails` (our plugin's middleware
@@ -23,7 +23,8 @@ processes; the scheduler process alone is reported too) and the api-server tree 
 task processes' execution API), their peak memory (PSS of the tree), and the 1-minute load average.
 
 Knobs (environment): BENCH_FANOUT_SIZES (100,500,2000), BENCH_FANOUT_CLIENTS (8),
-BENCH_FANOUT_LIST_REPEAT (5), BENCH_FANOUT_IDLE_SECONDS (15), BENCH_FANOUT_TIMEOUT (per phase, 2400 s).
+BENCH_FANOUT_LIST_REPEAT (5), BENCH_FANOUT_IDLE_SECONDS (15), BENCH_FANOUT_TIMEOUT (per phase, 2400 s),
+BENCH_FANOUT_DRAIN (1; 0 skips waiting for the last size's runs to finish, the stack is stopped anyway).
 """
 
 from __future__ import annotations
@@ -288,7 +289,7 @@ def _answer_all(
     return time.perf_counter() - started, latencies, statuses
 
 
-def _round(state: Any, size: int) -> list[dict[str, Any]]:
+def _round(state: Any, size: int, *, drain_runs: bool) -> list[dict[str, Any]]:
     from feedback_loop.lab.airflow_rest import AirflowClient
 
     timeout = float(_setting("TIMEOUT", "2400"))
@@ -348,18 +349,20 @@ def _round(state: Any, size: int) -> list[dict[str, Any]]:
 
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {reviewer.token()}"
-    with Usage(state.pids) as listing:
-        _list_page(session, state.api_url, UI_PAGE, 0)  # first request: connection and token cache
+    _list_page(session, state.api_url, UI_PAGE, 0)  # first request: connection and token cache
+    # api-server CPU per request beside the wall time: where wall time is much larger, the request
+    # waited on PostgreSQL or for a core (the load average says which is likely).
+    with Usage(state.pids) as first_pages:
         pages = [_list_page(session, state.api_url, UI_PAGE, 0) for _ in range(repeat)]
-        total = pages[0][1]["total_entries"]
-        started = time.perf_counter()
-        details: list[dict[str, Any]] = []
+    total = pages[0][1]["total_entries"]
+    details: list[dict[str, Any]] = []
+    with Usage(state.pids) as listing:
         while len(details) < total:
             _, page = _list_page(session, state.api_url, SERVER_PAGE, len(details))
             if not page["hitl_details"]:
                 break
             details += page["hitl_details"]
-        every_page = time.perf_counter() - started
+    every_page = listing.seconds
     if total != size or len(details) != size:
         raise RuntimeError(f"Required Actions lists {total} (read {len(details)}), expected {size}")
     page_times = sorted(seconds for seconds, _ in pages)
@@ -378,6 +381,16 @@ def _round(state: Any, size: int) -> list[dict[str, Any]]:
             "metric": f"n{size}_required_actions_all_pages",
             "value": every_page,
             "unit": f"s ({math.ceil(size / SERVER_PAGE)} pages of {SERVER_PAGE})",
+        },
+        {
+            "metric": f"n{size}_required_actions_page_api_server_cpu",
+            "value": first_pages.cpu["api_server"] / repeat * 1000,
+            "unit": f"ms per {UI_PAGE}-row page",
+        },
+        {
+            "metric": f"n{size}_required_actions_all_pages_api_server_cpu",
+            "value": listing.cpu["api_server"],
+            "unit": "s",
         },
         {"metric": f"n{size}_list_load_average_1m", "value": listing.load, "unit": "(2 cores)"},
     ]
@@ -405,6 +418,9 @@ def _round(state: Any, size: int) -> list[dict[str, Any]]:
     ]
     rows += answering.rows("answer", size)
 
+    if not drain_runs:
+        _log(f"N={size}: not waiting for the runs to finish (BENCH_FANOUT_DRAIN=0)")
+        return rows
     with Usage(state.pids) as drain:
         _wait(
             f"the {len(run_ids)} run(s) to finish",
@@ -443,6 +459,8 @@ def run() -> list[dict[str, Any]]:
         admin = AirflowClient(state.api_url, "admin", state.passwords["admin"])
         admin.wait_for_dags([DAG_ID], timeout=300)
         admin.unpause(DAG_ID)
-        for size in sizes:
-            rows += _round(state, size)
+        drain_last = _setting("DRAIN", "1") != "0"
+        for i, size in enumerate(sizes):
+            # Only the last size may skip the drain: resuming tasks would load the next size's figures.
+            rows += _round(state, size, drain_runs=drain_last or i < len(sizes) - 1)
     return rows
