@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _open_loop as _open_loop_client
+from bench import _proc
 
 
 def _setting(name: str, default: int) -> int:
@@ -275,23 +276,6 @@ def _copy_rows(events: list[dict[str, Any]], prefix: str) -> list[tuple[Any, ...
     return rows
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its descendants (the server's workers), from /proc.
-    Unlike requests per second, it hardly moves with other load on the machine."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:  # gone in between
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-        pending += [int(child) for child in children]
-    return total
-
-
 def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
     """PostgreSQL's own single-row rate: one autocommit INSERT per row on one connection, rows per second
     (the figure issue 18 compares single events with; no HTTP, no checks, no look-up of the prediction)."""
@@ -394,9 +378,9 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
                     json.dumps(_event(i, traces[i % len(traces)], "single")).encode() for i in range(n_single)
                 ]
                 _log(f"{n_single} single events with {clients} concurrent clients")
-                cpu_before = _cpu_seconds(pid)
+                cpu_before = _proc.cpu_seconds(pid)
                 wall, latencies = _single_events(port, prefix, token, single, clients)
-                cpu_per_event = (_cpu_seconds(pid) - cpu_before) / n_single
+                cpu_per_event = (_proc.cpu_seconds(pid) - cpu_before) / n_single
                 open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
                 insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
                 insert_rps = _single_row_inserts(url, insert_rows)
