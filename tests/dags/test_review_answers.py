@@ -103,6 +103,7 @@ class RouteReviewer(threading.Thread):
         self.replays: list[tuple[int, dict[str, Any]]] = []
         self.conflicts: list[int] = []
         self.leftovers = 0
+        self.resumed = 0  # tasks parked with their answer already stored (resume_parked_with_answer)
         self.error: BaseException | None = None
         self.stop = threading.Event()
 
@@ -146,10 +147,57 @@ class RouteReviewer(threading.Thread):
         other = {"chosen_options": [review.SKIP], "params_input": {}}
         self.conflicts.append(client.post(url, json=other, headers=bearer(self.user)).status_code)
 
+    def resume_parked_with_answer(self) -> None:
+        """Resume a task parked although its answer is stored, as Airflow's answer route does.
+
+        The tests' metadata DB is SQLite, which has no row locks: an answer written while its task was
+        parking can go unseen both by the answer route (the task was not parked yet) and by the park
+        transition (the answer was not there yet). On PostgreSQL both lock the task instance first and
+        one of them resumes it. Without this, dag.test() waits for that task forever."""
+        from airflow.models.hitl import HITLDetail
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.trigger import handle_event_submit
+        from airflow.triggers.base import TriggerEvent
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
+
+        with create_session() as session:
+            parked = session.scalars(
+                select(TaskInstance).where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+            ).all()
+            for ti in parked:
+                detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
+                if detail is not None and detail.response_received:
+                    self.resumed += 1
+                    handle_event_submit(
+                        TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
+                    )
+
+    def fail_parked(self) -> None:
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import update
+
+        with create_session() as session:
+            failed = session.execute(
+                update(TaskInstance)
+                .where(TaskInstance.state == TaskInstanceState.AWAITING_INPUT)
+                .values(state=TaskInstanceState.FAILED)
+            ).rowcount
+        if failed:
+            self.error = self.error or AssertionError(f"{failed} review task(s) still waited after 180 s")
+
     def skip_leftovers(self, client) -> None:
-        end = time.monotonic() + 600
-        while time.monotonic() < end and not self.stop.is_set():
+        # Airflow's own SIGALRM timeout inside dag.test() replaces pytest-timeout's: if tasks still wait
+        # after this, they are failed so that dag.test() returns and the test fails with the reason.
+        give_up = time.monotonic() + 180
+        while not self.stop.is_set():
+            if time.monotonic() > give_up:
+                self.fail_parked()
             try:
+                self.resume_parked_with_answer()
                 for detail in hitl_details(client, **PENDING)["hitl_details"]:
                     self.leftovers += 1
                     ti = detail["task_instance"]
