@@ -93,32 +93,28 @@ print(json.dumps({path: statistics.median(values) for path, values in samples.it
 
 def _in_processor(paths: list[Path], state_dir: str, repeat: int) -> dict[Path, float]:
     """Seconds per file parsed in a forked child of a dag-processor-like parent (module docstring)."""
-    env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "FEEDBACK_LOOP_STATE_DIR": state_dir}
-    result = subprocess.run(
-        [sys.executable, "-c", PROCESSOR_PROBE, str(repeat), *map(str, paths)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        check=True,
-    )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    figures = _probe(PROCESSOR_PROBE, [str(repeat), *map(str, paths)], state_dir, timeout=600)
     return {path: figures[str(path)] for path in paths}
 
 
 def _measure(path: Path, state_dir: str) -> tuple[float, float]:
     """(seconds for airflow.sdk, seconds for the file beyond it) in a fresh interpreter."""
+    figures = _probe(PROBE, [str(path)], state_dir, timeout=180)
+    return figures["sdk"], figures["total"] - figures["sdk"]
+
+
+def _probe(script: str, args: list[str], state_dir: str, timeout: float) -> dict:
+    """The JSON a probe script prints last, run in a fresh interpreter with the config digest under state_dir."""
     env = {**os.environ, "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "FEEDBACK_LOOP_STATE_DIR": state_dir}
     result = subprocess.run(
-        [sys.executable, "-c", PROBE, str(path)],
+        [sys.executable, "-c", script, *args],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         env=env,
         check=True,
     )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    return figures["sdk"], figures["total"] - figures["sdk"]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def run() -> list[dict]:

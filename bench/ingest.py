@@ -39,6 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench import _open_loop as _open_loop_client
 from bench import _proc
@@ -100,16 +101,10 @@ def _environment(tmp: Path) -> Iterator[dict[str, str]]:
     }
     (tmp / "airflow").mkdir()
     (tmp / "passwords.json").write_text(json.dumps({"bench": secrets.token_urlsafe(16)}))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        yield env
+        with mock.patch.dict(os.environ, env):
+            yield env
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         db.drop_database(server_url, name)
 
 

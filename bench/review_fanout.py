@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 from urllib.parse import quote
 
 import requests
@@ -159,8 +160,8 @@ def _stack() -> Iterator[Any]:
         "FEEDBACK_LOOP_DB_URL": url,
         "FEEDBACK_LOOP_WEBHOOK_URL": "",  # no reviewer notifications leave the machine
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    environ = mock.patch.dict(os.environ, env)
+    environ.start()
     db.reset_resolution()
     metadata = stack.metadata_database_name()
     try:
@@ -170,11 +171,7 @@ def _stack() -> Iterator[Any]:
         finally:
             stack.down(quiet=True, stop_database=False)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        environ.stop()
         db.reset_resolution()
         db.drop_database(server_url, metadata)
         db.drop_database(server_url, name)

@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import requests
 
-from feedback_loop.core import config, db
+from feedback_loop.core import config
 from feedback_loop.inference import review, reviews, scoring
-from feedback_loop.lab import stack
 from feedback_loop.lab.airflow_rest import AirflowClient
 from feedback_loop.retrain import baseline, datasets
+
+from ..support.helpers import running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +30,8 @@ DELAYS = (0.0, 0.5, 1.0, 2.0, 10.0)
 
 @pytest.fixture
 def airflow(db_url):
-    state = stack.up()
-    try:
+    with running_stack(db_url) as state:
         yield state
-    finally:
-        stack.down(quiet=True, stop_database=False)
-        db.drop_database(db_url, stack.metadata_database_name())
 
 
 def shape(index: int, detail: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:

@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from feedback_loop.core import config, db
+from feedback_loop.core import config
 from feedback_loop.inference import reviews, scoring
 from feedback_loop.lab import stack
 from feedback_loop.lab.airflow_rest import AirflowClient
@@ -24,6 +24,7 @@ from feedback_loop.retrain import baseline, datasets
 
 from ..conftest import ROOT
 from ..support.api import api_server
+from ..support.helpers import running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -45,12 +46,8 @@ def airflow(db_url, tmp_path, monkeypatch):
     path = tmp_path / "feedback_loop.yaml"
     path.write_text(yaml.safe_dump(settings), encoding="utf-8")
     monkeypatch.setenv(config.ENV_CONFIG, str(path))
-    state = stack.up()
-    try:
+    with running_stack(db_url) as state:
         yield state
-    finally:
-        stack.down(quiet=True, stop_database=False)
-        db.drop_database(db_url, stack.metadata_database_name())
 
 
 def more_reviewers(state: stack.StackState) -> dict[str, str]:

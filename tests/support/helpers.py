@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from feedback_loop.core import config, store
+from feedback_loop.core import config, db, store
 from feedback_loop.registry import versions as registry
 
 CONFIG = config.parse(
@@ -70,3 +72,16 @@ def make_predictions(conn, model_name: str, version: int, n: int, confidence: fl
         ),
     )
     return traces
+
+
+@contextmanager
+def running_stack(db_url: str) -> Iterator:
+    """`make up`'s Airflow (feedback_loop.lab.stack) for one test; stopped and its metadata DB dropped after."""
+    from feedback_loop.lab import stack
+
+    state = stack.up()
+    try:
+        yield state
+    finally:
+        stack.down(quiet=True, stop_database=False)
+        db.drop_database(db_url, stack.metadata_database_name())

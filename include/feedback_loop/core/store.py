@@ -173,7 +173,7 @@ def record_keyed_feedback(conn: psycopg.Connection, item: FeedbackIn, idempotenc
     that committed while this request waited for it."""
     params = _feedback_params(item, idempotency_key)
     with conn.pipeline():
-        db.transaction_lock(conn, f"idempotency:{idempotency_key}")
+        lock_idempotency_key(conn, idempotency_key)
         batch = conn.execute(queries.sql("store/batch_by_key"), {"idempotency_key": idempotency_key})
         inserted = conn.execute(queries.sql("store/insert_feedback"), params)
     if batch.fetchone() is not None:
