@@ -7,7 +7,10 @@
 - ceiling: raw COPY of the same rows straight into the feedback table; rows/s;
 - open loop: single events sent at fixed rates (BENCH_INGEST_RATES, 100 to 1,000/s, BENCH_INGEST_OPEN_SECONDS
   each), latency counted from each request's due time (bench/_open_loop.py), and the rate where p99 passes
-  20 ms; beside it PostgreSQL's own rate of single-row autocommit INSERTs on one connection, same run.
+  20 ms; beside it PostgreSQL's own rate of single-row autocommit INSERTs on one connection, same run;
+- Airflow's ceiling (plugin mode): the same single events, closed and open loop, against a no-op plugin
+  route on the same api-server (the same token check, the body parsed, 201, no database), so what Airflow's
+  own request handling allows on this machine is measured beside what the feedback API reaches.
 Batch and raw COPY rounds alternate (the machine is shared, load moves), and each is reported as the median
 over the rounds, with the worst and best per-round ratio.
 
@@ -108,6 +111,53 @@ def _environment(tmp: Path) -> Iterator[dict[str, str]]:
         db.drop_database(server_url, name)
 
 
+# Benchmark only: written into the throwaway plugins folder beside our plugins in plugin mode. It answers
+# like POST /feedback would (same token dependency, JSON body parsed, 201) and stores nothing: the fastest
+# any plugin route can be inside this api-server, our request handling and PostgreSQL taken away.
+NOOP_PLUGIN = """
+import json
+
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from feedback_loop.adapters.airflow_tokens import user_dependency
+
+app = FastAPI()
+user = user_dependency()
+
+
+@app.get("/healthz")
+def healthz():
+    return {"status": "ok"}
+
+
+@app.post("/feedback")
+async def feedback(request: Request, caller=Depends(user)):
+    body = json.loads(await request.body())
+    return JSONResponse({"id": 1, "trace_id": body["trace_id"], "created": True}, status_code=201)
+
+
+class BenchNoopPlugin(AirflowPlugin):
+    name = "bench_noop"
+    fastapi_apps = [{"app": app, "url_prefix": "/noop-api", "name": "bench no-op"}]
+"""
+NOOP_PREFIX = "/noop-api"
+
+
+def _plugins_folder(tmp: Path) -> Path:
+    """Our plugins plus the no-op one, in a throwaway folder."""
+    from feedback_loop.core import paths
+
+    root = paths.project_root() or Path.cwd()
+    folder = tmp / "plugins"
+    folder.mkdir()
+    for plugin in (root / "plugins").glob("*.py"):
+        shutil.copy(plugin, folder / plugin.name)
+    (folder / "bench_noop_plugin.py").write_text(NOOP_PLUGIN)
+    return folder
+
+
 def _airflow_token() -> str:
     """Initialise Airflow's metadata DB and sign a token for an op user with Airflow's own signer."""
     from airflow.api_fastapi.app import init_auth_manager
@@ -143,7 +193,6 @@ def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Ite
     """(port, URL prefix of the feedback API, pid) of a running server of the given mode."""
     import socket
 
-    from feedback_loop.core import paths
     from feedback_loop.lab import stack
 
     with socket.socket() as s:
@@ -151,10 +200,9 @@ def _server(env: dict[str, str], workers: int, log_path: Path, mode: str) -> Ite
         port = s.getsockname()[1]
     if mode == "plugin":
         prefix = "/feedback-api"
-        root = paths.project_root() or Path.cwd()
         command = [stack._airflow_bin(), "api-server", "--apps", "core", "-H", "127.0.0.1", "-p", str(port)]
         command += ["-w", str(workers)]
-        env = {**env, "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins")}
+        env = {**env, "AIRFLOW__CORE__PLUGINS_FOLDER": str(_plugins_folder(log_path.parent))}
     else:
         prefix = ""
         command = [sys.executable, "-m", "feedback_loop.cli", "api", "serve", "--host", "127.0.0.1"]
@@ -321,6 +369,59 @@ def _open_loop(
     return results
 
 
+def _noop_ceiling(
+    port: int,
+    token: str,
+    traces: list[uuid.UUID],
+    bodies: list[bytes],
+    clients: int,
+    rates: list[int],
+    seconds: float,
+    pid: int,
+) -> dict[str, Any] | None:
+    """Plugin mode only: the same closed- and open-loop load on the no-op route (NOOP_PLUGIN)."""
+    if not _probe(port, f"{NOOP_PREFIX}/healthz"):
+        return None
+    _log(f"Airflow's ceiling: {len(bodies)} single events to the no-op plugin route, {clients} clients")
+    _single_events(port, NOOP_PREFIX, token, bodies[:200], clients)
+    cpu_before = _proc.cpu_seconds(pid)
+    wall, _ = _single_events(port, NOOP_PREFIX, token, bodies, clients)
+    cpu = (_proc.cpu_seconds(pid) - cpu_before) / len(bodies)
+    _log(f"no-op route: {len(bodies) / wall:,.0f} req/s, {cpu * 1000:.2f} ms of server CPU each")
+    open_loop = _open_loop(port, NOOP_PREFIX, token, traces, rates, seconds, "noop")
+    return {"rps": len(bodies) / wall, "cpu": cpu, "open_loop": open_loop}
+
+
+def _probe(port: int, path: str) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+def _open_loop_rows(results: list[_open_loop_client.Result], tag: str = "") -> list[dict[str, Any]]:
+    rows = []
+    for result in results:
+        rate = int(result.rate)
+        rows.append(
+            {"metric": f"{tag}open_loop_{rate}_per_s_answered", "value": result.achieved, "unit": "req/s"}
+        )
+        rows.append({"metric": f"{tag}open_loop_{rate}_per_s_p50", "value": result.p50_ms, "unit": "ms"})
+        rows.append({"metric": f"{tag}open_loop_{rate}_per_s_p99", "value": result.p99_ms, "unit": "ms"})
+    crossing = _open_loop_client.crossing(results, 20.0)
+    if crossing is None:
+        unit = f"req/s (p99 stayed under 20 ms up to {int(results[-1].rate)}/s)"
+    elif results[0].p99_ms > 20.0:
+        unit = "req/s (p99 was over 20 ms already at the lowest rate sent)"
+    else:
+        unit = "req/s"
+    value = float("nan") if crossing is None else crossing
+    rows.append({"metric": f"{tag}open_loop_rate_where_p99_passes_20ms", "value": value, "unit": unit})
+    return rows
+
+
 def _modes() -> list[str]:
     modes = [
         m.strip() for m in os.environ.get("BENCH_INGEST_SERVER", "standalone,plugin").split(",") if m.strip()
@@ -392,6 +493,7 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
                     batch_rates.append(batch_size / _batches(port, prefix, token, [payload], batch_size))
                     copy_rows = _copy_rows(items, f"copy{r}")
                     copy_rates.append(batch_size / _raw_copy(url, [copy_rows]))
+                ceiling = _noop_ceiling(port, token, traces, single, clients, rates, seconds, pid)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -427,23 +529,25 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
             "unit": "x (issue 18 wants >= 0.5)",
         },
     ]
-    for result in open_loop:
-        rate = int(result.rate)
-        rows.append({"metric": f"open_loop_{rate}_per_s_answered", "value": result.achieved, "unit": "req/s"})
-        rows.append({"metric": f"open_loop_{rate}_per_s_p50", "value": result.p50_ms, "unit": "ms"})
-        rows.append({"metric": f"open_loop_{rate}_per_s_p99", "value": result.p99_ms, "unit": "ms"})
-    crossing = _open_loop_client.crossing(open_loop, 20.0)
-    if crossing is None:
-        unit = f"req/s (p99 stayed under 20 ms up to {int(open_loop[-1].rate)}/s)"
-    elif open_loop[0].p99_ms > 20.0:
-        unit = "req/s (p99 was over 20 ms already at the lowest rate sent)"
-    else:
-        unit = "req/s"
-    rows.append(
-        {
-            "metric": "open_loop_rate_where_p99_passes_20ms",
-            "value": float("nan") if crossing is None else crossing,
-            "unit": unit,
-        }
-    )
+    rows += _open_loop_rows(open_loop)
+    if ceiling is not None:
+        rows += [
+            {
+                "metric": "noop_route_requests_per_s",
+                "value": ceiling["rps"],
+                "unit": "req/s (Airflow's ceiling)",
+            },
+            {"metric": "noop_route_server_cpu", "value": ceiling["cpu"] * 1000, "unit": "ms per request"},
+            {
+                "metric": "ratio_single_events_to_noop_route",
+                "value": single_rps / ceiling["rps"],
+                "unit": "x",
+            },
+            {
+                "metric": "ratio_noop_route_to_postgres_inserts",
+                "value": ceiling["rps"] / insert_rps,
+                "unit": "x (no plugin route can pass this)",
+            },
+        ]
+        rows += _open_loop_rows(ceiling["open_loop"], "noop_")
     return [{**row, "metric": tag + row["metric"]} for row in rows]

@@ -1,8 +1,10 @@
 """Notification delivery through PostgreSQL outages (issue 14): one warning line when the database goes
 away, one info line when it is back, no traceback per attempt, and the notifications still go out.
 
-The outage is real: the delivery workers connect to a port nothing listens on, then to the test database
-again (the service's connection pool takes its URL from a function). The webhook is a local recorder.
+The outage is real: the service reaches PostgreSQL through a TCP forwarder that the test cuts (every
+connection ended by the far side, new ones refused, as during a restart) and restores. Deliveries borrow
+the API's pooled connections, so the pool's dead connections are part of what is tested. The webhook is a
+local recorder.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import logging
 import time
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from feedback_loop.api.pool import ConnectionPool
-from feedback_loop.api.service import FeedbackService
+from feedback_loop.api.service import DELIVERY_CONNECTION_WAIT_SECONDS, FeedbackService
 from feedback_loop.core import config, notify
 
-from ..support.api import WebhookRecorder, free_port
+from ..support.api import WebhookRecorder
+from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +32,11 @@ def test_each_outage_logs_one_warning_and_one_recovery_line_and_no_traceback(
     conn, db_url, caplog, monkeypatch
 ):
     settings = config.load()
-    target = {"url": db_url}
-    service = FeedbackService(settings, pool=ConnectionPool(url=lambda: target["url"]))
-    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/feedback"
+    real = conninfo_to_dict(db_url)
+    proxy = TcpProxy(str(real.get("host") or "127.0.0.1"), int(real.get("port") or 5432))
+    service = FeedbackService(
+        settings, pool=ConnectionPool(url=make_conninfo(db_url, host="127.0.0.1", port=proxy.port))
+    )
     ids = [notify.enqueue(conn, "urgent_feedback", f"urgent {i}") for i in range(OUTAGES * PER_OUTAGE)]
     conn.commit()
     caplog.set_level(logging.DEBUG, logger="feedback_loop")
@@ -38,20 +44,30 @@ def test_each_outage_logs_one_warning_and_one_recovery_line_and_no_traceback(
         monkeypatch.setenv(settings.notify.webhook_url_env, hook.url)
         try:
             for outage in range(OUTAGES):
-                target["url"] = closed  # PostgreSQL "goes away" for about two seconds
+                proxy.cut()  # PostgreSQL "goes away", for longer than a delivery waits for a connection
                 # Deliveries are scheduled as the API schedules them after a commit.
                 service._schedule(ids[outage * PER_OUTAGE : (outage + 1) * PER_OUTAGE])  # noqa: SLF001
-                time.sleep(2)
-                target["url"] = db_url
+                time.sleep(DELIVERY_CONNECTION_WAIT_SECONDS + 1.5)
+                proxy.restore()
                 assert service.wait_for_deliveries(timeout=30)
         finally:
             service.close()
+            proxy.close()
         received = sorted(message["text"] for message in hook.received)
     ours = [r for r in caplog.records if r.name.startswith("feedback_loop")]
     assert [r for r in ours if r.exc_info] == [], "no traceback per failed attempt"
     warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
-    assert len(warnings) == OUTAGES, warnings
-    assert all("cannot reach the feedback database" in w and "retr" in w for w in warnings), warnings
+    delivery = [w for w in warnings if "notification delivery" in w]
+    assert len(delivery) == OUTAGES, warnings
+    assert all("cannot reach the feedback database" in w and "retr" in w for w in delivery), delivery
+    assert all("connection refused" in w or "closed the connection" in w for w in delivery), (
+        "the reason names the refused connection, not a busy pool",
+        delivery,
+    )
+    # Besides, at most one line per outage from the pool, dropping its connections the outage ended.
+    pool_lines = [w for w in warnings if w not in delivery]
+    assert len(pool_lines) <= OUTAGES, warnings
+    assert all(w.startswith("dropping idle feedback database connections") for w in pool_lines), warnings
     recoveries = [r.getMessage() for r in ours if r.levelno == logging.INFO and "again" in r.getMessage()]
     assert len(recoveries) == OUTAGES, recoveries
     # Delivery retried until the database answered: nothing was left behind.

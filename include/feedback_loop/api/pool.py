@@ -87,13 +87,12 @@ class ConnectionPool:
                 yield conn
             return
         wait = self._wait_seconds if wait_seconds is None else wait_seconds
-        errors_before = pool.get_stats().get("connections_errors", 0)
         with ExitStack() as stack:
             try:
                 # psycopg_pool commits or rolls back, then takes the connection back (or drops it if broken)
                 conn = stack.enter_context(pool.connection(timeout=wait))
             except psycopg_pool.PoolTimeout:
-                raise self._timed_out(pool, wait, errors_before) from None
+                raise self._timed_out(wait) from None
             except psycopg_pool.PoolClosed:
                 raise DatabaseUnavailableError("the feedback API is shutting down") from None
             yield conn
@@ -161,16 +160,15 @@ class ConnectionPool:
                 pool.drain()
             raise
 
-    def _timed_out(
-        self, pool: psycopg_pool.ConnectionPool, wait: float, errors_before: int
-    ) -> DatabaseUnavailableError:
-        """Why no connection came: the server refused new ones while we waited, or all stayed busy."""
-        if pool.get_stats().get("connections_errors", 0) > errors_before:
-            target = self.url()
-            try:
-                psycopg.connect(target, connect_timeout=PROBE_TIMEOUT_SECONDS).close()
-            except psycopg.OperationalError as exc:
-                return db.cannot_connect(target, exc)
+    def _timed_out(self, wait: float) -> DatabaseUnavailableError:
+        """Why no connection came: the server refused new ones while we waited, or all stayed busy. One
+        direct attempt tells, also when the pool made none during the wait (it backs off between its
+        reconnection attempts after a failure, so a short wait can see no new error)."""
+        target = self.url()
+        try:
+            psycopg.connect(target, connect_timeout=PROBE_TIMEOUT_SECONDS).close()
+        except psycopg.OperationalError as exc:
+            return db.cannot_connect(target, exc)
         return DatabaseUnavailableError(f"all feedback database connections stayed busy for {wait:.0f}s")
 
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -31,7 +32,7 @@ from feedback_loop.api.problems import (
     NotFound,
 )
 from feedback_loop.api.schemas import UNICODE_REASON, FeedbackBody, RequestsBody, unicode_problem
-from feedback_loop.core import config, db, notify, privacy, queries, store
+from feedback_loop.core import config, notify, privacy, queries, store
 from feedback_loop.core.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -52,6 +53,7 @@ HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every con
 # How long a delivery keeps trying to reach an unreachable database before leaving its notification
 # in the outbox for `feedback-loop api deliver-pending`.
 DELIVERY_RETRY_SECONDS = 60
+DELIVERY_CONNECTION_WAIT_SECONDS = 2.0
 NUL_REASON = "must not contain NUL (\\u0000) characters"
 
 
@@ -523,9 +525,10 @@ class FeedbackService:
         while True:
             attempt = time.monotonic()
             try:
-                with db.connect(self.pool.url()) as conn:
-                    self._outage.over()
-                    notify.deliver(conn, notification_id, self.settings.notify)
+                # Pooled connections, held only to read and to record: opening one per notification cost
+                # PostgreSQL a backend process each time (docs/benchmarks.md, "Single events").
+                notify.deliver_with(self._delivery_connection, notification_id, self.settings.notify)
+                self._outage.over()
                 return
             except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
                 self._outage.begun(exc, attempt)
@@ -534,6 +537,10 @@ class FeedbackService:
                     return
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
+
+    def _delivery_connection(self) -> AbstractContextManager[psycopg.Connection]:
+        # A short wait: during an outage the delivery retries on its own schedule (_deliver_when_reachable).
+        return self.pool.connection(wait_seconds=DELIVERY_CONNECTION_WAIT_SECONDS)
 
     def wait_for_deliveries(self, timeout: float = 30.0) -> bool:
         """Block until queued deliveries are done (tests and shutdown); True when none are left."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -88,7 +90,21 @@ def deliver(
     conn: psycopg.Connection, notification_id: int, settings: NotifyConfig, *, backoff_seconds: float = 0.5
 ) -> Delivery:
     """Try to deliver one stored notification; records the outcome, never raises for delivery errors."""
-    row = conn.execute(queries.sql("notify/get"), {"id": notification_id}).fetchone()
+    return deliver_with(lambda: nullcontext(conn), notification_id, settings, backoff_seconds=backoff_seconds)
+
+
+def deliver_with(
+    connection: Callable[[], AbstractContextManager[psycopg.Connection]],
+    notification_id: int,
+    settings: NotifyConfig,
+    *,
+    backoff_seconds: float = 0.5,
+) -> Delivery:
+    """`deliver`, holding a database connection (from `connection()`) only to read the notification and
+    to record the outcome, never while the webhook is called: that can take `timeout_seconds` times
+    `max_attempts` plus backoff, and the API's deliveries borrow connections its requests need."""
+    with connection() as conn:
+        row = conn.execute(queries.sql("notify/get"), {"id": notification_id}).fetchone()
     if row is None or row["status"] == "delivered":
         return Delivery(notification_id, "delivered" if row else "missing", row["attempts"] if row else 0)
     url = webhook_url(settings)
@@ -103,10 +119,11 @@ def deliver(
         if error is None:
             break
     status = "delivered" if error is None else "failed"
-    conn.execute(
-        queries.sql("notify/record_delivery"),
-        {"status": status, "attempts": attempts, "error": error, "id": notification_id},
-    )
+    with connection() as conn:
+        conn.execute(
+            queries.sql("notify/record_delivery"),
+            {"status": status, "attempts": attempts, "error": error, "id": notification_id},
+        )
     if error is not None:
         log.warning(
             "webhook delivery of notification %s failed after %s attempt(s): %s",
