@@ -49,6 +49,29 @@ def test_feedback_with_key_is_idempotent_and_conflicts_on_other_body(conn, trace
         )
 
 
+def test_a_keyed_event_can_commit_in_its_own_round_trip_and_a_key_naming_a_batch_stores_nothing(
+    conn, db_url, traces
+):
+    item = store.FeedbackIn(trace_id=traces[0], kind="thumbs_up", user_id="u1")
+    stored = store.record_keyed_feedback(conn, item, "k-alone", commit=True)
+    assert stored.created
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE, "committed with the insert"
+    with psycopg.connect(db_url) as other:  # visible to everyone at once, no commit of ours needed
+        assert (
+            other.execute("SELECT count(*) FROM feedback WHERE idempotency_key = 'k-alone'").fetchone()[0]
+            == 1
+        )
+    store.record_batch(conn, "k-batch", "0" * 64, [stored.row["id"]])
+    conn.commit()
+    for commit in (True, False):
+        with pytest.raises(store.KeyOfStoredBatchError):
+            store.record_keyed_feedback(
+                conn, store.FeedbackIn(trace_id=traces[1], kind="thumbs_up"), "k-batch", commit=commit
+            )
+        conn.rollback()
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 1
+
+
 def test_feedback_for_unknown_trace_is_not_found(conn, traces):
     with pytest.raises(NotFoundError, match="unknown trace_id"):
         store.record_feedback(conn, store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"))

@@ -272,13 +272,16 @@ class FeedbackService:
         if found:
             raise Invalid(**found[0], more=found[1:])
         item = self._prepared(body)
+        # Most events write nothing but their row: those commit in the insert's own round trip. A negative
+        # one may open a review item and an urgent one writes its notification, in the same transaction.
+        alone = item.priority != "urgent" and not triage.is_negative(body.kind, body.rating, body.signal)
         notifications: list[int] = []
         with self.pool.connection() as conn:
             try:
                 if key is None:
-                    result = store.record_feedback(conn, item)
+                    result = store.record_feedback(conn, item, commit=alone)
                 else:
-                    result = store.record_keyed_feedback(conn, item, key)
+                    result = store.record_keyed_feedback(conn, item, key, commit=alone)
             except NotFoundError:
                 raise NotFound(
                     "trace_id", f"no prediction was logged with trace_id {body.trace_id}"

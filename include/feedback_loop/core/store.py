@@ -152,36 +152,53 @@ class FeedbackResult:
 
 
 def record_feedback(
-    conn: psycopg.Connection, item: FeedbackIn, idempotency_key: str | None = None
+    conn: psycopg.Connection, item: FeedbackIn, idempotency_key: str | None = None, *, commit: bool = False
 ) -> FeedbackResult:
     """Store one feedback event. With a key, a retry returns the original row and stores nothing;
-    the same key with a different body raises ConflictError. Unknown trace ids raise NotFoundError."""
+    the same key with a different body raises ConflictError. Unknown trace ids raise NotFoundError.
+    `commit`: commit in the same round trip as the insert (for a caller with nothing else to write)."""
     params = _feedback_params(item, idempotency_key)
-    return _recorded(
-        conn, conn.execute(queries.sql("store/insert_feedback"), params).fetchone(), item, params
-    )
+    if not commit:
+        inserted = conn.execute(queries.sql("store/insert_feedback"), params)
+    else:
+        with conn.pipeline():
+            inserted = conn.execute(queries.sql("store/insert_feedback"), params)
+            _commit_queued(conn)
+    return _recorded(conn, inserted.fetchone(), item, params)
 
 
 class KeyOfStoredBatchError(ConflictError):
     """The idempotency key of a single event names a batch stored before."""
 
 
-def record_keyed_feedback(conn: psycopg.Connection, item: FeedbackIn, idempotency_key: str) -> FeedbackResult:
+def record_keyed_feedback(
+    conn: psycopg.Connection, item: FeedbackIn, idempotency_key: str, *, commit: bool = False
+) -> FeedbackResult:
     """record_feedback under the key's transaction lock (lock_idempotency_key), refusing a key that names a
-    stored batch with KeyOfStoredBatchError; the caller must then roll back, which undoes the insert.
+    stored batch with KeyOfStoredBatchError (the insert skips such a key, so nothing is stored).
 
     The lock, the batch look-up and the insert go to PostgreSQL in one pipeline: one round trip instead of
-    four (with the transaction's BEGIN) on the path every single event takes. They still run as three
-    statements, in order: the look-up must take its snapshot after the lock is granted, to see a batch
-    that committed while this request waited for it."""
+    four (with the transaction's BEGIN) on the path every single event takes; with `commit`, the COMMIT
+    goes in the same round trip. They still run as separate statements, in order: the look-up and the
+    insert must take their snapshots after the lock is granted, to see a batch that committed while this
+    request waited for it."""
     params = _feedback_params(item, idempotency_key)
     with conn.pipeline():
         lock_idempotency_key(conn, idempotency_key)
         batch = conn.execute(queries.sql("store/batch_by_key"), {"idempotency_key": idempotency_key})
         inserted = conn.execute(queries.sql("store/insert_feedback"), params)
+        if commit:
+            _commit_queued(conn)
     if batch.fetchone() is not None:
         raise KeyOfStoredBatchError(f"idempotency key {idempotency_key!r} was already used for a batch")
     return _recorded(conn, inserted.fetchone(), item, params)
+
+
+def _commit_queued(conn: psycopg.Connection) -> None:
+    """COMMIT as one more statement of the open pipeline, sent with the others when it syncs; not
+    `conn.commit()`, which syncs the pipeline itself: a second round trip. psycopg follows the transaction
+    state the server reports, so the connection is idle afterwards and the caller's commit is a no-op."""
+    conn.execute("COMMIT")
 
 
 def _feedback_params(item: FeedbackIn, idempotency_key: str | None) -> dict[str, Any]:
