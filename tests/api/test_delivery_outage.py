@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -74,3 +75,33 @@ def test_each_outage_logs_one_warning_and_one_recovery_line_and_no_traceback(
     assert received == sorted(f"urgent {i}" for i in range(OUTAGES * PER_OUTAGE))
     statuses = conn.execute("SELECT status, count(*) AS n FROM notifications GROUP BY status").fetchall()
     assert statuses == [{"status": "delivered", "n": OUTAGES * PER_OUTAGE}]
+
+
+def test_a_posted_notification_whose_outcome_cannot_be_stored_at_first_is_not_posted_again(
+    conn, db_url, monkeypatch
+):
+    settings = config.load()
+    service = FeedbackService(settings, pool=ConnectionPool(url=db_url))
+    notification = notify.enqueue(conn, "urgent_feedback", "urgent once")
+    conn.commit()
+    real_record, failures = notify.record, []
+
+    def record_after_one_failure(connection, delivery):
+        if not failures:
+            failures.append(delivery)
+            raise psycopg.OperationalError("the server closed the connection unexpectedly")
+        real_record(connection, delivery)
+
+    monkeypatch.setattr(notify, "record", record_after_one_failure)
+    with WebhookRecorder() as hook:
+        monkeypatch.setenv(settings.notify.webhook_url_env, hook.url)
+        try:
+            service._schedule([notification])  # noqa: SLF001
+            assert service.wait_for_deliveries(timeout=30)
+        finally:
+            service.close()
+        received = [message["text"] for message in hook.received]
+    assert failures, "the first attempt to store the outcome failed"
+    assert received == ["urgent once"], "posted exactly once"
+    row = conn.execute("SELECT status, attempts FROM notifications WHERE id = %s", (notification,)).fetchone()
+    assert row == {"status": "delivered", "attempts": 1}

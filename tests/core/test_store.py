@@ -70,6 +70,9 @@ def test_a_keyed_event_can_commit_in_its_own_round_trip_and_a_key_naming_a_batch
             )
         conn.rollback()
     assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 1
+    # Only the API's single events refuse a batch's key: a review answer's own key is never refused.
+    answer = store.FeedbackIn(trace_id=traces[2], kind="correction", label="b", source="review")
+    assert store.record_feedback(conn, answer, idempotency_key="k-batch").created
 
 
 def test_feedback_for_unknown_trace_is_not_found(conn, traces):

@@ -39,6 +39,7 @@ MIN_SIZE = 2
 MAX_SIZE = 16
 CONNECT_TIMEOUT_SECONDS = 10
 PROBE_TIMEOUT_SECONDS = 2  # one connection attempt after a timed-out wait, to name the reason
+PROBE_EVERY_SECONDS = 5.0  # a probe's finding stands for the timeouts that follow within this
 IDLE_CHECK_SECONDS = 30.0  # a connection idle this long is checked with a query even if its socket is quiet
 # What the health endpoint shows of psycopg_pool's get_stats(): sizes now, counters since the pool opened.
 STATS = (
@@ -70,6 +71,7 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._pool: psycopg_pool.ConnectionPool | None = None
         self._closed = False
+        self._probe: tuple[float, DatabaseUnavailableError | None] = (float("-inf"), None)
         self._returned_at: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
 
     def url(self) -> str:
@@ -92,7 +94,7 @@ class ConnectionPool:
                 # psycopg_pool commits or rolls back, then takes the connection back (or drops it if broken)
                 conn = stack.enter_context(pool.connection(timeout=wait))
             except psycopg_pool.PoolTimeout:
-                raise self._timed_out(wait) from None
+                raise self._timed_out(wait, pool) from None
             except psycopg_pool.PoolClosed:
                 raise DatabaseUnavailableError("the feedback API is shutting down") from None
             yield conn
@@ -160,16 +162,33 @@ class ConnectionPool:
                 pool.drain()
             raise
 
-    def _timed_out(self, wait: float) -> DatabaseUnavailableError:
-        """Why no connection came: the server refused new ones while we waited, or all stayed busy. One
-        direct attempt tells, also when the pool made none during the wait (it backs off between its
-        reconnection attempts after a failure, so a short wait can see no new error)."""
+    def _timed_out(self, wait: float, pool: psycopg_pool.ConnectionPool) -> DatabaseUnavailableError:
+        """Why no connection came: the server refuses new ones, or all stayed busy (PoolBusyError). With
+        every connection open and in use they were busy; otherwise the pool could not open more (it may
+        have backed off from reconnecting during the whole wait, so no new error need show), and one direct
+        attempt names the reason, at most once per PROBE_EVERY_SECONDS: a probe opens a server process, not
+        something to do for every waiter of an overloaded server."""
+        stats = pool.get_stats()
+        if stats.get("pool_size", 0) >= self._max_size and stats.get("pool_available", 0) == 0:
+            return PoolBusyError(f"all feedback database connections stayed busy for {wait:.0f}s")
+        with self._lock:
+            probed_at, found = self._probe
+            if time.monotonic() - probed_at < PROBE_EVERY_SECONDS:
+                return found or PoolBusyError(f"no feedback database connection came free within {wait:.0f}s")
         target = self.url()
         try:
             psycopg.connect(target, connect_timeout=PROBE_TIMEOUT_SECONDS).close()
         except psycopg.OperationalError as exc:
-            return db.cannot_connect(target, exc)
-        return DatabaseUnavailableError(f"all feedback database connections stayed busy for {wait:.0f}s")
+            found = db.cannot_connect(target, exc)
+        else:
+            found = None
+        with self._lock:
+            self._probe = (time.monotonic(), found)
+        return found or PoolBusyError(f"no feedback database connection came free within {wait:.0f}s")
+
+
+class PoolBusyError(DatabaseUnavailableError):
+    """The database answers, but no pooled connection came free in time (503, retry)."""
 
 
 def _quiet(conn: psycopg.Connection) -> bool:

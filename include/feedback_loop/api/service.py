@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -22,7 +21,7 @@ import psycopg
 
 from feedback_loop.api import inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Written
-from feedback_loop.api.pool import ConnectionPool
+from feedback_loop.api.pool import ConnectionPool, PoolBusyError
 from feedback_loop.api.problems import (
     MAX_REPORTED_PROBLEMS,
     ApiProblem,
@@ -522,28 +521,49 @@ class FeedbackService:
     def _deliver_when_reachable(self, notification_id: int) -> None:
         """Deliver, retrying while the database cannot be reached (a restart, a failover) for up to
         DELIVERY_RETRY_SECONDS; after that the notification waits in the outbox for deliver-pending.
-        An outage is logged once, by _Outage, not once per attempt and notification."""
+        An outage is logged once, by _Outage, not once per attempt and notification.
+
+        Pooled connections, held only to read the notification and to record the outcome, never while
+        the webhook is called: opening one per notification cost PostgreSQL a backend process each time
+        (docs/benchmarks.md, "Single events"). Once posted, only the record is retried, so a database
+        that is slow to answer does not make the webhook receive the notification twice."""
         deadline = time.monotonic() + DELIVERY_RETRY_SECONDS
+        settings = self.settings.notify
+        found, row = self._while_reachable(lambda conn: notify.stored(conn, notification_id), deadline)
+        if not found or notify.settled(notification_id, row, settings) is not None:
+            return
+        delivery = notify.post(notification_id, row, settings)
+        recorded, _ = self._while_reachable(lambda conn: notify.record(conn, delivery), deadline)
+        if not recorded:
+            log.warning(
+                "notification %s was posted (%s) but its outcome could not be stored; `feedback-loop api "
+                "deliver-pending` will post it again",
+                notification_id,
+                delivery.status,
+            )
+
+    def _while_reachable(
+        self, step: Callable[[psycopg.Connection], T], deadline: float
+    ) -> tuple[bool, T | None]:
+        """(True, step's result) on a pooled connection, retrying with backoff until `deadline` while the
+        database cannot be reached; (False, None) when it stayed out of reach or the service stopped."""
         pause = 0.1
         while True:
             attempt = time.monotonic()
             try:
-                # Pooled connections, held only to read and to record: opening one per notification cost
-                # PostgreSQL a backend process each time (docs/benchmarks.md, "Single events").
-                notify.deliver_with(self._delivery_connection, notification_id, self.settings.notify)
+                # A short wait: during an outage this loop retries on its own schedule.
+                with self.pool.connection(wait_seconds=DELIVERY_CONNECTION_WAIT_SECONDS) as conn:
+                    result = step(conn)
                 self._outage.over()
-                return
+                return True, result
+            except PoolBusyError:
+                pass  # the database answers, the API's requests hold every connection: not an outage
             except (DatabaseUnavailableError, psycopg.OperationalError) as exc:
                 self._outage.begun(exc, attempt)
-                if self._stopped or time.monotonic() + pause > deadline:
-                    log.debug("notification %s stays in the outbox: %s", notification_id, exc)
-                    return
+            if self._stopped or time.monotonic() + pause > deadline:
+                return False, None
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
-
-    def _delivery_connection(self) -> AbstractContextManager[psycopg.Connection]:
-        # A short wait: during an outage the delivery retries on its own schedule (_deliver_when_reachable).
-        return self.pool.connection(wait_seconds=DELIVERY_CONNECTION_WAIT_SECONDS)
 
     def wait_for_deliveries(self, timeout: float = 30.0) -> bool:
         """Block until queued deliveries are done (tests and shutdown); True when none are left."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,40 +88,46 @@ def deliver(
     conn: psycopg.Connection, notification_id: int, settings: NotifyConfig, *, backoff_seconds: float = 0.5
 ) -> Delivery:
     """Try to deliver one stored notification; records the outcome, never raises for delivery errors."""
-    return deliver_with(lambda: nullcontext(conn), notification_id, settings, backoff_seconds=backoff_seconds)
+    row = stored(conn, notification_id)
+    done = settled(notification_id, row, settings)
+    if done is not None:
+        return done
+    delivery = post(notification_id, row, settings, backoff_seconds=backoff_seconds)
+    record(conn, delivery)
+    return delivery
 
 
-def deliver_with(
-    connection: Callable[[], AbstractContextManager[psycopg.Connection]],
-    notification_id: int,
-    settings: NotifyConfig,
-    *,
-    backoff_seconds: float = 0.5,
-) -> Delivery:
-    """`deliver`, holding a database connection (from `connection()`) only to read the notification and
-    to record the outcome, never while the webhook is called: that can take `timeout_seconds` times
-    `max_attempts` plus backoff, and the API's deliveries borrow connections its requests need."""
-    with connection() as conn:
-        row = conn.execute(queries.sql("notify/get"), {"id": notification_id}).fetchone()
+# `deliver` in three steps, for a caller that holds a database connection only around `stored` and
+# `record`, never while `post` calls the webhook (the API's deliveries: api/service.py).
+
+
+def stored(conn: psycopg.Connection, notification_id: int) -> dict[str, Any] | None:
+    return conn.execute(queries.sql("notify/get"), {"id": notification_id}).fetchone()
+
+
+def settled(notification_id: int, row: dict[str, Any] | None, settings: NotifyConfig) -> Delivery | None:
+    """The outcome when there is nothing to post (missing, delivered before, no webhook configured);
+    None when the notification is to be posted."""
     if row is None or row["status"] == "delivered":
         return Delivery(notification_id, "delivered" if row else "missing", row["attempts"] if row else 0)
-    url = webhook_url(settings)
-    if url is None:
+    if webhook_url(settings) is None:
         return Delivery(notification_id, "pending", row["attempts"], f"{settings.webhook_url_env} is not set")
-    attempts, error = row["attempts"], None
-    for attempt in range(settings.max_attempts):
+    return None
+
+
+def post(
+    notification_id: int, row: dict[str, Any], settings: NotifyConfig, *, backoff_seconds: float = 0.5
+) -> Delivery:
+    """Post the stored payload to the webhook, with retries and backoff; no database."""
+    url = webhook_url(settings)
+    attempts, error = row["attempts"], "no webhook URL"
+    for attempt in range(settings.max_attempts if url else 0):
         if attempt:
             time.sleep(backoff_seconds * 2 ** (attempt - 1))
         attempts += 1
         error = _post(url, row["payload"], settings)
         if error is None:
             break
-    status = "delivered" if error is None else "failed"
-    with connection() as conn:
-        conn.execute(
-            queries.sql("notify/record_delivery"),
-            {"status": status, "attempts": attempts, "error": error, "id": notification_id},
-        )
     if error is not None:
         log.warning(
             "webhook delivery of notification %s failed after %s attempt(s): %s",
@@ -131,7 +135,19 @@ def deliver_with(
             attempts,
             error,
         )
-    return Delivery(notification_id, status, attempts, error)
+    return Delivery(notification_id, "delivered" if error is None else "failed", attempts, error)
+
+
+def record(conn: psycopg.Connection, delivery: Delivery) -> None:
+    conn.execute(
+        queries.sql("notify/record_delivery"),
+        {
+            "status": delivery.status,
+            "attempts": delivery.attempts,
+            "error": delivery.error,
+            "id": delivery.notification_id,
+        },
+    )
 
 
 def notify(

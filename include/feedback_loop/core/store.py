@@ -182,7 +182,7 @@ def record_keyed_feedback(
     goes in the same round trip. They still run as separate statements, in order: the look-up and the
     insert must take their snapshots after the lock is granted, to see a batch that committed while this
     request waited for it."""
-    params = _feedback_params(item, idempotency_key)
+    params = {**_feedback_params(item, idempotency_key), "refuse_batch_key": True}
     with conn.pipeline():
         lock_idempotency_key(conn, idempotency_key)
         batch = conn.execute(queries.sql("store/batch_by_key"), {"idempotency_key": idempotency_key})
@@ -209,6 +209,7 @@ def _feedback_params(item: FeedbackIn, idempotency_key: str | None) -> dict[str,
         "trace_id": str(item.trace_id),
         "idempotency_key": idempotency_key,
         "request_hash": item.request_hash(),
+        "refuse_batch_key": False,
     }
 
 
