@@ -166,8 +166,9 @@ class ConnectionPool:
         """Why no connection came: the server refuses new ones, or all stayed busy (PoolBusyError). With
         every connection open and in use they were busy; otherwise the pool could not open more (it may
         have backed off from reconnecting during the whole wait, so no new error need show), and one direct
-        attempt names the reason, at most once per PROBE_EVERY_SECONDS: a probe opens a server process, not
-        something to do for every waiter of an overloaded server."""
+        attempt names the reason, and its finding stands for PROBE_EVERY_SECONDS (waiters timing out at
+        the same moment may each probe once): a probe opens a server process, not something to do for
+        every waiter of an overloaded server."""
         stats = pool.get_stats()
         if stats.get("pool_size", 0) >= self._max_size and stats.get("pool_available", 0) == 0:
             return PoolBusyError(f"all feedback database connections stayed busy for {wait:.0f}s")
