@@ -137,7 +137,10 @@ def rows(results: list[dict]) -> list[dict]:
                 {
                     "metric": f"{label}: product - bare",
                     "value": final["product"] - final["bare"],
-                    "unit": "accuracy",
+                    "unit": "accuracy"
+                    + _spread(
+                        [r["product"]["final"]["accuracy"] - r["bare"]["final"]["accuracy"] for r in runs]
+                    ),
                 },
                 {
                     "metric": f"{label}: promoted when bare rose (worst run)",
@@ -146,6 +149,15 @@ def rows(results: list[dict]) -> list[dict]:
                 },
             ]
     return out
+
+
+def _spread(differences: list[float]) -> str:
+    """The standard error of a mean difference over seeds: most gaps measured here are within two of it,
+    and a reader judging "product - bare" needs to see that beside the mean."""
+    if len(differences) < 2:
+        return ""
+    error = statistics.stdev(differences) / len(differences) ** 0.5
+    return f" (± {error:.4f} standard error over {len(differences)} seeds)"
 
 
 def plot(results: list[dict], path: Path) -> None:
