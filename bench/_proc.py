@@ -11,17 +11,30 @@ import os
 from pathlib import Path
 
 
-def tree(pid: int) -> list[int]:
-    """The process and all its live descendants (an empty list when it is gone)."""
-    found, pending = [], [pid]
-    while pending:
-        current = pending.pop()
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every live process."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:  # gone in between
+            # The command name (2nd field) may hold spaces and brackets: split after its closing bracket.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # gone in between
             continue
-        found.append(current)
-        pending += [int(child) for child in children]
+        parents[int(stat.parent.name)] = int(fields[1])
+    return parents
+
+
+def tree(pid: int) -> list[int]:
+    """The process and all its live descendants, whichever of their threads forked them (an empty list
+    when it is gone)."""
+    parents = _parents()
+    if pid not in parents:
+        return []
+    found, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
     return found
 
 

@@ -181,8 +181,7 @@ def _stack() -> Iterator[Any]:
 def _metadata_url(state: Any) -> str:
     from feedback_loop.lab import stack
 
-    # Airflow's SQLAlchemy URL names the driver; psycopg wants the plain form.
-    return "postgresql://" + stack.metadata_db_url(state.feedback_db_url).split("://", 1)[1]
+    return stack.metadata_database_url(state.feedback_db_url)
 
 
 def _review_states(metadata_url: str, run_ids: list[str]) -> dict[str, int]:

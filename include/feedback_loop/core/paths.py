@@ -31,6 +31,14 @@ def config_path() -> Path:
     return Path(configured) if configured else shipped_config_path()
 
 
+def state_tag() -> str:
+    """A short name of this state folder, for what it keeps outside it (a metadata database, Redis keys):
+    two checkouts, or a test session and `make up`, sharing a server never meet each other's."""
+    import hashlib
+
+    return hashlib.sha256(str(state_dir().resolve()).encode()).hexdigest()[:8]
+
+
 def state_dir() -> Path:
     """`.local/` in the checkout, or FEEDBACK_LOOP_STATE_DIR, or ~/.local/share/feedback-loop."""
     configured = os.environ.get("FEEDBACK_LOOP_STATE_DIR")

@@ -12,11 +12,9 @@ The broker is the Redis answering on 127.0.0.1:6379 when there is one; otherwise
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from feedback_loop.core import paths
 from feedback_loop.core.errors import FeedbackLoopError
+from feedback_loop.lab import process_groups
 
 EXECUTORS = ("local", "celery")
 ENV_EXECUTOR = "FEEDBACK_LOOP_EXECUTOR"
@@ -126,19 +125,7 @@ def stop_throwaway(data_dir: Path) -> bool:
         return False
     pid = int(json.loads(state.read_text())["pid"])
     state.unlink()
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.killpg(pid, signal.SIGKILL)
-    return True
+    return process_groups.stop([pid], grace=10) > 0
 
 
 def broker_url() -> str:
@@ -166,8 +153,7 @@ def forget_keys(broker: str) -> int:
 def key_prefix() -> str:
     """Every Redis key of this stack starts with this: two checkouts (or a test session and `make up`)
     sharing one Redis would otherwise take each other's task messages from the same queue names."""
-    digest = hashlib.sha256(str(paths.state_dir().resolve()).encode()).hexdigest()[:8]
-    return f"feedback-loop-{digest}:"
+    return f"feedback-loop-{paths.state_tag()}:"
 
 
 def airflow_settings(broker: str, metadata_db_url: str) -> dict[str, str]:

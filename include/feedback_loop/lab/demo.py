@@ -576,9 +576,8 @@ def print_summary(result: DemoResult, logins: dict[str, str]) -> None:
     from feedback_loop.lab import stack
 
     print(f"  Airflow UI: {result.ui_url}  (up only with `make up` or --keep-running)")
-    for user, role in stack.ROLES.items():
-        if user in logins:
-            print(f"    login {user} / {logins[user]}  ({role})")
+    for line in stack.login_lines(logins, "    "):
+        print(line)
     print("  (passwords are in .local/airflow/passwords.json)")
 
 

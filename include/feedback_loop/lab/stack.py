@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from feedback_loop.api.workers import default_workers
 from feedback_loop.core import db, embedded_postgres, migrations, paths
 from feedback_loop.core.console import Heartbeat, progress
 from feedback_loop.core.errors import FeedbackLoopError
-from feedback_loop.lab import celery_stack
+from feedback_loop.lab import celery_stack, process_groups
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # One login per role; the roles are the package's (docs/operations.md, "Roles"), Admin is FAB's.
@@ -96,20 +95,20 @@ def _secret(home: Path, name: str) -> str:
 def metadata_database_name() -> str:
     """One Airflow metadata database per state folder, so two checkouts (or a test session and the demo)
     on one PostgreSQL server never share Airflow state."""
-    import hashlib
-
-    digest = hashlib.sha256(str(paths.state_dir().resolve()).encode()).hexdigest()[:8]
-    return f"feedback_loop_airflow_{digest}"
+    return f"feedback_loop_airflow_{paths.state_tag()}"
 
 
-def metadata_db_url(feedback_db_url: str) -> str:
-    """Airflow's metadata DB: a database of its own on the same PostgreSQL server.
+def metadata_database_url(feedback_db_url: str) -> str:
+    """Airflow's metadata DB: a database of its own on the same PostgreSQL server (created if missing).
 
     Not SQLite: concurrent answers to review tasks get "database is locked" from it (HTTP 500 on
     PATCH .../hitlDetails), and PostgreSQL is there anyway."""
-    server = feedback_db_url
-    url = db.ensure_database(server, metadata_database_name())
-    return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return db.ensure_database(feedback_db_url, metadata_database_name())
+
+
+def metadata_db_url(feedback_db_url: str) -> str:
+    """metadata_database_url as Airflow's SQLAlchemy setting names it (with the psycopg driver)."""
+    return "postgresql+psycopg://" + metadata_database_url(feedback_db_url).split("://", 1)[1]
 
 
 def airflow_env(home: Path, api_port: int, feedback_db_url: str) -> dict[str, str]:
@@ -287,16 +286,6 @@ def up(*, wait_seconds: float = 180, executor: str | None = None) -> StackState:
     return state
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sync_roles(env: dict[str, str], home: Path) -> None:
     """The package's roles and one login per role in Airflow's metadata DB; new logins get generated
     passwords in `home/passwords.json`, existing ones keep theirs."""
@@ -310,33 +299,11 @@ def sync_roles(env: dict[str, str], home: Path) -> None:
         raise FeedbackLoopError(f"feedback-loop roles sync failed: {lines[-1]}")
 
 
-def _kill_groups(pids: list[int], grace: float = 15) -> None:
-    """SIGTERM every component's process group at once, then SIGKILL whatever is left after `grace`."""
-    groups = []
-    for pid in pids:
-        try:
-            groups.append(os.getpgid(pid))
-        except ProcessLookupError:
-            continue
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5)):
-        for pgid in groups:
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(_group_alive(g) for g in groups):
-            time.sleep(0.2)
-        groups = [g for g in groups if _group_alive(g)]
-        if not groups:
-            return
-
-
 def down(*, quiet: bool = False, stop_database: bool = True) -> None:
     """Stop every Airflow component we started, and the throwaway PostgreSQL if we started one."""
     state = read_state()
     if state is not None:
-        _kill_groups(list(state.pids.values()))
+        process_groups.stop(list(state.pids.values()))
         if not quiet:
             progress(f"stopped {', '.join(state.pids)}")
         _state_file().unlink(missing_ok=True)
@@ -392,12 +359,18 @@ def ensure_first_versions() -> list[str]:
     return done
 
 
+def login_lines(passwords: dict[str, str], indent: str) -> list[str]:
+    """One line per generated login, with what its role may do."""
+    return [
+        f"{indent}login {user} / {passwords[user]}  ({role})"
+        for user, role in ROLES.items()
+        if user in passwords
+    ]
+
+
 def describe(state: StackState) -> str:
-    passwords = state.passwords
     lines = [f"Airflow UI: {state.api_url}  (Browse -> Required Actions for review tasks)"]
-    for user, role in ROLES.items():
-        if user in passwords:
-            lines.append(f"  login {user} / {passwords[user]}  ({role})")
+    lines += login_lines(state.passwords, "  ")
     if state.executor == "celery":
         workers = "; ".join(f"{w.name} serves {', '.join(w.queues)}" for w in celery_stack.WORKERS)
         lines.append(f"CeleryExecutor, broker {state.broker_url}: {workers}")

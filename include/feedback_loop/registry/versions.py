@@ -387,7 +387,7 @@ def read_skops(data: bytes, label: str) -> Any:
 def load_artifact(version: ModelVersion) -> Any:
     """Load the estimator after verifying its sha256 and that it holds only trusted types."""
     label = f"{version.model_name} v{version.version}"
-    where = version.artifact_path if version.artifact_uri.startswith("file:") else version.artifact_uri
+    where = artifact_store.local_path(version.artifact_uri) or version.artifact_uri
     try:
         data = artifact_store.read_bytes(version.artifact_uri)
     except FileNotFoundError:
