@@ -14,6 +14,8 @@ from unittest.mock import ANY
 import pytest
 from fastapi.testclient import TestClient
 
+from feedback_loop.api import service as feedback_service
+
 from ..support.api import (
     WEBHOOK_ENV,
     WebhookRecorder,
@@ -465,7 +467,16 @@ def test_the_collector_stays_on_for_every_request_and_the_start_up_heap_is_froze
     assert seen == [True] and gc.isenabled()
 
 
-def test_batch_is_stored_in_order_and_retries_store_nothing(api, conn, traces):
+@pytest.fixture(params=["one look-up", "two look-ups"])
+def model_lookups(request, monkeypatch):
+    """A batch's models are looked up at once, or (as for a batch of over 1,000 items) a head first and
+    the rest while the head's rows are copied in: 4 items make these tests' batches take the second way."""
+    if request.param == "two look-ups":
+        monkeypatch.setattr(feedback_service, "MODEL_LOOKUP_HEAD", 4)
+    return request.param
+
+
+def test_batch_is_stored_in_order_and_retries_store_nothing(api, conn, traces, model_lookups):
     items = batch_items(traces)
     first = post(api, {"items": items}, path="/feedback/batch")
     assert first.status_code == 201, first.text
@@ -582,7 +593,7 @@ def test_batch_repeating_a_key_inside_the_batch(api, conn, traces):
         ),
     ],
 )
-def test_batch_is_all_or_nothing(api, conn, traces, bad_item, status, field, reason):
+def test_batch_is_all_or_nothing(api, conn, traces, bad_item, status, field, reason, model_lookups):
     post(api, {"items": batch_items(traces, 5)}, path="/feedback/batch")  # b-0 .. b-4 stored before
     before = count(conn)
     items = batch_items(traces, 12, prefix="new")
@@ -595,6 +606,21 @@ def test_batch_is_all_or_nothing(api, conn, traces, bad_item, status, field, rea
     first = response.json()["detail"][0]
     assert first["field"] == field and reason in first["reason"]
     assert count(conn) == before
+
+
+def test_unknown_traces_are_all_named_wherever_they_are_in_the_batch(api, conn, traces, model_lookups):
+    items = batch_items(traces, 12, prefix="unknown")
+    for i in (1, 9):  # in the head and in the rest when looked up in two parts
+        items[i] = {**items[i], "trace_id": str(uuid.uuid4())}
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 404, response.text
+    assert [p["field"] for p in response.json()["detail"]] == ["items[1].trace_id", "items[9].trace_id"]
+    only_late = batch_items(traces, 12, prefix="late")
+    only_late[11] = {**only_late[11], "trace_id": str(uuid.uuid4())}
+    response = post(api, {"items": only_late}, path="/feedback/batch")
+    assert response.status_code == 404, response.text
+    assert [p["field"] for p in response.json()["detail"]] == ["items[11].trace_id"]
+    assert count(conn) == 0
 
 
 def test_batch_over_the_configured_size_is_422_naming_the_limit(api, conn, traces):

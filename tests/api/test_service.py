@@ -12,6 +12,7 @@ from contextlib import ExitStack
 
 import pytest
 
+from feedback_loop.api import service as service_module
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.schemas import FeedbackBody
 from feedback_loop.api.service import FeedbackService
@@ -65,7 +66,9 @@ def test_a_single_event_retried_inside_a_batch_is_recognised(conn):
     assert batch["items"] == [{"id": single.row["id"], "created": False}]
 
 
-def test_concurrent_copies_of_one_batch_store_each_item_once(conn):
+@pytest.mark.parametrize("head", [1000, 8], ids=["one model look-up", "two model look-ups"])
+def test_concurrent_copies_of_one_batch_store_each_item_once(conn, head, monkeypatch):
+    monkeypatch.setattr(service_module, "MODEL_LOOKUP_HEAD", head)  # 50 items: more than twice 8
     register_toy(conn)
     conn.commit()
     traces = make_predictions(conn, "toy", 1, 50)

@@ -50,15 +50,17 @@ class BatchItems:
         self.keys = keys
         self.trace_ids = [str(body.trace_id) for body in items]
         self._prepared: list[Prepared | None] = [None] * len(items)
+        self._pseudonymize = privacy.pseudonymizer()
 
     def given_keys(self) -> list[str]:
         return [k for k in self.keys if k is not None]
 
-    def ids_needed(self) -> int:
-        """One id per distinct key and per item without a key: enough for every row this batch can write,
-        without waiting for the look-up of keys stored before."""
-        given = self.given_keys()
-        return len(set(given)) + len(self.keys) - len(given)
+    def ids_needed(self, start: int = 0, stop: int | None = None) -> int:
+        """One id per distinct key and per item without a key among items[start:stop]: enough for every
+        row these items can write, without waiting for the look-up of keys stored before."""
+        part = self.keys[start:stop]
+        given = [k for k in part if k is not None]
+        return len(set(given)) + len(part) - len(given)
 
     def prepare(self, i: int) -> Prepared:
         done = self._prepared[i]
@@ -67,7 +69,7 @@ class BatchItems:
             comment = None if body.comment is None else privacy.mask(body.comment).text
             verdict = triage.triage(body.kind, body.rating, body.signal, comment)
             source = "implicit" if body.kind == "implicit" else "api"
-            done = self._prepared[i] = (comment, source, verdict, privacy.pseudonymize(body.user_id))
+            done = self._prepared[i] = (comment, source, verdict, self._pseudonymize(body.user_id))
         return done
 
     def digest(self, i: int) -> str:
@@ -82,10 +84,10 @@ class BatchItems:
         parts = [[body.client_event_id, self.digest(i)] for i, body in enumerate(self.items)]
         return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()
 
-    def prepare_until(self, done: Callable[[], bool]) -> None:
-        """Prepare items in order until `done()` (checked every 256 items) says to stop."""
-        for i in range(len(self.items)):
-            if i % 256 == 0:
+    def prepare_until(self, done: Callable[[], bool], start: int = 0) -> None:
+        """Prepare items in order from `start` until `done()` (checked every 256 items) says to stop."""
+        for i in range(start, len(self.items)):
+            if (i - start) % 256 == 0:
                 if done():
                     return
                 # Let the look-up threads take the GIL now: otherwise each of their steps waits out the
@@ -121,14 +123,24 @@ class BatchItems:
         return plan
 
     def rows(
-        self, plan: Plan, model_of: Sequence[Model | None], allocated: Sequence[int], written: Written
+        self,
+        plan: Plan,
+        model_of: Sequence[Model | None],
+        allocated: Sequence[int],
+        written: Written,
+        positions: range | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         """The rows to COPY (store.FEEDBACK_COPY_COLUMNS), prepared as they are asked for; records each
-        row's id in `plan` and its triage meaning in `written`."""
-        items, keys, trace_ids = self.items, self.keys, self.trace_ids
+        row's id in `plan` and its triage meaning in `written`. `positions`: which of `plan.to_write`
+        (all by default); the n-th of them gets the n-th allocated id (ids may be left over)."""
+        items, keys, trace_ids, to_write = self.items, self.keys, self.trace_ids, plan.to_write
         prepare, digest, ids = self.prepare, self.digest, plan.ids
         negative_versions, by_version, urgent = written.negative_versions, written.by_version, written.urgent
-        for i, feedback_id in zip(plan.to_write, allocated, strict=False):  # more ids than rows on retries
+        positions = range(len(to_write)) if positions is None else positions
+        if len(allocated) < len(positions):  # a row without an id would be dropped, never written
+            raise RuntimeError(f"{len(allocated)} ids reserved for {len(positions)} rows")
+        for position, feedback_id in zip(positions, allocated, strict=False):  # ids may be left over
+            i = to_write[position]
             body, key = items[i], keys[i]
             comment, source, verdict, user_id = prepare(i)
             model_name, version = model_of[i]

@@ -8,11 +8,12 @@ worker, so a slow or dead webhook never slows down or fails a request.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -20,7 +21,7 @@ from typing import Any, Protocol, TypeVar
 import psycopg
 
 from feedback_loop.api import inference_requests, triage
-from feedback_loop.api.batch import BatchItems, Written
+from feedback_loop.api.batch import BatchItems, Plan, Written
 from feedback_loop.api.pool import ConnectionPool, PoolBusyError
 from feedback_loop.api.problems import (
     MAX_REPORTED_PROBLEMS,
@@ -47,13 +48,16 @@ T = TypeVar("T")
 URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
 MAX_QUEUED_DELIVERIES = 1000
-BATCH_ATTEMPTS = 5
+BATCH_ATTEMPTS = 6  # the first one without looking keys up
 HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every connection is busy
 # How long a delivery keeps trying to reach an unreachable database before leaving its notification
 # in the outbox for `feedback-loop api deliver-pending`.
 DELIVERY_RETRY_SECONDS = 60
 DELIVERY_CONNECTION_WAIT_SECONDS = 2.0
 NUL_REASON = "must not contain NUL (\\u0000) characters"
+# A batch of more than twice this many items has the models and ids of its first this many items looked up
+# on their own, so its COPY starts while the rest are looked up.
+MODEL_LOOKUP_HEAD = 1000
 
 
 def _required(field: str, kind: str) -> dict[str, str]:
@@ -132,6 +136,10 @@ def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
         raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
 
 
+def _look_up_part(conn: psycopg.Connection, trace_ids: Sequence[str], ids_needed: int) -> Part:
+    return store.models_of_traces(conn, trace_ids), store.reserve_feedback_ids(conn, ids_needed)
+
+
 def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
     """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
     unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
@@ -147,18 +155,28 @@ def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, i
         )
 
 
+Part = tuple[list[tuple[str, int] | None], list[int]]  # each item's model (None: unknown trace), ids
+
+
 @dataclass(frozen=True)
 class _Lookups:
-    models: Future[list[tuple[str, int] | None]]
-    stored: Future[dict[str, tuple[int, str]]] | None  # None: no item has a key
-    ids: Future[list[int]]
+    """The look-ups of one batch attempt, each on a pooled connection of its own. Models and ids come in
+    two parts: the COPY starts as soon as the first `head` items' are known, and the rest arrive while
+    PostgreSQL inserts those rows."""
 
-    def done(self) -> bool:
-        return self.models.done() and self.ids.done() and (self.stored is None or self.stored.done())
+    head: int
+    head_part: Future[Part]
+    rest_part: Future[Part] | None  # None: the head is the whole batch
+    stored: Future[dict[str, tuple[int, str]]] | None  # None: keys are not looked up
 
-    def results(self) -> tuple[list[tuple[str, int] | None], dict[str, tuple[int, str]], list[int]]:
-        stored = {} if self.stored is None else self.stored.result()
-        return self.models.result(), stored, self.ids.result()
+    def started(self) -> bool:
+        """Whether the COPY can start: the head's models and ids and the stored keys are known."""
+        return self.head_part.done() and (self.stored is None or self.stored.done())
+
+    def models(self) -> list[tuple[str, int] | None]:
+        """Every item's model (None where its trace id is unknown); waits for the rest."""
+        head = self.head_part.result()[0]
+        return head if self.rest_part is None else head + self.rest_part.result()[0]
 
 
 @dataclass(frozen=True)
@@ -314,39 +332,45 @@ class FeedbackService:
         if len(items) > limit:
             raise Invalid("items", f"at most {limit} items per batch (got {len(items)}); split the batch")
         # Items are stored under their own client_event_id (or no key); the header names the batch.
-        keys = [body.client_event_id for body in items]
+        batch = BatchItems(items, [body.client_event_id for body in items])
+        # The first attempt assumes no key was stored before (a new batch, nearly always): looking 10,000
+        # keys up costs PostgreSQL as much CPU as the COPY's first third, before the COPY can start. A key
+        # stored before fails the COPY on the unique index; then the keys are looked up and the batch is
+        # written again, with the items already prepared (docs/benchmarks.md, "Feedback ingest").
+        look_up_keys = False
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
-                outcome, notifications = self._copy_batch(items, keys, api, header_key)
+                outcome, notifications = self._copy_batch(batch, api, header_key, look_up_keys=look_up_keys)
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT:
                     raise
-                log.info(
-                    "a concurrent request stored a key of this batch first; retrying (attempt %d)", attempt
-                )
+                if look_up_keys:
+                    log.info(
+                        "a concurrent request stored a key of this batch first; retrying (attempt %d)",
+                        attempt,
+                    )
+                look_up_keys = True
                 continue
             self._schedule(notifications)
             return outcome
         raise Conflict("items", "concurrent requests kept storing the same keys; retry the request")
 
     def _copy_batch(
-        self,
-        items: Sequence[FeedbackBody],
-        keys: list[str | None],
-        api: config.ApiConfig,
-        batch_key: str | None = None,
+        self, batch: BatchItems, api: config.ApiConfig, batch_key: str | None, *, look_up_keys: bool
     ) -> tuple[dict[str, Any], list[int]]:
-        """One attempt at a batch, in one transaction: look up, check, prepare, COPY, triage effects."""
-        batch = BatchItems(items, keys)
-        lookups = self._start_lookups(batch)
-        # While PostgreSQL looks things up (three connections), check every item, then mask and triage as
-        # many as there is time for; the rest are prepared in the COPY loop, where that work overlaps with
-        # PostgreSQL inserting the rows already sent.
+        """One attempt at a batch, in one transaction: look up, check, prepare, COPY, triage effects.
+        Without `look_up_keys`, every key is taken as new (the unique index refuses one that is not)."""
+        items = batch.items
+        lookups = self._start_lookups(batch, look_up_keys)
+        # While PostgreSQL looks things up, check every item, then mask and triage as many as there is
+        # time for; the rest are prepared in the COPY loop, where that work overlaps with PostgreSQL
+        # inserting the rows already sent.
         _check_items(items, api)
-        batch.prepare_until(lookups.done)
-        model_of, stored, allocated = lookups.results()
-        _check_traces(items, model_of)
-        plan = batch.plan(stored)
+        batch.prepare_until(lookups.started)
+        if None in lookups.head_part.result()[0] or batch_key is not None:
+            # Unknown traces are reported all at once, and before a batch key is compared (as always).
+            _check_traces(items, lookups.models())
+        plan = batch.plan({} if lookups.stored is None else lookups.stored.result())
         written = Written()
         with self.pool.connection() as conn:
             request_hash = None
@@ -355,12 +379,32 @@ class FeedbackService:
                 stored = self._stored_batch(conn, batch_key, request_hash)
                 if stored is not None:
                     return batch.replayed(stored), []
-            store.copy_feedback(conn, batch.rows(plan, model_of, allocated, written))
+            store.copy_feedback(conn, self._rows(batch, plan, lookups, written))
             opened, notifications = self._after_batch_write(conn, written)
             outcome = batch.outcome(plan, written, opened)
             if batch_key is not None and request_hash is not None:
                 store.record_batch(conn, batch_key, request_hash, [item["id"] for item in outcome["items"]])
         return outcome, notifications
+
+    @staticmethod
+    def _rows(
+        batch: BatchItems, plan: Plan, lookups: _Lookups, written: Written
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of the head, then (once their models and ids are known) the rest. A trace id unknown in
+        the rest raises here, inside the COPY, which is then abandoned and rolled back."""
+        to_write = plan.to_write
+        split = bisect.bisect_left(to_write, lookups.head)  # rows of head items come first
+        head_models, head_ids = lookups.head_part.result()
+        yield from batch.rows(plan, head_models, head_ids, written, range(split))
+        if split == len(to_write):
+            return
+        assert lookups.rest_part is not None  # items past the head exist
+        batch.prepare_until(lookups.rest_part.done, start=to_write[split])
+        model_of = lookups.models()
+        if None in model_of:
+            _check_traces(batch.items, model_of)
+        rest_ids = lookups.rest_part.result()[1]
+        yield from batch.rows(plan, model_of, rest_ids, written, range(split, len(to_write)))
 
     @staticmethod
     def _stored_batch(conn: psycopg.Connection, key: str, request_hash: str) -> list[int] | None:
@@ -378,14 +422,18 @@ class FeedbackService:
             raise Conflict("Idempotency-Key", f"{key!r} was already used with a different batch")
         return feedback_ids
 
-    def _start_lookups(self, batch: BatchItems) -> _Lookups:
-        """Each item's model version, the keys stored before and ids for the new rows, each on a helper
-        thread and a pooled connection of its own."""
-        given = batch.given_keys()
+    def _start_lookups(self, batch: BatchItems, look_up_keys: bool) -> _Lookups:
+        """Models and ids of the first items, of the other items, and the keys stored before (when asked),
+        each on a helper thread and a pooled connection of its own."""
+        traces, submit, on_connection = batch.trace_ids, self._lookups.submit, self._on_connection
+        n = len(traces)
+        head = n if n <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
+        given = batch.given_keys() if look_up_keys else []
         return _Lookups(
-            models=self._lookups.submit(self._on_connection, store.models_of_traces, batch.trace_ids),
-            stored=self._lookups.submit(self._on_connection, store.stored_request_hashes, given) if given else None,
-            ids=self._lookups.submit(self._on_connection, store.reserve_feedback_ids, batch.ids_needed()),
+            head=head,
+            head_part=submit(on_connection, _look_up_part, traces[:head], batch.ids_needed(0, head)),
+            rest_part=submit(on_connection, _look_up_part, traces[head:], batch.ids_needed(head)) if head < n else None,
+            stored=submit(on_connection, store.stored_request_hashes, given) if given else None,
         )  # fmt: skip
 
     def _on_connection(self, step: Callable[..., T], *args: Any) -> T:

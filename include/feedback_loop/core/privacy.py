@@ -155,9 +155,18 @@ def pseudonymize(user_id: str | None) -> str | None:
     per-user counts and de-duplication still work, and only someone with the key can recompute it. The key
     is FEEDBACK_LOOP_PSEUDONYM_KEY; without it the pseudonym is an unkeyed hash, which anyone holding a
     list of candidate addresses can confirm. Any other id is kept as it is."""
-    if user_id is None:
-        return None
-    return _pseudonym(user_id, os.environ.get(PSEUDONYM_KEY_ENV, ""))
+    return pseudonymizer()(user_id)
+
+
+def pseudonymizer() -> Callable[[str | None], str | None]:
+    """`pseudonymize` with the key read now, for many ids at once: batch ingest pseudonymizes up to 10,000
+    ids per request, and reading the environment for each cost more than the pseudonyms (cached)."""
+    secret = os.environ.get(PSEUDONYM_KEY_ENV, "")
+
+    def pseudonymize_id(user_id: str | None) -> str | None:
+        return None if user_id is None else _pseudonym(user_id, secret)
+
+    return pseudonymize_id
 
 
 def _may_hold_personal_data(text: str) -> bool:
