@@ -164,10 +164,11 @@ def _copy_row(feedback_id: int, trace: uuid.UUID, key: str | None, kind: str = "
 
 
 def test_copy_feedback_writes_streamed_rows_with_reserved_ids(conn, traces):
-    models = store.models_of_traces(conn, [str(traces[1]), str(uuid.uuid4()), str(traces[0])])
+    trace_ids = [str(traces[1]), str(uuid.uuid4()), str(traces[0])]
+    assert store.models_of_traces(conn, trace_ids) == [("toy", 1), None, ("toy", 1)]
+    models, ids = store.models_and_ids(conn, trace_ids, 3)
     assert models == [("toy", 1), None, ("toy", 1)]
-    ids = store.reserve_feedback_ids(conn, 3)
-    assert len(set(ids)) == 3
+    assert len(set(ids)) == 3 and ids == sorted(ids)  # rising: a batch's rows get ids in item order
     rows = (_copy_row(i, t, k) for i, t, k in zip(ids, traces, ["k-1", None, "k-3"], strict=False))
     assert store.copy_feedback(conn, rows) == 3
     stored = conn.execute("SELECT id, idempotency_key FROM feedback ORDER BY id").fetchall()

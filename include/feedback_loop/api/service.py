@@ -55,8 +55,8 @@ HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every con
 DELIVERY_RETRY_SECONDS = 60
 DELIVERY_CONNECTION_WAIT_SECONDS = 2.0
 NUL_REASON = "must not contain NUL (\\u0000) characters"
-# A batch of more than twice this many items has the models and ids of its first this many items looked up
-# on their own, so its COPY starts while the rest are looked up.
+# A batch of more than twice this many items has the models of its first this many items looked up on
+# their own, so its COPY starts while the rest are looked up.
 MODEL_LOOKUP_HEAD = 1000
 
 
@@ -136,10 +136,6 @@ def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
         raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
 
 
-def _look_up_part(conn: psycopg.Connection, trace_ids: Sequence[str], ids_needed: int) -> Part:
-    return store.models_of_traces(conn, trace_ids), store.reserve_feedback_ids(conn, ids_needed)
-
-
 def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
     """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
     unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
@@ -155,28 +151,18 @@ def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, i
         )
 
 
-Part = tuple[list[tuple[str, int] | None], list[int]]  # each item's model (None: unknown trace), ids
-
-
 @dataclass(frozen=True)
-class _Lookups:
-    """The look-ups of one batch attempt, each on a pooled connection of its own. Models and ids come in
-    two parts: the COPY starts as soon as the first `head` items' are known, and the rest arrive while
-    PostgreSQL inserts those rows."""
+class _Models:
+    """Each item's model (None: unknown trace): the first `head` items' known before the COPY starts, the
+    rest's looked up on a helper thread while those rows are copied in."""
 
     head: int
-    head_part: Future[Part]
-    rest_part: Future[Part] | None  # None: the head is the whole batch
-    stored: Future[dict[str, tuple[int, str]]] | None  # None: keys are not looked up
+    head_models: list[tuple[str, int] | None]
+    rest: Future[list[tuple[str, int] | None]] | None  # None: the head is the whole batch
 
-    def started(self) -> bool:
-        """Whether the COPY can start: the head's models and ids and the stored keys are known."""
-        return self.head_part.done() and (self.stored is None or self.stored.done())
-
-    def models(self) -> list[tuple[str, int] | None]:
-        """Every item's model (None where its trace id is unknown); waits for the rest."""
-        head = self.head_part.result()[0]
-        return head if self.rest_part is None else head + self.rest_part.result()[0]
+    def all(self) -> list[tuple[str, int] | None]:
+        """Every item's model; waits for the rest."""
+        return self.head_models if self.rest is None else self.head_models + self.rest.result()
 
 
 @dataclass(frozen=True)
@@ -358,28 +344,40 @@ class FeedbackService:
     def _copy_batch(
         self, batch: BatchItems, api: config.ApiConfig, batch_key: str | None, *, look_up_keys: bool
     ) -> tuple[dict[str, Any], list[int]]:
-        """One attempt at a batch, in one transaction: look up, check, prepare, COPY, triage effects.
-        Without `look_up_keys`, every key is taken as new (the unique index refuses one that is not)."""
-        items = batch.items
-        lookups = self._start_lookups(batch, look_up_keys)
-        # While PostgreSQL looks things up, check every item, then mask and triage as many as there is
-        # time for; the rest are prepared in the COPY loop, where that work overlaps with PostgreSQL
-        # inserting the rows already sent.
+        """One attempt at a batch, in one transaction: look up, check, COPY (preparing the items as it
+        goes), triage effects. Without `look_up_keys`, every key is taken as new (the unique index refuses
+        one that is not)."""
+        items, trace_ids, submit = batch.items, batch.trace_ids, self._lookups.submit
+        head = len(items) if len(items) <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
+        # Helper threads (pooled connections of their own) look up the other items' models and the keys
+        # stored before while this thread checks the items and looks up the head's models.
+        rest = (
+            submit(self._on_connection, store.models_of_traces, trace_ids[head:])
+            if head < len(items)
+            else None
+        )
+        keys = batch.given_keys() if look_up_keys else []
+        stored = submit(self._on_connection, store.stored_request_hashes, keys) if keys else None
         _check_items(items, api)
-        batch.prepare_until(lookups.started)
-        if None in lookups.head_part.result()[0] or batch_key is not None:
-            # Unknown traces are reported all at once, and before a batch key is compared (as always).
-            _check_traces(items, lookups.models())
-        plan = batch.plan({} if lookups.stored is None else lookups.stored.result())
         written = Written()
         with self.pool.connection() as conn:
+            # On this thread: a helper's result waits for this thread to let go of the interpreter lock
+            # (up to 5 ms at each step of the look-up); the COPY waits for these.
+            head_models, allocated = store.models_and_ids(conn, trace_ids[:head], batch.ids_needed())
+            models = _Models(head, head_models, rest)
+            if None in head_models or batch_key is not None:
+                # Unknown traces are reported all at once, and before a batch key is compared (as always).
+                _check_traces(items, models.all())
+            if stored is not None:
+                batch.prepare_until(stored.done)
+            plan = batch.plan({} if stored is None else stored.result())
             request_hash = None
             if batch_key is not None:
                 request_hash = batch.request_hash()
-                stored = self._stored_batch(conn, batch_key, request_hash)
-                if stored is not None:
-                    return batch.replayed(stored), []
-            store.copy_feedback(conn, self._rows(batch, plan, lookups, written))
+                replayed = self._stored_batch(conn, batch_key, request_hash)
+                if replayed is not None:
+                    return batch.replayed(replayed), []
+            store.copy_feedback(conn, self._rows(batch, plan, models, allocated, written))
             opened, notifications = self._after_batch_write(conn, written)
             outcome = batch.outcome(plan, written, opened)
             if batch_key is not None and request_hash is not None:
@@ -388,23 +386,21 @@ class FeedbackService:
 
     @staticmethod
     def _rows(
-        batch: BatchItems, plan: Plan, lookups: _Lookups, written: Written
+        batch: BatchItems, plan: Plan, models: _Models, allocated: list[int], written: Written
     ) -> Iterator[tuple[Any, ...]]:
-        """The rows of the head, then (once their models and ids are known) the rest. A trace id unknown in
-        the rest raises here, inside the COPY, which is then abandoned and rolled back."""
+        """The rows of the head, then (once their models are known) the rest; ids in item order. A trace id
+        unknown in the rest raises here, inside the COPY, which is then abandoned and rolled back."""
         to_write = plan.to_write
-        split = bisect.bisect_left(to_write, lookups.head)  # rows of head items come first
-        head_models, head_ids = lookups.head_part.result()
-        yield from batch.rows(plan, head_models, head_ids, written, range(split))
+        split = bisect.bisect_left(to_write, models.head)  # rows of head items come first
+        yield from batch.rows(plan, models.head_models, allocated, written, range(split))
         if split == len(to_write):
             return
-        assert lookups.rest_part is not None  # items past the head exist
-        batch.prepare_until(lookups.rest_part.done, start=to_write[split])
-        model_of = lookups.models()
+        assert models.rest is not None  # items past the head exist
+        batch.prepare_until(models.rest.done, start=to_write[split])
+        model_of = models.all()
         if None in model_of:
             _check_traces(batch.items, model_of)
-        rest_ids = lookups.rest_part.result()[1]
-        yield from batch.rows(plan, model_of, rest_ids, written, range(split, len(to_write)))
+        yield from batch.rows(plan, model_of, allocated[split:], written, range(split, len(to_write)))
 
     @staticmethod
     def _stored_batch(conn: psycopg.Connection, key: str, request_hash: str) -> list[int] | None:
@@ -421,20 +417,6 @@ class FeedbackService:
         if stored_hash != request_hash:
             raise Conflict("Idempotency-Key", f"{key!r} was already used with a different batch")
         return feedback_ids
-
-    def _start_lookups(self, batch: BatchItems, look_up_keys: bool) -> _Lookups:
-        """Models and ids of the first items, of the other items, and the keys stored before (when asked),
-        each on a helper thread and a pooled connection of its own."""
-        traces, submit, on_connection = batch.trace_ids, self._lookups.submit, self._on_connection
-        n = len(traces)
-        head = n if n <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
-        given = batch.given_keys() if look_up_keys else []
-        return _Lookups(
-            head=head,
-            head_part=submit(on_connection, _look_up_part, traces[:head], batch.ids_needed(0, head)),
-            rest_part=submit(on_connection, _look_up_part, traces[head:], batch.ids_needed(head)) if head < n else None,
-            stored=submit(on_connection, store.stored_request_hashes, given) if given else None,
-        )  # fmt: skip
 
     def _on_connection(self, step: Callable[..., T], *args: Any) -> T:
         with self.pool.connection() as conn:

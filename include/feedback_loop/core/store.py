@@ -255,10 +255,27 @@ IDEMPOTENCY_KEY_CONSTRAINT = "feedback_idempotency_key_key"
 
 def models_of_traces(conn: psycopg.Connection, trace_ids: Sequence[str]) -> list[tuple[str, int] | None]:
     """Model name and version of each trace id's prediction, in order; None where none was logged."""
-    model_of: list[tuple[str, int] | None] = [None] * len(trace_ids)
     groups = conn.execute(
         queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))}
     ).fetchall()
+    return _models_in_order(groups, len(trace_ids))
+
+
+def models_and_ids(
+    conn: psycopg.Connection, trace_ids: Sequence[str], ids_needed: int
+) -> tuple[list[tuple[str, int] | None], list[int]]:
+    """models_of_traces and `ids_needed` ids from reserve_feedback_ids in one round trip (a pipeline): a
+    batch needs both before its COPY can start."""
+    with conn.pipeline():
+        models = conn.execute(
+            queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))}
+        )
+        ids = conn.execute(queries.sql("store/allocate_feedback_ids"), {"n": ids_needed})
+    return _models_in_order(models.fetchall(), len(trace_ids)), ids.fetchone()["ids"]
+
+
+def _models_in_order(groups: Sequence[dict[str, Any]], n: int) -> list[tuple[str, int] | None]:
+    model_of: list[tuple[str, int] | None] = [None] * n
     for group in groups:
         model = (group["model_name"], group["model_version"])
         for ordinal in group["ords"]:
