@@ -378,7 +378,7 @@ class FeedbackService:
                 if replayed is not None:
                     return batch.replayed(replayed), []
             store.copy_feedback(conn, self._rows(batch, plan, models, allocated, written))
-            opened, notifications = self._after_batch_write(conn, written)
+            opened, notifications = self._after_batch_write(conn, batch, written)
             outcome = batch.outcome(plan, written, opened)
             if batch_key is not None and request_hash is not None:
                 store.record_batch(conn, batch_key, request_hash, [item["id"] for item in outcome["items"]])
@@ -422,15 +422,15 @@ class FeedbackService:
         with self.pool.connection() as conn:
             return step(conn, *args)
 
-    def _after_batch_write(self, conn: psycopg.Connection, written: Written) -> tuple[int, list[int]]:
+    def _after_batch_write(
+        self, conn: psycopg.Connection, batch: BatchItems, written: Written
+    ) -> tuple[int, list[int]]:
         """The triage side effects of a written batch, in its transaction: the negative-rate check of each
         version with negative items, and one urgent summary. (review items opened, notifications)."""
         opened, notifications = 0, []
         window = self.settings.triage.negative_window
         for model_name, version in sorted(written.negative_versions):
-            # Rows of one batch share created_at and ids rise in item order: its last rows are newest.
-            last = written.by_version[(model_name, version)][-window:]
-            newest = [{"trace_id": trace, "is_negative": negative} for trace, negative in reversed(last)]
+            newest = batch.newest(written.by_version[(model_name, version)], window)
             found = self._negative_rate_check(conn, model_name, version, newest)
             opened += len(found)
             notifications += found
