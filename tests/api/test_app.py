@@ -469,8 +469,9 @@ def test_the_collector_stays_on_for_every_request_and_the_start_up_heap_is_froze
 
 @pytest.fixture(params=["one look-up", "two look-ups"])
 def model_lookups(request, monkeypatch):
-    """A batch's models are looked up at once, or (as for a batch of over 1,000 items) a head first and
-    the rest while the head's rows are copied in: 4 items make these tests' batches take the second way."""
+    """A batch's models are looked up at once, or (as for a batch of over 2,000 items) the head's first
+    and the rest's while the head's rows are copied in: 4 items make these tests' batches take the second
+    way."""
     if request.param == "two look-ups":
         monkeypatch.setattr(feedback_service, "MODEL_LOOKUP_HEAD", 4)
     return request.param
@@ -621,6 +622,23 @@ def test_unknown_traces_are_all_named_wherever_they_are_in_the_batch(api, conn, 
     assert response.status_code == 404, response.text
     assert [p["field"] for p in response.json()["detail"]] == ["items[11].trace_id"]
     assert count(conn) == 0
+
+
+def test_an_items_own_problem_is_reported_before_any_other_wherever_it_is(api, conn, traces, model_lookups):
+    stored = batch_items(traces, 3)
+    post(api, {"items": stored}, path="/feedback/batch")  # b-0 .. b-2 stored before
+    before = count(conn)
+    items = batch_items(traces, 12, prefix="order")
+    items[1] = {**items[1], "trace_id": str(uuid.uuid4())}  # unknown trace (404) in the head
+    items[2] = {**stored[0], "rating": 5 if stored[0]["rating"] != 5 else 4}  # b-0 with another body (409)
+    items[10] = {**items[10], "kind": "correction", "rating": None}  # no label (422), late in the batch
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["field"] == "items[10].label"
+    items[1] = {**items[1], "trace_id": str(traces[1])}
+    response = post(api, {"items": items}, path="/feedback/batch")  # the 409 and the 422: still 422
+    assert response.status_code == 422, response.text
+    assert count(conn) == before
 
 
 def test_batch_over_the_configured_size_is_422_naming_the_limit(api, conn, traces):
