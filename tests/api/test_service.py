@@ -14,6 +14,7 @@ import pytest
 
 from feedback_loop.api import service as service_module
 from feedback_loop.api.pool import ConnectionPool
+from feedback_loop.api.problems import Invalid
 from feedback_loop.api.schemas import FeedbackBody
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import store
@@ -257,3 +258,26 @@ def test_a_pool_that_cannot_connect_names_the_server_and_the_reason():
         assert str(raised.value).startswith("cannot connect to the feedback database at 127.0.0.1: ")
     finally:
         pool.close()
+
+
+def test_a_refused_batch_leaves_no_look_up_waiting(conn, monkeypatch):
+    """The rest's ids are reserved after the head's; a batch refused before that must still let the
+    helper that looks up the rest finish (else it would hold a look-up thread for good)."""
+    monkeypatch.setattr(service_module, "MODEL_LOOKUP_HEAD", 4)
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, 12)
+    conn.commit()
+    items = [FeedbackBody(trace_id=t, kind="thumbs_up") for t in traces]
+    items[5] = FeedbackBody(trace_id=traces[5], kind="correction")  # no label: 422 before any look-up ends
+    service = FeedbackService(CONFIG)
+    try:
+        with pytest.raises(Invalid):
+            service.submit_batch(items)
+        stopping = threading.Thread(target=service._lookups.shutdown, kwargs={"wait": True})
+        stopping.start()
+        stopping.join(timeout=10)
+        assert not stopping.is_alive()
+    finally:
+        service.close()
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 0

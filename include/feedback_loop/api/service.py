@@ -55,8 +55,8 @@ HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every con
 DELIVERY_RETRY_SECONDS = 60
 DELIVERY_CONNECTION_WAIT_SECONDS = 2.0
 NUL_REASON = "must not contain NUL (\\u0000) characters"
-# A batch of more than twice this many items has the models of its first this many items looked up on
-# their own, so its COPY starts while the rest are looked up.
+# A batch of more than twice this many items has the models and ids of its first this many items looked up
+# on their own, so its COPY starts while the rest are looked up.
 MODEL_LOOKUP_HEAD = 1000
 
 
@@ -136,6 +136,16 @@ def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
         raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
 
 
+def _look_up_rest(
+    conn: psycopg.Connection, batch: BatchItems, head: int, head_reserved: threading.Event
+) -> tuple[list[tuple[str, int] | None], list[int]]:
+    """Models of the items after the head, and their ids, reserved after the head's so that a batch's ids
+    rise in item order (the newest rows of a batch are its last items)."""
+    models = store.models_of_traces(conn, batch.trace_ids[head:])
+    head_reserved.wait()
+    return models, store.reserve_feedback_ids(conn, batch.ids_needed(head))
+
+
 def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
     """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
     unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
@@ -158,11 +168,11 @@ class _Models:
 
     head: int
     head_models: list[tuple[str, int] | None]
-    rest: Future[list[tuple[str, int] | None]] | None  # None: the head is the whole batch
+    rest: Future[tuple[list[tuple[str, int] | None], list[int]]] | None  # None: the head is the whole batch
 
     def all(self) -> list[tuple[str, int] | None]:
         """Every item's model; waits for the rest."""
-        return self.head_models if self.rest is None else self.head_models + self.rest.result()
+        return self.head_models if self.rest is None else self.head_models + self.rest.result()[0]
 
 
 @dataclass(frozen=True)
@@ -347,23 +357,43 @@ class FeedbackService:
         """One attempt at a batch, in one transaction: look up, check, COPY (preparing the items as it
         goes), triage effects. Without `look_up_keys`, every key is taken as new (the unique index refuses
         one that is not)."""
-        items, trace_ids, submit = batch.items, batch.trace_ids, self._lookups.submit
+        items, submit = batch.items, self._lookups.submit
         head = len(items) if len(items) <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
-        # Helper threads (pooled connections of their own) look up the other items' models and the keys
-        # stored before while this thread checks the items and looks up the head's models.
+        # Helper threads (pooled connections of their own) look up the other items' models and ids and the
+        # keys stored before while this thread checks the items and looks up the head's.
+        head_reserved = threading.Event()
         rest = (
-            submit(self._on_connection, store.models_of_traces, trace_ids[head:])
+            submit(self._on_connection, _look_up_rest, batch, head, head_reserved)
             if head < len(items)
             else None
         )
+        try:
+            return self._look_up_and_copy(batch, api, batch_key, look_up_keys, head, rest, head_reserved)
+        finally:
+            head_reserved.set()  # also when it failed before the head's ids: the helper never waits long
+
+    def _look_up_and_copy(
+        self,
+        batch: BatchItems,
+        api: config.ApiConfig,
+        batch_key: str | None,
+        look_up_keys: bool,
+        head: int,
+        rest: Future[tuple[list[tuple[str, int] | None], list[int]]] | None,
+        head_reserved: threading.Event,
+    ) -> tuple[dict[str, Any], list[int]]:
+        items, trace_ids = batch.items, batch.trace_ids
         keys = batch.given_keys() if look_up_keys else []
-        stored = submit(self._on_connection, store.stored_request_hashes, keys) if keys else None
+        stored = (
+            self._lookups.submit(self._on_connection, store.stored_request_hashes, keys) if keys else None
+        )
         _check_items(items, api)
         written = Written()
         with self.pool.connection() as conn:
             # On this thread: a helper's result waits for this thread to let go of the interpreter lock
             # (up to 5 ms at each step of the look-up); the COPY waits for these.
-            head_models, allocated = store.models_and_ids(conn, trace_ids[:head], batch.ids_needed())
+            head_models, head_ids = store.models_and_ids(conn, trace_ids[:head], batch.ids_needed(0, head))
+            head_reserved.set()
             models = _Models(head, head_models, rest)
             if None in head_models or batch_key is not None:
                 # Unknown traces are reported all at once, and before a batch key is compared (as always).
@@ -377,7 +407,7 @@ class FeedbackService:
                 replayed = self._stored_batch(conn, batch_key, request_hash)
                 if replayed is not None:
                     return batch.replayed(replayed), []
-            store.copy_feedback(conn, self._rows(batch, plan, models, allocated, written))
+            store.copy_feedback(conn, self._rows(batch, plan, models, head_ids, written))
             opened, notifications = self._after_batch_write(conn, batch, written)
             outcome = batch.outcome(plan, written, opened)
             if batch_key is not None and request_hash is not None:
@@ -386,13 +416,13 @@ class FeedbackService:
 
     @staticmethod
     def _rows(
-        batch: BatchItems, plan: Plan, models: _Models, allocated: list[int], written: Written
+        batch: BatchItems, plan: Plan, models: _Models, head_ids: list[int], written: Written
     ) -> Iterator[tuple[Any, ...]]:
         """The rows of the head, then (once their models are known) the rest; ids in item order. A trace id
         unknown in the rest raises here, inside the COPY, which is then abandoned and rolled back."""
         to_write = plan.to_write
         split = bisect.bisect_left(to_write, models.head)  # rows of head items come first
-        yield from batch.rows(plan, models.head_models, allocated, written, range(split))
+        yield from batch.rows(plan, models.head_models, head_ids, written, range(split))
         if split == len(to_write):
             return
         assert models.rest is not None  # items past the head exist
@@ -400,7 +430,8 @@ class FeedbackService:
         model_of = models.all()
         if None in model_of:
             _check_traces(batch.items, model_of)
-        yield from batch.rows(plan, model_of, allocated[split:], written, range(split, len(to_write)))
+        rest_ids = models.rest.result()[1]
+        yield from batch.rows(plan, model_of, rest_ids, written, range(split, len(to_write)))
 
     @staticmethod
     def _stored_batch(conn: psycopg.Connection, key: str, request_hash: str) -> list[int] | None:
