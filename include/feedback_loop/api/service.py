@@ -58,6 +58,7 @@ NUL_REASON = "must not contain NUL (\\u0000) characters"
 # A batch of more than twice this many items has the models and ids of its first this many items looked up
 # on their own, so its COPY starts while the rest are looked up.
 MODEL_LOOKUP_HEAD = 1000
+HEAD_RESERVED_WAIT_SECONDS = 60.0  # a bound only: the attempt always says when the head's ids are reserved
 
 
 def _required(field: str, kind: str) -> dict[str, str]:
@@ -142,7 +143,7 @@ def _look_up_rest(
     """Models of the items after the head, and their ids, reserved after the head's so that a batch's ids
     rise in item order (the newest rows of a batch are its last items)."""
     models = store.models_of_traces(conn, batch.trace_ids[head:])
-    head_reserved.wait()
+    head_reserved.wait(HEAD_RESERVED_WAIT_SECONDS)  # set when the head's are reserved or the attempt ended
     return models, store.reserve_feedback_ids(conn, batch.ids_needed(head))
 
 
@@ -162,17 +163,27 @@ def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, i
 
 
 @dataclass(frozen=True)
-class _Models:
-    """Each item's model (None: unknown trace): the first `head` items' known before the COPY starts, the
-    rest's looked up on a helper thread while those rows are copied in."""
+class _Rest:
+    """The items after the first `head`: their models and ids, looked up on a helper thread (`lookup`;
+    None when the head is the whole batch), the ids once `head_reserved` is set."""
 
     head: int
+    lookup: Future[tuple[list[tuple[str, int] | None], list[int]]] | None
+    head_reserved: threading.Event
+
+
+@dataclass(frozen=True)
+class _Models:
+    """Each item's model (None: unknown trace): the head's known before the COPY starts, the rest's
+    arriving while those rows are copied in."""
+
     head_models: list[tuple[str, int] | None]
-    rest: Future[tuple[list[tuple[str, int] | None], list[int]]] | None  # None: the head is the whole batch
+    rest: _Rest
 
     def all(self) -> list[tuple[str, int] | None]:
         """Every item's model; waits for the rest."""
-        return self.head_models if self.rest is None else self.head_models + self.rest.result()[0]
+        lookup = self.rest.lookup
+        return self.head_models if lookup is None else self.head_models + lookup.result()[0]
 
 
 @dataclass(frozen=True)
@@ -357,32 +368,25 @@ class FeedbackService:
         """One attempt at a batch, in one transaction: look up, check, COPY (preparing the items as it
         goes), triage effects. Without `look_up_keys`, every key is taken as new (the unique index refuses
         one that is not)."""
-        items, submit = batch.items, self._lookups.submit
-        head = len(items) if len(items) <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
+        n = len(batch.items)
+        head = n if n <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
         # Helper threads (pooled connections of their own) look up the other items' models and ids and the
         # keys stored before while this thread checks the items and looks up the head's.
-        head_reserved = threading.Event()
-        rest = (
-            submit(self._on_connection, _look_up_rest, batch, head, head_reserved)
-            if head < len(items)
+        reserved = threading.Event()
+        lookup = (
+            self._lookups.submit(self._on_connection, _look_up_rest, batch, head, reserved)
+            if head < n
             else None
         )
         try:
-            return self._look_up_and_copy(batch, api, batch_key, look_up_keys, head, rest, head_reserved)
+            return self._look_up_and_copy(batch, api, batch_key, look_up_keys, _Rest(head, lookup, reserved))
         finally:
-            head_reserved.set()  # also when it failed before the head's ids: the helper never waits long
+            reserved.set()  # also when the attempt failed before the head's ids: the helper goes on
 
     def _look_up_and_copy(
-        self,
-        batch: BatchItems,
-        api: config.ApiConfig,
-        batch_key: str | None,
-        look_up_keys: bool,
-        head: int,
-        rest: Future[tuple[list[tuple[str, int] | None], list[int]]] | None,
-        head_reserved: threading.Event,
+        self, batch: BatchItems, api: config.ApiConfig, batch_key: str | None, look_up_keys: bool, rest: _Rest
     ) -> tuple[dict[str, Any], list[int]]:
-        items, trace_ids = batch.items, batch.trace_ids
+        items, trace_ids, head = batch.items, batch.trace_ids, rest.head
         keys = batch.given_keys() if look_up_keys else []
         stored = (
             self._lookups.submit(self._on_connection, store.stored_request_hashes, keys) if keys else None
@@ -393,8 +397,8 @@ class FeedbackService:
             # On this thread: a helper's result waits for this thread to let go of the interpreter lock
             # (up to 5 ms at each step of the look-up); the COPY waits for these.
             head_models, head_ids = store.models_and_ids(conn, trace_ids[:head], batch.ids_needed(0, head))
-            head_reserved.set()
-            models = _Models(head, head_models, rest)
+            rest.head_reserved.set()
+            models = _Models(head_models, rest)
             if None in head_models or batch_key is not None:
                 # Unknown traces are reported all at once, and before a batch key is compared (as always).
                 _check_traces(items, models.all())
@@ -420,17 +424,17 @@ class FeedbackService:
     ) -> Iterator[tuple[Any, ...]]:
         """The rows of the head, then (once their models are known) the rest; ids in item order. A trace id
         unknown in the rest raises here, inside the COPY, which is then abandoned and rolled back."""
-        to_write = plan.to_write
-        split = bisect.bisect_left(to_write, models.head)  # rows of head items come first
+        to_write, lookup = plan.to_write, models.rest.lookup
+        split = bisect.bisect_left(to_write, models.rest.head)  # rows of head items come first
         yield from batch.rows(plan, models.head_models, head_ids, written, range(split))
         if split == len(to_write):
             return
-        assert models.rest is not None  # items past the head exist
-        batch.prepare_until(models.rest.done, start=to_write[split])
+        assert lookup is not None  # items past the head exist
+        batch.prepare_until(lookup.done, start=to_write[split])
         model_of = models.all()
         if None in model_of:
             _check_traces(batch.items, model_of)
-        rest_ids = models.rest.result()[1]
+        rest_ids = lookup.result()[1]
         yield from batch.rows(plan, model_of, rest_ids, written, range(split, len(to_write)))
 
     @staticmethod
