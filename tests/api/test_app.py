@@ -496,15 +496,17 @@ def test_batch_is_stored_in_order_and_retries_store_nothing(api, conn, traces, m
     assert count(conn) == 25
 
 
-def test_batch_header_key_makes_unkeyed_items_retry_safe(api, conn, traces):
-    items = [{"trace_id": str(t), "kind": "thumbs_up"} for t in traces[:5]]
+def test_batch_header_key_makes_unkeyed_items_retry_safe(api, conn, traces, model_lookups):
+    items = [{"trace_id": str(t), "kind": "thumbs_up"} for t in traces]
     first = post(api, {"items": items}, {"Idempotency-Key": "upload-7"}, path="/feedback/batch")
     again = post(api, {"items": items}, {"Idempotency-Key": "upload-7"}, path="/feedback/batch")
     assert first.status_code == 201 and again.status_code == 200
     assert again.json()["items"] == [{**r, "created": False} for r in first.json()["items"]]
+    ids = [r["id"] for r in first.json()["items"]]
+    assert ids == sorted(ids)  # rising in item order, also when the rest's ids come from a helper
     unkeyed = post(api, {"items": items}, path="/feedback/batch")
-    assert unkeyed.json()["created"] == 5
-    assert count(conn) == 10
+    assert unkeyed.json()["created"] == 12
+    assert count(conn) == 24
 
 
 def test_a_batch_idempotency_key_reused_with_another_batch_is_409_and_stores_nothing(api, conn, traces):
