@@ -45,8 +45,10 @@ def known_user_dependency() -> Callable[..., Any]:
     roles = ", ".join(sorted(r.lower() for r in SimpleAuthManagerRole.__members__))
 
     # Depends() as a default, not the GetUserDep annotation: annotations are strings in this module and
-    # FastAPI resolves them in module globals, where Airflow's names are not imported.
-    def known_user(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - FastAPI's idiom
+    # FastAPI resolves them in module globals, where Airflow's names are not imported. Async: it only
+    # looks at the user, and FastAPI would hand a plain function to a worker thread and back, on every
+    # request (docs/benchmarks.md, "Single events").
+    async def known_user(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - FastAPI's idiom
         role = unknown_role(user)
         if role is not None:
             reason = f"the token's role {role!r} is not a role of Airflow's auth manager ({roles})"
