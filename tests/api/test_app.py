@@ -643,6 +643,25 @@ def test_an_items_own_problem_is_reported_before_any_other_wherever_it_is(api, c
     assert count(conn) == before
 
 
+def test_an_unknown_trace_is_reported_before_a_reused_key_wherever_it_is(api, conn, traces, model_lookups):
+    """Traces were all looked up before keys were compared; with the rest's models arriving during the
+    COPY, a trace unknown there must still come first (404), before a key repeated with another body
+    (422) or one stored before with another body (409), whichever the attempt met first."""
+    stored = batch_items(traces, 3)
+    post(api, {"items": stored}, path="/feedback/batch")  # b-0 .. b-2 stored before
+    before = count(conn)
+    repeated = batch_items(traces, 12, prefix="rep")
+    repeated[2] = {**repeated[1], "rating": 5 if repeated[1]["rating"] != 5 else 4}  # key of items[1]
+    reused = batch_items(traces, 12, prefix="reuse")
+    reused[2] = {**stored[0], "rating": 5 if stored[0]["rating"] != 5 else 4}  # b-0 with another body
+    for items in (repeated, reused):
+        items[10] = {**items[10], "trace_id": str(uuid.uuid4())}  # among the rest when looked up in parts
+        response = post(api, {"items": items}, path="/feedback/batch")
+        assert response.status_code == 404, response.text
+        assert response.json()["detail"][0]["field"] == "items[10].trace_id"
+    assert count(conn) == before
+
+
 def test_batch_over_the_configured_size_is_422_naming_the_limit(api, conn, traces):
     response = post(api, {"items": batch_items(traces, MAX_BATCH + 1)}, path="/feedback/batch")
     assert response.status_code == 422

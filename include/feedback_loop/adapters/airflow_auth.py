@@ -57,15 +57,16 @@ def feedback_access(method: str) -> Callable[..., Any]:
             # The same answer Airflow's own `requires_access_*` gives, so the API's 403 stays as it was.
             raise HTTPException(403, "Forbidden")
 
-    if airflow_users.fab_in_use():
-        # FAB reads a user's permissions through SQLAlchemy, which may query the metadata DB: that must
-        # not block the event loop, so FastAPI runs this in a worker thread.
+    if not airflow_users.simple_auth_manager_in_use():
+        # FAB reads a user's permissions through SQLAlchemy, which may query the metadata DB; other auth
+        # managers may ask a remote service. That must not block the event loop: FastAPI runs a plain
+        # function in a worker thread.
         def access(user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
             check(user)
 
         return access
 
-    # The other auth managers answer from the token's claims: a plain check, run on the event loop
+    # The simple auth manager answers from the token's claims: a plain check, run on the event loop
     # without a thread hand-off per request (docs/benchmarks.md, "Single events").
     async def access_without_io(user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
         check(user)

@@ -77,6 +77,17 @@ def fab_in_use() -> bool:
     return conf.get("core", "auth_manager", fallback="") in FAB_AUTH_MANAGERS
 
 
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+
+
+def simple_auth_manager_in_use() -> bool:
+    """Whether `[core] auth_manager` names Airflow's simple auth manager (its default), which answers
+    permission questions from the token's claims alone, without I/O."""
+    from airflow.configuration import conf
+
+    return conf.get("core", "auth_manager", fallback=SIMPLE_AUTH_MANAGER) == SIMPLE_AUTH_MANAGER
+
+
 def reviewer(responded_by: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A HITL responder as the package keys reviewers: by the user name the config lists.
 

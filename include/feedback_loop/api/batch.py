@@ -60,12 +60,11 @@ class BatchItems:
     def given_keys(self) -> list[str]:
         return [k for k in self.keys if k is not None]
 
-    def ids_needed(self, start: int = 0, stop: int | None = None) -> int:
-        """One id per distinct key and per item without a key among items[start:stop]: enough for every
-        row these items can write, without waiting for the look-up of keys stored before."""
-        part = self.keys[start:stop]
-        given = [k for k in part if k is not None]
-        return len(set(given)) + len(part) - len(given)
+    def ids_needed(self) -> int:
+        """One id per distinct key and per item without a key: enough for every row this batch can write,
+        without waiting for the look-up of keys stored before."""
+        given = self.given_keys()
+        return len(set(given)) + len(self.keys) - len(given)
 
     def prepare(self, i: int) -> None:
         """Mask the item's comment, triage it and pseudonymize its user id, once."""

@@ -55,10 +55,9 @@ HEALTH_WAIT_SECONDS = 2.0  # a health probe answers quickly, also when every con
 DELIVERY_RETRY_SECONDS = 60
 DELIVERY_CONNECTION_WAIT_SECONDS = 2.0
 NUL_REASON = "must not contain NUL (\\u0000) characters"
-# A batch of more than twice this many items has the models and ids of its first this many items looked up
-# on their own, so its COPY starts while the rest are looked up.
+# A batch of more than twice this many items has the models of its first this many items looked up on
+# their own, so its COPY starts while the rest's are looked up.
 MODEL_LOOKUP_HEAD = 1000
-HEAD_RESERVED_WAIT_SECONDS = 60.0  # a bound only: the attempt always says when the head's ids are reserved
 
 
 def _required(field: str, kind: str) -> dict[str, str]:
@@ -137,16 +136,6 @@ def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
         raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
 
 
-def _look_up_rest(
-    conn: psycopg.Connection, batch: BatchItems, head: int, head_reserved: threading.Event
-) -> tuple[list[tuple[str, int] | None], list[int]]:
-    """Models of the items after the head, and their ids, reserved after the head's so that a batch's ids
-    rise in item order (the newest rows of a batch are its last items)."""
-    models = store.models_of_traces(conn, batch.trace_ids[head:])
-    head_reserved.wait(HEAD_RESERVED_WAIT_SECONDS)  # set when the head's are reserved or the attempt ended
-    return models, store.reserve_feedback_ids(conn, batch.ids_needed(head))
-
-
 def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
     """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
     unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
@@ -164,12 +153,11 @@ def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, i
 
 @dataclass(frozen=True)
 class _Rest:
-    """The items after the first `head`: their models and ids, looked up on a helper thread (`lookup`;
-    None when the head is the whole batch), the ids once `head_reserved` is set."""
+    """The items after the first `head`: their models, looked up on a helper thread (`lookup`; None when
+    the head is the whole batch)."""
 
     head: int
-    lookup: Future[tuple[list[tuple[str, int] | None], list[int]]] | None
-    head_reserved: threading.Event
+    lookup: Future[list[tuple[str, int] | None]] | None
 
 
 @dataclass(frozen=True)
@@ -183,7 +171,7 @@ class _Models:
     def all(self) -> list[tuple[str, int] | None]:
         """Every item's model; waits for the rest."""
         lookup = self.rest.lookup
-        return self.head_models if lookup is None else self.head_models + lookup.result()[0]
+        return self.head_models if lookup is None else self.head_models + lookup.result()
 
 
 @dataclass(frozen=True)
@@ -344,7 +332,9 @@ class FeedbackService:
         # keys up costs PostgreSQL as much CPU as the COPY's first third, before the COPY can start. A key
         # stored before fails the COPY on the unique index; then the keys are looked up and the batch is
         # written again, with the items already prepared (docs/benchmarks.md, "Feedback ingest").
-        look_up_keys = False
+        # A batch sent under an Idempotency-Key looks its items' keys up from the start, so a reused item
+        # key is named (409 items[i].client_event_id) before the batch key is compared.
+        look_up_keys = header_key is not None
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
                 outcome, notifications = self._copy_batch(batch, api, header_key, look_up_keys=look_up_keys)
@@ -367,66 +357,89 @@ class FeedbackService:
     ) -> tuple[dict[str, Any], list[int]]:
         """One attempt at a batch, in one transaction: look up, check, COPY (preparing the items as it
         goes), triage effects. Without `look_up_keys`, every key is taken as new (the unique index refuses
-        one that is not)."""
-        n = len(batch.items)
+        one that is not).
+
+        This thread never holds a pooled connection while it waits for a helper that has none yet: each
+        helper here looks things up and returns, and this thread takes its connection only once the rest's
+        helper holds one (or has finished), and after the stored keys are known. Otherwise concurrent
+        batches could hold every connection, each waiting for a helper that waits for a connection."""
+        items = batch.items
+        n = len(items)
         head = n if n <= 2 * MODEL_LOOKUP_HEAD else MODEL_LOOKUP_HEAD
-        # Helper threads (pooled connections of their own) look up the other items' models and ids and the
-        # keys stored before while this thread checks the items and looks up the head's.
-        reserved = threading.Event()
+        # Helpers (pooled connections of their own) look up the other items' models and the keys stored
+        # before while this thread checks the items; this thread looks up the head's models and all ids.
+        connected = threading.Event()
         lookup = (
-            self._lookups.submit(self._on_connection, _look_up_rest, batch, head, reserved)
+            self._lookups.submit(
+                self._on_connection, store.models_of_traces, batch.trace_ids[head:], connected=connected
+            )
             if head < n
             else None
         )
-        try:
-            return self._look_up_and_copy(batch, api, batch_key, look_up_keys, _Rest(head, lookup, reserved))
-        finally:
-            reserved.set()  # also when the attempt failed before the head's ids: the helper goes on
-
-    def _look_up_and_copy(
-        self, batch: BatchItems, api: config.ApiConfig, batch_key: str | None, look_up_keys: bool, rest: _Rest
-    ) -> tuple[dict[str, Any], list[int]]:
-        items, trace_ids, head = batch.items, batch.trace_ids, rest.head
         keys = batch.given_keys() if look_up_keys else []
         stored = (
             self._lookups.submit(self._on_connection, store.stored_request_hashes, keys) if keys else None
         )
         _check_items(items, api)
-        written = Written()
+        if stored is not None:
+            batch.prepare_until(stored.done)
+        stored_keys = {} if stored is None else stored.result()
+        if lookup is not None:
+            batch.prepare_until(connected.is_set)
+            connected.wait()  # set by the helper once it holds a connection, or when it failed to get one
         with self.pool.connection() as conn:
             # On this thread: a helper's result waits for this thread to let go of the interpreter lock
             # (up to 5 ms at each step of the look-up); the COPY waits for these.
-            head_models, head_ids = store.models_and_ids(conn, trace_ids[:head], batch.ids_needed(0, head))
-            rest.head_reserved.set()
-            models = _Models(head_models, rest)
-            if None in head_models or batch_key is not None:
-                # Unknown traces are reported all at once, and before a batch key is compared (as always).
-                _check_traces(items, models.all())
-            if stored is not None:
-                batch.prepare_until(stored.done)
-            plan = batch.plan({} if stored is None else stored.result())
-            request_hash = None
-            if batch_key is not None:
-                request_hash = batch.request_hash()
-                replayed = self._stored_batch(conn, batch_key, request_hash)
-                if replayed is not None:
-                    return batch.replayed(replayed), []
-            store.copy_feedback(conn, self._rows(batch, plan, models, head_ids, written))
-            opened, notifications = self._after_batch_write(conn, batch, written)
-            outcome = batch.outcome(plan, written, opened)
-            if batch_key is not None and request_hash is not None:
-                store.record_batch(conn, batch_key, request_hash, [item["id"] for item in outcome["items"]])
+            head_models, ids = store.models_and_ids(conn, batch.trace_ids[:head], batch.ids_needed())
+            models = _Models(head_models, _Rest(head, lookup))
+            try:
+                return self._write(conn, batch, batch_key, models, stored_keys, ids)
+            except (ApiProblem, psycopg.errors.UniqueViolation):
+                # A trace unknown among the rest is reported first, as when every trace was looked up
+                # before anything else (a 409 or 422 of a repeated key, or the COPY refusing a key stored
+                # before, may have come up before the rest's models were in).
+                if lookup is not None and lookup.exception() is None:  # waits for the look-up
+                    _check_traces(items, models.all())
+                raise
+
+    def _write(
+        self,
+        conn: psycopg.Connection,
+        batch: BatchItems,
+        batch_key: str | None,
+        models: _Models,
+        stored_keys: dict[str, tuple[int, str]],
+        ids: list[int],
+    ) -> tuple[dict[str, Any], list[int]]:
+        """Plan, COPY and the triage effects of one attempt, in the transaction of `conn`."""
+        items = batch.items
+        if None in models.head_models or batch_key is not None:
+            # Unknown traces are reported all at once, and before a batch key is compared (as always).
+            _check_traces(items, models.all())
+        plan = batch.plan(stored_keys)
+        request_hash = None
+        if batch_key is not None:
+            request_hash = batch.request_hash()
+            replayed = self._stored_batch(conn, batch_key, request_hash)
+            if replayed is not None:
+                return batch.replayed(replayed), []
+        written = Written()
+        store.copy_feedback(conn, self._rows(batch, plan, models, ids, written))
+        opened, notifications = self._after_batch_write(conn, batch, written)
+        outcome = batch.outcome(plan, written, opened)
+        if batch_key is not None and request_hash is not None:
+            store.record_batch(conn, batch_key, request_hash, [item["id"] for item in outcome["items"]])
         return outcome, notifications
 
     @staticmethod
     def _rows(
-        batch: BatchItems, plan: Plan, models: _Models, head_ids: list[int], written: Written
+        batch: BatchItems, plan: Plan, models: _Models, ids: list[int], written: Written
     ) -> Iterator[tuple[Any, ...]]:
         """The rows of the head, then (once their models are known) the rest; ids in item order. A trace id
         unknown in the rest raises here, inside the COPY, which is then abandoned and rolled back."""
         to_write, lookup = plan.to_write, models.rest.lookup
         split = bisect.bisect_left(to_write, models.rest.head)  # rows of head items come first
-        yield from batch.rows(plan, models.head_models, head_ids, written, range(split))
+        yield from batch.rows(plan, models.head_models, ids, written, range(split))
         if split == len(to_write):
             return
         assert lookup is not None  # items past the head exist
@@ -434,8 +447,7 @@ class FeedbackService:
         model_of = models.all()
         if None in model_of:
             _check_traces(batch.items, model_of)
-        rest_ids = lookup.result()[1]
-        yield from batch.rows(plan, model_of, rest_ids, written, range(split, len(to_write)))
+        yield from batch.rows(plan, model_of, ids[split:], written, range(split, len(to_write)))
 
     @staticmethod
     def _stored_batch(conn: psycopg.Connection, key: str, request_hash: str) -> list[int] | None:
@@ -453,9 +465,18 @@ class FeedbackService:
             raise Conflict("Idempotency-Key", f"{key!r} was already used with a different batch")
         return feedback_ids
 
-    def _on_connection(self, step: Callable[..., T], *args: Any) -> T:
-        with self.pool.connection() as conn:
-            return step(conn, *args)
+    def _on_connection(
+        self, step: Callable[..., T], *args: Any, connected: threading.Event | None = None
+    ) -> T:
+        """`step(conn, *args)` on a pooled connection; sets `connected` once it holds one (or failed to)."""
+        try:
+            with self.pool.connection() as conn:
+                if connected is not None:
+                    connected.set()
+                return step(conn, *args)
+        finally:
+            if connected is not None:
+                connected.set()
 
     def _after_batch_write(
         self, conn: psycopg.Connection, batch: BatchItems, written: Written
