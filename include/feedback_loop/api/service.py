@@ -152,26 +152,18 @@ def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, i
 
 
 @dataclass(frozen=True)
-class _Rest:
-    """The items after the first `head`: their models, looked up on a helper thread (`lookup`; None when
-    the head is the whole batch)."""
+class _Models:
+    """Each item's model (None: unknown trace): the first `head` items' known before the COPY starts, the
+    rest's looked up on a helper thread (`rest`; None when the head is the whole batch) while those rows
+    are copied in."""
 
     head: int
-    lookup: Future[list[tuple[str, int] | None]] | None
-
-
-@dataclass(frozen=True)
-class _Models:
-    """Each item's model (None: unknown trace): the head's known before the COPY starts, the rest's
-    arriving while those rows are copied in."""
-
     head_models: list[tuple[str, int] | None]
-    rest: _Rest
+    rest: Future[list[tuple[str, int] | None]] | None
 
     def all(self) -> list[tuple[str, int] | None]:
         """Every item's model; waits for the rest."""
-        lookup = self.rest.lookup
-        return self.head_models if lookup is None else self.head_models + lookup.result()
+        return self.head_models if self.rest is None else self.head_models + self.rest.result()
 
 
 @dataclass(frozen=True)
@@ -391,7 +383,7 @@ class FeedbackService:
             # On this thread: a helper's result waits for this thread to let go of the interpreter lock
             # (up to 5 ms at each step of the look-up); the COPY waits for these.
             head_models, ids = store.models_and_ids(conn, batch.trace_ids[:head], batch.ids_needed())
-            models = _Models(head_models, _Rest(head, lookup))
+            models = _Models(head, head_models, lookup)
             try:
                 return self._write(conn, batch, batch_key, models, stored_keys, ids)
             except (ApiProblem, psycopg.errors.UniqueViolation):
@@ -437,8 +429,8 @@ class FeedbackService:
     ) -> Iterator[tuple[Any, ...]]:
         """The rows of the head, then (once their models are known) the rest; ids in item order. A trace id
         unknown in the rest raises here, inside the COPY, which is then abandoned and rolled back."""
-        to_write, lookup = plan.to_write, models.rest.lookup
-        split = bisect.bisect_left(to_write, models.rest.head)  # rows of head items come first
+        to_write, lookup = plan.to_write, models.rest
+        split = bisect.bisect_left(to_write, models.head)  # rows of head items come first
         yield from batch.rows(plan, models.head_models, ids, written, range(split))
         if split == len(to_write):
             return

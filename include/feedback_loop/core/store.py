@@ -255,10 +255,7 @@ IDEMPOTENCY_KEY_CONSTRAINT = "feedback_idempotency_key_key"
 
 def models_of_traces(conn: psycopg.Connection, trace_ids: Sequence[str]) -> list[tuple[str, int] | None]:
     """Model name and version of each trace id's prediction, in order; None where none was logged."""
-    groups = conn.execute(
-        queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))}
-    ).fetchall()
-    return _models_in_order(groups, len(trace_ids))
+    return _models_in_order(_ask_models(conn, trace_ids).fetchall(), len(trace_ids))
 
 
 def models_and_ids(
@@ -267,11 +264,15 @@ def models_and_ids(
     """models_of_traces and `ids_needed` ids from reserve_feedback_ids in one round trip (a pipeline): a
     batch needs both before its COPY can start."""
     with conn.pipeline():
-        models = conn.execute(
-            queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))}
-        )
+        models = _ask_models(conn, trace_ids)
         ids = conn.execute(queries.sql("store/allocate_feedback_ids"), {"n": ids_needed})
     return _models_in_order(models.fetchall(), len(trace_ids)), ids.fetchone()["ids"]
+
+
+def _ask_models(conn: psycopg.Connection, trace_ids: Sequence[str]) -> psycopg.Cursor[Any]:
+    # The trace ids as one JSON array (store/models_for_items says why); executed, not fetched, so that a
+    # pipeline can send it with other statements.
+    return conn.execute(queries.sql("store/models_for_items"), {"trace_ids": json.dumps(list(trace_ids))})
 
 
 def _models_in_order(groups: Sequence[dict[str, Any]], n: int) -> list[tuple[str, int] | None]:
