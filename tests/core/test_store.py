@@ -78,6 +78,12 @@ def test_a_keyed_event_can_commit_in_its_own_round_trip_and_a_key_naming_a_batch
 def test_feedback_for_unknown_trace_is_not_found(conn, traces):
     with pytest.raises(NotFoundError, match="unknown trace_id"):
         store.record_feedback(conn, store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"))
+    for commit in (True, False):  # under a new key: the insert stores nothing, and the key names nothing
+        with pytest.raises(NotFoundError, match="unknown trace_id"):
+            store.record_keyed_feedback(
+                conn, store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"), "k-new", commit=commit
+            )
+        conn.rollback()
 
 
 def test_database_constraints_reject_inconsistent_feedback(conn, traces):

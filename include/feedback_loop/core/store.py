@@ -177,20 +177,17 @@ def record_keyed_feedback(
     """record_feedback under the key's transaction lock (lock_idempotency_key), refusing a key that names a
     stored batch with KeyOfStoredBatchError (the insert skips such a key, so nothing is stored).
 
-    The lock, the batch look-up and the insert go to PostgreSQL in one pipeline: one round trip instead of
-    four (with the transaction's BEGIN) on the path every single event takes; with `commit`, the COMMIT
-    goes in the same round trip. They still run as separate statements, in order: the look-up and the
-    insert must take their snapshots after the lock is granted, to see a batch that committed while this
-    request waited for it."""
+    The lock and the insert go to PostgreSQL in one pipeline: one round trip instead of three (with the
+    transaction's BEGIN) on the path every single event takes; with `commit`, the COMMIT goes in the same
+    round trip. They still run as separate statements, in order: the insert must take its snapshot after
+    the lock is granted, to see a batch that committed while this request waited for it. Only when the
+    insert stored nothing (a retry, a batch's key, an unknown trace) does a second query say why."""
     params = {**_feedback_params(item, idempotency_key), "refuse_batch_key": True}
     with conn.pipeline():
         lock_idempotency_key(conn, idempotency_key)
-        batch = conn.execute(queries.sql("store/batch_by_key"), {"idempotency_key": idempotency_key})
         inserted = conn.execute(queries.sql("store/insert_feedback"), params)
         if commit:
             _commit_queued(conn)
-    if batch.fetchone() is not None:
-        raise KeyOfStoredBatchError(f"idempotency key {idempotency_key!r} was already used for a batch")
     return _recorded(conn, inserted.fetchone(), item, params)
 
 
@@ -217,17 +214,29 @@ def _recorded(
     conn: psycopg.Connection, row: dict[str, Any] | None, item: FeedbackIn, params: dict[str, Any]
 ) -> FeedbackResult:
     """The outcome of insert_feedback: the new row, or on a retry (nothing inserted) the stored one."""
+    if row is not None or params["idempotency_key"] is None:
+        return _recorded_row(row, None, item, params)
+    stored = conn.execute(queries.sql("store/stored_under_key"), params).fetchone()
+    return _recorded_row(None, stored, item, params)
+
+
+def _recorded_row(
+    row: dict[str, Any] | None, stored: dict[str, Any] | None, item: FeedbackIn, params: dict[str, Any]
+) -> FeedbackResult:
+    """The new row; else what the key names (`stored`: store/stored_under_key, looked up by the caller
+    after an insert that stored nothing): a batch, refused where the insert refuses batch keys
+    (KeyOfStoredBatchError); the row stored before under the key, which must hold the same body (a retry);
+    nothing (the trace is unknown)."""
     if row is not None:
         return FeedbackResult(row=row, created=True)
     idempotency_key = params["idempotency_key"]
-    if idempotency_key is None:
+    if stored is not None and stored.pop("names_batch") and params["refuse_batch_key"]:
+        raise KeyOfStoredBatchError(f"idempotency key {idempotency_key!r} was already used for a batch")
+    if stored is None or stored["id"] is None:
         raise NotFoundError(f"unknown trace_id {item.trace_id}")
-    existing = conn.execute(queries.sql("store/feedback_by_key"), params).fetchone()
-    if existing is None:
-        raise NotFoundError(f"unknown trace_id {item.trace_id}")
-    if existing.pop("request_hash").strip() != params["request_hash"]:
+    if stored.pop("request_hash").strip() != params["request_hash"]:
         raise ConflictError(f"idempotency key {idempotency_key!r} was already used with a different body")
-    return FeedbackResult(row=existing, created=False)
+    return FeedbackResult(row=stored, created=False)
 
 
 # ---- batch writes: look-ups, then one COPY ------------------------------------------------------------
