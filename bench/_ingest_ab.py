@@ -14,18 +14,22 @@ server's CPU per event. BENCH_AB_WORKERS: server processes per api-server (1).
 On a shared machine whose speed drifts within seconds, the difference of the two figures in the same round
 (with its standard error) shows a change that the medians of separate `bench ingest` runs hide. Check a
 setting with this checkout on both sides (BENCH_AB_BASE=HEAD) first: the difference should be zero within
-its error; BENCH_AB_SWAP=1 starts the two codes in each other's place. Not part of `make bench`: it needs
-a commit to compare.
+its error; BENCH_AB_SWAP=1 starts the two codes in each other's place. BENCH_AB_KEEP=1 keeps the servers'
+logs. Not part of `make bench`: it needs a commit to compare.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench import _proc, ingest
@@ -76,11 +80,6 @@ def _single_round(
     """Per server: (seconds, 0, server CPU, 0) of EVENTS single events each, sent to both servers at once,
     interleaved request by request from CLIENTS clients, so both see the same moments of the machine (with
     TURNS: to one server, then the other, which goes first alternating by `round_number`)."""
-    import http.client
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     tags = list(servers)
     # The same events for both servers (the mix repeats every ten), interleaved one by one.

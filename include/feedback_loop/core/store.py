@@ -213,30 +213,22 @@ def _feedback_params(item: FeedbackIn, idempotency_key: str | None) -> dict[str,
 def _recorded(
     conn: psycopg.Connection, row: dict[str, Any] | None, item: FeedbackIn, params: dict[str, Any]
 ) -> FeedbackResult:
-    """The outcome of insert_feedback: the new row, or on a retry (nothing inserted) the stored one."""
-    if row is not None or params["idempotency_key"] is None:
-        return _recorded_row(row, None, item, params)
-    stored = conn.execute(queries.sql("store/stored_under_key"), params).fetchone()
-    return _recorded_row(None, stored, item, params)
-
-
-def _recorded_row(
-    row: dict[str, Any] | None, stored: dict[str, Any] | None, item: FeedbackIn, params: dict[str, Any]
-) -> FeedbackResult:
-    """The new row; else what the key names (`stored`: store/stored_under_key, looked up by the caller
-    after an insert that stored nothing): a batch, refused where the insert refuses batch keys
-    (KeyOfStoredBatchError); the row stored before under the key, which must hold the same body (a retry);
-    nothing (the trace is unknown)."""
+    """The outcome of insert_feedback: the new row; else, when it stored nothing, what the key names: a
+    batch, refused where the insert refuses batch keys (KeyOfStoredBatchError); the row stored before under
+    the key, which must hold the same body (a retry); nothing (the trace is unknown)."""
     if row is not None:
         return FeedbackResult(row=row, created=True)
     idempotency_key = params["idempotency_key"]
-    if stored is not None and stored.pop("names_batch") and params["refuse_batch_key"]:
-        raise KeyOfStoredBatchError(f"idempotency key {idempotency_key!r} was already used for a batch")
-    if stored is None or stored["id"] is None:
+    if idempotency_key is None:
         raise NotFoundError(f"unknown trace_id {item.trace_id}")
-    if stored.pop("request_hash").strip() != params["request_hash"]:
+    if params["refuse_batch_key"] and stored_batch(conn, idempotency_key) is not None:
+        raise KeyOfStoredBatchError(f"idempotency key {idempotency_key!r} was already used for a batch")
+    existing = conn.execute(queries.sql("store/feedback_by_key"), params).fetchone()
+    if existing is None:
+        raise NotFoundError(f"unknown trace_id {item.trace_id}")
+    if existing.pop("request_hash").strip() != params["request_hash"]:
         raise ConflictError(f"idempotency key {idempotency_key!r} was already used with a different body")
-    return FeedbackResult(row=stored, created=False)
+    return FeedbackResult(row=existing, created=False)
 
 
 # ---- batch writes: look-ups, then one COPY ------------------------------------------------------------
