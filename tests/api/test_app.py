@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import re
 import uuid
 from types import SimpleNamespace
@@ -467,13 +468,16 @@ def test_the_collector_stays_on_for_every_request_and_the_start_up_heap_is_froze
     assert seen == [True] and gc.isenabled()
 
 
-@pytest.fixture(params=["one look-up", "two look-ups"])
+@pytest.fixture(params=["one look-up", "two look-ups", "asked before the parse"])
 def model_lookups(request, monkeypatch):
-    """A batch's models are looked up at once, or (as for a batch of over 2,000 items) the head's first
-    and the rest's while the head's rows are copied in: 4 items make these tests' batches take the second
-    way."""
-    if request.param == "two look-ups":
+    """A batch's models are looked up at once; or (as for a batch of over 2,000 items) all of them, and the
+    ids, asked of PostgreSQL before the body is parsed; or, when that cannot be (trace ids written in
+    another form), the head's first and the rest's while the head's rows are copied in. 4 items make these
+    tests' batches take one of the last two ways."""
+    if request.param != "one look-up":
         monkeypatch.setattr(feedback_service, "MODEL_LOOKUP_HEAD", 4)
+    if request.param == "two look-ups":
+        monkeypatch.setattr(feedback_service.batch_body, "trace_ids", lambda raw, limit: None)
     return request.param
 
 
@@ -507,6 +511,99 @@ def test_batch_header_key_makes_unkeyed_items_retry_safe(api, conn, traces, mode
     unkeyed = post(api, {"items": items}, path="/feedback/batch")
     assert unkeyed.json()["created"] == 12
     assert count(conn) == 24
+
+
+def test_a_large_new_batch_asks_postgresql_before_its_body_is_parsed(api, conn, traces, monkeypatch):
+    """Every item's model and the ids are asked for first, from the trace ids found in the raw body, and
+    PostgreSQL answers while the body is parsed."""
+    monkeypatch.setattr(feedback_service, "MODEL_LOOKUP_HEAD", 4)  # 12 items: "large"
+    steps: list[str] = []
+    send, parse = feedback_service.store.send_models_and_ids, feedback_service.batch_body.parse
+
+    def asked(*args):
+        steps.append("asked")
+        return send(*args)
+
+    def parsed(*args):
+        steps.append("parsed")
+        return parse(*args)
+
+    # A pooled connection is free (as in a server that has served requests): else the batch would not wait.
+    assert (
+        post(api, {"items": batch_items(traces, 1, prefix="warm")}, path="/feedback/batch").status_code == 201
+    )
+    monkeypatch.setattr(feedback_service.store, "send_models_and_ids", asked)
+    monkeypatch.setattr(feedback_service.batch_body, "parse", parsed)
+    items = batch_items(traces, 12, prefix="ahead")
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 201, response.text
+    assert steps == ["asked", "parsed"]
+    ids = [r["id"] for r in response.json()["items"]]
+    stored = conn.execute(
+        "SELECT id, trace_id, idempotency_key FROM feedback WHERE idempotency_key LIKE 'ahead-%' ORDER BY id"
+    ).fetchall()
+    assert [r["id"] for r in stored] == ids  # rising in item order
+    assert [(str(r["trace_id"]), r["idempotency_key"]) for r in stored] == [
+        (item["trace_id"], item["client_event_id"]) for item in items
+    ]
+
+
+def test_a_large_batch_the_parser_refuses_after_asking_early_is_422_and_stores_nothing(
+    api, conn, traces, monkeypatch, caplog
+):
+    monkeypatch.setattr(feedback_service, "MODEL_LOOKUP_HEAD", 4)
+    assert (
+        post(api, {"items": batch_items(traces, 1, prefix="warm")}, path="/feedback/batch").status_code == 201
+    )
+    before = count(conn)
+    asked: list[int] = []
+    send = feedback_service.store.send_models_and_ids
+    monkeypatch.setattr(
+        feedback_service.store, "send_models_and_ids", lambda *args: asked.append(args[2]) or send(*args)
+    )
+    items = batch_items(traces, 12, prefix="refused")
+    items[9]["kind"] = "nope"
+    response = post(api, {"items": items}, path="/feedback/batch")
+    assert response.status_code == 422, response.text
+    assert asked == [12]
+    assert response.json()["detail"][0]["field"] == "items[9].kind"
+    assert count(conn) == before
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "pipeline" in r.getMessage()]
+
+
+@pytest.mark.parametrize("shape", ["a trace_id given twice in one item", "upper-case trace ids"])
+def test_trace_ids_the_parsed_body_does_not_confirm_are_not_used(api, conn, traces, monkeypatch, shape):
+    """The trace ids found in the raw body are a guess: where the parsed items say otherwise (JSON keeps
+    the last of a repeated key) or they are not written as the parser writes them, the batch is stored
+    from the parsed items alone."""
+    monkeypatch.setattr(feedback_service, "MODEL_LOOKUP_HEAD", 4)
+    assert (
+        post(api, {"items": batch_items(traces, 1, prefix="warm")}, path="/feedback/batch").status_code == 201
+    )
+    asked: list[int] = []
+    send = feedback_service.store.send_models_and_ids
+    monkeypatch.setattr(
+        feedback_service.store, "send_models_and_ids", lambda *args: asked.append(args[2]) or send(*args)
+    )
+    items = batch_items(traces, 12, prefix="guess")
+    raw = json.dumps({"items": items})
+    if shape == "upper-case trace ids":
+        raw = raw.replace(items[3]["trace_id"], items[3]["trace_id"].upper())
+    else:  # an unknown trace id first, the item's own last: the item is about its own
+        raw = raw.replace('{"trace_id"', f'{{"trace_id": "{uuid.uuid4()}", "trace_id"', 1)
+    response = api.client.post(
+        f"{PREFIX}/feedback/batch", content=raw, headers={**api.writer, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    # Asked for the 13 trace ids found (the repeated key's both), or not at all when one is not written
+    # canonically; then the usual way asks for the head's 4.
+    assert asked == ([13, 4] if shape == "a trace_id given twice in one item" else [4])
+    stored = conn.execute(
+        "SELECT trace_id, idempotency_key FROM feedback WHERE idempotency_key LIKE 'guess-%' ORDER BY id"
+    ).fetchall()
+    assert [(str(r["trace_id"]), r["idempotency_key"]) for r in stored] == [
+        (item["trace_id"], item["client_event_id"]) for item in items
+    ]
 
 
 def test_a_batch_idempotency_key_reused_with_another_batch_is_409_and_stores_nothing(api, conn, traces):

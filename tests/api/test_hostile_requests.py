@@ -124,6 +124,11 @@ def surrogate_cases(trace: str) -> list[tuple[str, str, str]]:
             "items[1].comment",
         ),
         ("/feedback/batch", f'{{"items": [{one}"kind": "correction", "label": "{lone}"}}]}}', "items[0].label"),
+        (  # checked before its user id is pseudonymized (which would fail to encode it)
+            "/feedback/batch",
+            f'{{"items": [{one}"kind": "thumbs_up"}}, {one}"kind": "thumbs_up", "user_id": "{lone}"}}]}}',
+            "items[1].user_id",
+        ),
         ("/requests", f'{{"model_name": "{lone}", "items": [{{"request_id": "a", "input": {{}}}}]}}', "model_name"),
         (
             "/requests",

@@ -16,7 +16,7 @@ from typing import Any
 
 from feedback_loop.api import triage
 from feedback_loop.api.problems import Conflict, Invalid
-from feedback_loop.api.schemas import FeedbackBody
+from feedback_loop.api.schemas import FeedbackItem
 from feedback_loop.core import privacy, store
 
 Model = tuple[str, int]  # model name, version
@@ -43,14 +43,15 @@ class Written:
 
 
 class BatchItems:
-    def __init__(self, items: Sequence[FeedbackBody], keys: Sequence[str | None]) -> None:
+    def __init__(self, items: Sequence[FeedbackItem], keys: Sequence[str | None]) -> None:
         self.items = items
         self.keys = keys
-        self.trace_ids = [str(body.trace_id) for body in items]
+        self.trace_ids = [body.trace_id for body in items]
         # What prepare() found, item by item, in parallel lists rather than a tuple per item: 10,000 more
         # objects for the garbage collector to count and walk during the batch.
         n = len(items)
         self._prepared = bytearray(n)
+        self._traces: list[str] = [""] * n  # each trace id as text, written once the item is prepared
         self._comments: list[str | None] = [None] * n
         self._sources: list[str] = [""] * n
         self._verdicts: list[triage.Triage | None] = [None] * n
@@ -66,11 +67,16 @@ class BatchItems:
         given = self.given_keys()
         return len(set(given)) + len(self.keys) - len(given)
 
+    def _distinct_keys(self) -> bool:
+        given = self.given_keys()
+        return len(set(given)) == len(given)
+
     def prepare(self, i: int) -> None:
-        """Mask the item's comment, triage it and pseudonymize its user id, once."""
+        """Mask the item's comment, triage it, pseudonymize its user id and write its trace id, once."""
         if self._prepared[i]:
             return
         body = self.items[i]
+        self._traces[i] = str(body.trace_id)
         comment = None if body.comment is None else privacy.mask(body.comment).text
         self._comments[i] = comment
         self._verdicts[i] = triage.triage(body.kind, body.rating, body.signal, comment)
@@ -82,7 +88,7 @@ class BatchItems:
         self.prepare(i)
         body = self.items[i]
         return store.request_hash(
-            self.trace_ids[i], body.kind, body.rating, body.label, body.signal, self._comments[i],
+            self._traces[i], body.kind, body.rating, body.label, body.signal, self._comments[i],
             self._users[i], self._sources[i],
         )  # fmt: skip
 
@@ -116,6 +122,8 @@ class BatchItems:
         """Compare retries (keys stored before) and keys repeated inside the batch by body; the rows to
         write get their hash later, in `rows`. A key with another body is 409 (stored) or 422 (repeated)."""
         items, digest = self.items, self.digest
+        if not stored and self._distinct_keys():  # a new batch, nearly always: every item is written
+            return Plan(ids=[0] * len(items), to_write=list(range(len(items))), repeats={})
         plan = Plan(ids=[0] * len(items), to_write=[], repeats={})
         first_with_key: dict[str, int] = {}
         for i, key in enumerate(self.keys):
@@ -150,7 +158,7 @@ class BatchItems:
         """The rows to COPY (store.FEEDBACK_COPY_COLUMNS), prepared as they are asked for; records each
         row's id in `plan` and its triage meaning in `written`. `positions`: which of `plan.to_write`
         (all by default); the n-th of them gets the n-th allocated id (ids may be left over)."""
-        items, keys, trace_ids, to_write = self.items, self.keys, self.trace_ids, plan.to_write
+        items, keys, trace_ids, to_write = self.items, self.keys, self._traces, plan.to_write
         prepare, digest, ids = self.prepare, self.digest, plan.ids
         comments, sources, verdicts, users = self._comments, self._sources, self._verdicts, self._users
         negative_versions, by_version, urgent = written.negative_versions, written.by_version, written.urgent

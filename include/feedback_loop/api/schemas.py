@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 
@@ -167,6 +167,20 @@ class FeedbackBody(BaseModel):
     client_event_id: EventId | None = Field(
         None, description="the client's id for this event; makes retries safe like the Idempotency-Key header"
     )
+
+
+class FeedbackItem(Protocol):
+    """What the service reads of a feedback event: a FeedbackBody, or a batch item as `batch_body`
+    parses it (the same fields and rules in a lighter object)."""
+
+    trace_id: uuid.UUID
+    kind: str
+    rating: int | None
+    label: str | None
+    signal: str | None
+    comment: str | None
+    user_id: str | None
+    client_event_id: str | None
 
 
 class BatchBody(BaseModel):

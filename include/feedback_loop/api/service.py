@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import psycopg
 
-from feedback_loop.api import inference_requests, triage
+from feedback_loop.api import batch_body, inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Plan, Written
 from feedback_loop.api.pool import ConnectionPool, PoolBusyError
 from feedback_loop.api.problems import (
@@ -31,7 +31,13 @@ from feedback_loop.api.problems import (
     Invalid,
     NotFound,
 )
-from feedback_loop.api.schemas import UNICODE_REASON, FeedbackBody, RequestsBody, unicode_problem
+from feedback_loop.api.schemas import (
+    UNICODE_REASON,
+    FeedbackBody,
+    FeedbackItem,
+    RequestsBody,
+    unicode_problem,
+)
 from feedback_loop.core import config, notify, privacy, queries, store
 from feedback_loop.core.errors import (
     ConflictError,
@@ -68,7 +74,7 @@ def _only_for(field: str, its_kind: str, kind: str) -> dict[str, str]:
     return {"field": field, "reason": f"is only allowed when kind is '{its_kind}' (kind is '{kind}')"}
 
 
-def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
+def problems(body: FeedbackItem, api: config.ApiConfig) -> list[dict[str, str]]:
     """Every problem of one item that the schema cannot see (rules that depend on its kind or on the
     configuration), in a fixed order; empty when there is none. Plain checks on the attributes, no
     loops: batch ingest runs this for up to 10,000 items per request, and nearly all are valid."""
@@ -123,7 +129,7 @@ def problems(body: FeedbackBody, api: config.ApiConfig) -> list[dict[str, str]]:
     return found
 
 
-def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
+def _check_items(items: Sequence[FeedbackItem], api: config.ApiConfig) -> None:
     """422 naming the first MAX_REPORTED_PROBLEMS problems of a batch's items."""
     found: list[dict[str, str]] = []
     for i, body in enumerate(items):
@@ -136,7 +142,7 @@ def _check_items(items: Sequence[FeedbackBody], api: config.ApiConfig) -> None:
         raise Invalid(**found[0], more=found[1:MAX_REPORTED_PROBLEMS])
 
 
-def _check_traces(items: Sequence[FeedbackBody], model_of: Sequence[tuple[str, int] | None]) -> None:
+def _check_traces(items: Sequence[FeedbackItem], model_of: Sequence[tuple[str, int] | None]) -> None:
     """404 naming the first MAX_REPORTED_PROBLEMS items whose trace id has no logged prediction."""
     unknown = [(i, body.trace_id) for i, body in enumerate(items) if model_of[i] is None]
     if unknown:
@@ -303,7 +309,7 @@ class FeedbackService:
         self._schedule(notifications)
         return Submitted(row, result.created)
 
-    def submit_batch(self, items: Sequence[FeedbackBody], header_key: str | None = None) -> dict[str, Any]:
+    def submit_batch(self, items: Sequence[FeedbackItem], header_key: str | None = None) -> dict[str, Any]:
         """Store all items in one transaction, or none.
 
         Items are streamed with COPY straight into `feedback` while they are masked, triaged and hashed,
@@ -313,20 +319,69 @@ class FeedbackService:
         back and the batch is tried again, and this time finds that key stored.
         """
         api = self.settings.api  # once per batch: config.load() stats the file on every call
+        # A batch sent under an Idempotency-Key looks its items' keys up from the start, so a reused item
+        # key is named (409 items[i].client_event_id) before the batch key is compared.
+        return self._submit(self._batch(items, api), api, header_key, look_up_keys=header_key is not None)
+
+    def submit_batch_body(
+        self, raw: bytes, parse: Callable[[], Sequence[FeedbackItem]], header_key: str | None = None
+    ) -> dict[str, Any]:
+        """submit_batch of the items `parse()` reads from the body `raw`.
+
+        A large new batch (no Idempotency-Key) asks PostgreSQL for what its COPY waits for, every item's
+        model and the ids, before the body is parsed, from the trace ids found in `raw`: PostgreSQL answers
+        while the parse holds the interpreter (~20 ms for 10,000 items), and the COPY starts as soon as it
+        ends. The parsed items must confirm those trace ids; otherwise the answers are dropped (their ids
+        become gaps) and the batch goes the usual way. So does a batch when no pooled connection is free
+        at once: a body is never kept waiting for the database (or refused with a 503) before it is
+        parsed, so a bad one is still a 422 during an outage."""
+        api = self.settings.api
+        found = None if header_key is not None else batch_body.trace_ids(raw, api.max_batch_size)
+        if found is None or found[1] <= 2 * MODEL_LOOKUP_HEAD or not self.pool.stats()["pool_available"]:
+            return self.submit_batch(parse(), header_key)
+        trace_array, count = found
+        written = None
+        try:
+            with self.pool.connection() as conn:
+                with conn.pipeline():
+                    answers = store.send_models_and_ids(conn, trace_array, count, count)
+                    items = parse()  # a refused body leaves the pipeline and rolls the transaction back
+                batch = self._batch(items, api)
+                _check_items(items, api)
+                if store.trace_id_array(batch.trace_ids) == trace_array:
+                    model_of, ids = answers()
+                    written = self._write(conn, batch, None, _Models(len(items), model_of, None), {}, ids)
+                else:  # not the items' trace ids (an item naming "trace_id" twice, say: the last counts)
+                    conn.rollback()
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT:
+                raise
+            return self._submit(batch, api, None, look_up_keys=True)  # a key stored before: look them up
+        if written is None:
+            return self._submit(batch, api, None, look_up_keys=False)
+        outcome, notifications = written
+        self._schedule(notifications)
+        return outcome
+
+    @staticmethod
+    def _batch(items: Sequence[FeedbackItem], api: config.ApiConfig) -> BatchItems:
         limit = api.max_batch_size
         if not items:
             raise Invalid("items", "must contain at least one item")
         if len(items) > limit:
             raise Invalid("items", f"at most {limit} items per batch (got {len(items)}); split the batch")
         # Items are stored under their own client_event_id (or no key); the header names the batch.
-        batch = BatchItems(items, [body.client_event_id for body in items])
-        # The first attempt assumes no key was stored before (a new batch, nearly always): looking 10,000
-        # keys up costs PostgreSQL as much CPU as the COPY's first third, before the COPY can start. A key
-        # stored before fails the COPY on the unique index; then the keys are looked up and the batch is
-        # written again, with the items already prepared (docs/benchmarks.md, "Feedback ingest").
-        # A batch sent under an Idempotency-Key looks its items' keys up from the start, so a reused item
-        # key is named (409 items[i].client_event_id) before the batch key is compared.
-        look_up_keys = header_key is not None
+        return BatchItems(items, [body.client_event_id for body in items])
+
+    def _submit(
+        self, batch: BatchItems, api: config.ApiConfig, header_key: str | None, *, look_up_keys: bool
+    ) -> dict[str, Any]:
+        """Attempts at a batch until one is not refused for a key a concurrent request stored first.
+
+        Without `look_up_keys`, the attempt assumes no key was stored before (a new batch, nearly always):
+        looking 10,000 keys up costs PostgreSQL as much CPU as the COPY's first third, before the COPY can
+        start. A key stored before fails the COPY on the unique index; then the keys are looked up and the
+        batch is written again, with the items already prepared (docs/benchmarks.md, "Feedback ingest")."""
         for attempt in range(1, BATCH_ATTEMPTS + 1):
             try:
                 outcome, notifications = self._copy_batch(batch, api, header_key, look_up_keys=look_up_keys)
