@@ -8,10 +8,13 @@ import json
 import socket
 import threading
 import uuid
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from feedback_loop.api import batch_body
 from feedback_loop.api import service as service_module
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import Invalid
@@ -21,6 +24,7 @@ from feedback_loop.core import store
 from feedback_loop.core.errors import DatabaseUnavailableError
 
 from ..support.helpers import CONFIG, make_predictions, register_toy
+from ..support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -243,6 +247,57 @@ def test_a_pool_whose_connections_all_stay_busy_says_so(conn, db_url):
             pass
         assert str(raised.value) == "all feedback database connections stayed busy for 1s"
         assert pool.stats()["requests_errors"] == 1
+    finally:
+        pool.close()
+
+
+def test_a_connection_at_hand_is_an_idle_one_or_none_without_waiting(conn, db_url):
+    pool = ConnectionPool(db_url, min_size=1, max_size=1, wait_seconds=30)
+    try:
+        with pool.connection() as c:  # opened, then idle in the pool
+            c.execute("SELECT 1")
+        with pool.connection_at_hand() as held:
+            assert held is not None and held.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+            with pool.connection_at_hand() as other:  # the only one is taken: none, not a 30 s wait
+                assert other is None
+    finally:
+        pool.close()
+    with _unreachable_pool() as unreachable, unreachable.connection_at_hand() as none:
+        assert none is None
+
+
+def test_a_large_bad_batch_is_refused_by_its_parse_while_the_database_is_gone(conn, db_url, monkeypatch):
+    """The look-ups asked before the parse need a live connection at hand; the pool's idle ones died with
+    the server, so the body is parsed first and its problem (422) is reported at once, not the database's
+    absence (503 after the pool's wait)."""
+    monkeypatch.setattr(service_module, "MODEL_LOOKUP_HEAD", 4)
+    items = [{"trace_id": str(uuid.uuid4()), "kind": "thumbs_up"} for _ in range(12)]
+    items[7]["kind"] = "nope"
+    raw = json.dumps({"items": items}).encode()
+    real = conninfo_to_dict(db_url)
+    proxy = TcpProxy(str(real.get("host") or "127.0.0.1"), int(real.get("port") or 5432))
+    pool = ConnectionPool(make_conninfo(db_url, host="127.0.0.1", port=proxy.port), wait_seconds=30)
+    service = FeedbackService(CONFIG, pool=pool)
+    try:
+        with pool.connection() as c:  # idle in the pool, as after earlier requests
+            c.execute("SELECT 1")
+        proxy.cut()  # PostgreSQL "restarts": the idle connection is dead, new ones are refused
+        with pytest.raises(batch_body.InvalidItems) as refused:
+            service.submit_batch_body(raw, lambda: batch_body.parse(raw, 100))
+    finally:
+        service.close()
+        proxy.close()
+    assert refused.value.errors[0]["loc"] == ("items", 7, "kind")
+
+
+@contextmanager
+def _unreachable_pool() -> Iterator[ConnectionPool]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
+    pool = ConnectionPool(f"postgresql://postgres@127.0.0.1:{closed_port}/x", wait_seconds=1)
+    try:
+        yield pool
     finally:
         pool.close()
 

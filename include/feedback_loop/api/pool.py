@@ -41,6 +41,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 PROBE_TIMEOUT_SECONDS = 2  # one connection attempt after a timed-out wait, to name the reason
 PROBE_EVERY_SECONDS = 5.0  # a probe's finding stands for the timeouts that follow within this
 IDLE_CHECK_SECONDS = 30.0  # a connection idle this long is checked with a query even if its socket is quiet
+AT_HAND_SECONDS = 0.001  # psycopg_pool refuses a zero wait even with a connection idle
 # What the health endpoint shows of psycopg_pool's get_stats(): sizes now, counters since the pool opened.
 STATS = (
     "pool_min",
@@ -97,6 +98,21 @@ class ConnectionPool:
                 raise self._timed_out(wait, pool) from None
             except psycopg_pool.PoolClosed:
                 raise DatabaseUnavailableError("the feedback API is shutting down") from None
+            yield conn
+
+    @contextmanager
+    def connection_at_hand(self) -> Iterator[psycopg.Connection | None]:
+        """`connection()` when a checked connection is idle in the pool now, else None at once: never waits
+        for one to come free or to be opened, and never probes the server."""
+        pool = self._pooled()
+        if pool is None:
+            yield None
+            return
+        with ExitStack() as stack:
+            try:
+                conn = stack.enter_context(pool.connection(timeout=AT_HAND_SECONDS))
+            except (psycopg_pool.PoolTimeout, psycopg_pool.PoolClosed, psycopg_pool.TooManyRequests):
+                conn = None
             yield conn
 
     def stats(self) -> dict[str, int]:

@@ -332,31 +332,37 @@ class FeedbackService:
         model and the ids, before the body is parsed, from the trace ids found in `raw`: PostgreSQL answers
         while the parse holds the interpreter (~20 ms for 10,000 items), and the COPY starts as soon as it
         ends. The parsed items must confirm those trace ids; otherwise the answers are dropped (their ids
-        become gaps) and the batch goes the usual way. So does a batch when no pooled connection is free
-        at once: a body is never kept waiting for the database (or refused with a 503) before it is
-        parsed, so a bad one is still a 422 during an outage."""
+        become gaps) and the batch goes the usual way. So does a batch when no checked connection is idle
+        in the pool at once: a body is never kept waiting for the database before it is parsed, so a bad
+        one is a 422 at once also while PostgreSQL is down or restarting. (A refused body has still cost
+        PostgreSQL its look-ups; bodies too large for a batch are never looked at.)"""
         api = self.settings.api
         found = None if header_key is not None else batch_body.trace_ids(raw, api.max_batch_size)
-        if found is None or found[1] <= 2 * MODEL_LOOKUP_HEAD or not self.pool.stats()["pool_available"]:
+        if found is None or found[1] <= 2 * MODEL_LOOKUP_HEAD:
             return self.submit_batch(parse(), header_key)
         trace_array, count = found
+        batch: BatchItems | None = None
         written = None
         try:
-            with self.pool.connection() as conn:
-                with conn.pipeline():
-                    answers = store.send_models_and_ids(conn, trace_array, count, count)
-                    items = parse()  # a refused body leaves the pipeline and rolls the transaction back
-                batch = self._batch(items, api)
-                _check_items(items, api)
-                if store.trace_id_array(batch.trace_ids) == trace_array:
-                    model_of, ids = answers()
-                    written = self._write(conn, batch, None, _Models(len(items), model_of, None), {}, ids)
-                else:  # not the items' trace ids (an item naming "trace_id" twice, say: the last counts)
-                    conn.rollback()
+            with self.pool.connection_at_hand() as conn:
+                if conn is not None:
+                    with conn.pipeline():
+                        answers = store.send_models_and_ids(conn, trace_array, count, count)
+                        items = parse()  # a refused body leaves the pipeline; the transaction rolls back
+                    batch = self._batch(items, api)
+                    _check_items(items, api)
+                    if store.trace_id_array(batch.trace_ids) == trace_array:
+                        model_of, ids = answers()
+                        models = _Models(len(items), model_of, None)
+                        written = self._write(conn, batch, None, models, {}, ids)
+                    else:  # not the items' trace ids (an item naming "trace_id" twice, say: the last counts)
+                        conn.rollback()
         except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT:
+            if exc.diag.constraint_name != store.IDEMPOTENCY_KEY_CONSTRAINT or batch is None:
                 raise
             return self._submit(batch, api, None, look_up_keys=True)  # a key stored before: look them up
+        if batch is None:  # no connection at hand: parsed first, as any batch
+            return self.submit_batch(parse(), header_key)
         if written is None:
             return self._submit(batch, api, None, look_up_keys=False)
         outcome, notifications = written
