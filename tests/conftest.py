@@ -77,7 +77,7 @@ def db_url(pg_server: str) -> Iterator[str]:
 TABLES = (
     "model_alias_events, eval_case_events, eval_cases, feedback, review_items, feedback_rollups, training_runs, "
     "inference_requests, notifications, consensus_labels, reviewer_accuracy, predictions, model_versions, "
-    "feedback_batches"
+    "feedback_batches, consensus_refreshes"
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -83,3 +84,37 @@ def test_refresh_stores_one_consensus_per_trace_and_each_reviewers_estimate(conn
     people = {p["reviewer"]: p for p in report.reviewers(conn, "toy", model.review)["reviewers"]}
     assert people["cy"]["below_threshold"] and not people["ann"]["below_threshold"]
     assert people["cy"]["agreement"]["correct"] == 2 and people["cy"]["agreement"]["interval"][1] < 0.5
+
+
+def test_a_refresh_is_skipped_until_an_answer_comes_or_the_review_settings_change(conn, caplog):
+    """Aggregation refreshes only then: the estimates would come out the same, at a cost that grows with
+    every answer the model ever got."""
+    caplog.set_level(logging.INFO, logger="feedback_loop")
+    register_toy(conn, model_name="toy")
+    traces = [uuid.uuid4() for _ in range(4)]
+    store.log_predictions(
+        conn, [store.Prediction(t, "toy", 1, {"f0": 1.0}, "a", 0.6, {"a": 0.6, "b": 0.4}) for t in traces]
+    )
+    for trace in traces[:3]:
+        _answer(conn, trace, "ann", "b")
+    conn.commit()
+    yaml = "models:\n  - {name: toy, label_column: y, training_data: {path: x.csv}%s}\n"
+    model = config.parse(yaml % "", "toy.yaml").model("toy")
+
+    assert labels.refresh_if_changed(conn, model) is not None  # never refreshed
+    conn.commit()
+    assert labels.refresh_if_changed(conn, model) is None
+    assert "unchanged since" in caplog.text and "(3 answer(s), none new)" in caplog.text
+    _answer(conn, traces[3], "bob", "a")
+    conn.commit()
+    refreshed = labels.refresh_if_changed(conn, model)
+    assert refreshed is not None and len(refreshed.traces) == 4
+    conn.commit()
+    assert labels.refresh_if_changed(conn, model) is None
+    stricter = config.parse(yaml % ", review: {min_reviewer_accuracy: 0.9}", "toy.yaml").model("toy")
+    assert labels.refresh_if_changed(conn, stricter) is not None
+    conn.commit()
+    assert labels.refresh_if_changed(conn, stricter) is None
+    labels.refresh(conn, stricter)  # a refresh by retraining or the CLI counts as the last one too
+    conn.commit()
+    assert labels.refresh_if_changed(conn, stricter) is None

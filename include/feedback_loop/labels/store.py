@@ -255,8 +255,42 @@ class Refreshed:
     reviewers: list[ReviewerStats]
 
 
-def refresh(conn: psycopg.Connection, model: ModelConfig) -> Refreshed:
-    """Re-estimate every reviewer and every reviewed trace of the model; commits nothing itself."""
+def refresh_if_changed(conn: psycopg.Connection, model: ModelConfig) -> Refreshed | None:
+    """`refresh`, unless no reviewer answer came or went since the last refresh under the same review
+    settings (None then): it would write the same estimates, and its cost grows with every answer the
+    model ever got, where aggregation's should follow the interval. Each answer also updates its own
+    trace's consensus at once (`update_trace`), so nothing waits for the next refresh but the reviewers'
+    estimates."""
+    mark = _answers_mark(conn, model)
+    last = conn.execute(queries.sql("labels/refresh_mark"), {"model_name": model.name}).fetchone()
+    if last is not None and (last["answers"], last["last_answer"], last["settings"]) == mark:
+        log.info(
+            "%s: consensus and reviewer estimates unchanged since %s (%d answer(s), none new)",
+            model.name,
+            last["refreshed_at"].isoformat(timespec="seconds"),
+            mark[0],
+        )
+        return None
+    return refresh(conn, model, mark)
+
+
+def _answers_mark(conn: psycopg.Connection, model: ModelConfig) -> tuple[int, int, str]:
+    """(answers, highest feedback id among them, review settings): what a refresh is made from."""
+    row = conn.execute(queries.sql("labels/answers_mark"), {"model_name": model.name}).fetchone()
+    return int(row["answers"]), int(row["last_answer"]), model.review.model_dump_json()
+
+
+def refresh(
+    conn: psycopg.Connection, model: ModelConfig, mark: tuple[int, int, str] | None = None
+) -> Refreshed:
+    """Re-estimate every reviewer and every reviewed trace of the model, and record what from
+    (`mark`, taken before the answers are read: an answer stored meanwhile makes the next check refresh
+    again); commits nothing itself."""
+    answers, last_answer, settings = mark or _answers_mark(conn, model)
+    conn.execute(
+        queries.sql("labels/upsert_refresh_mark"),
+        {"model_name": model.name, "answers": answers, "last_answer": last_answer, "settings": settings},
+    )
     reviewed = load(conn, model.name)
     labels = consensus.labels_of(reviewed.items.values(), reviewed.answers)
     estimate = consensus.estimate(list(reviewed.items.values()), reviewed.answers, known_labels=labels)

@@ -220,9 +220,9 @@ def aggregate_interval(
     """
     with conn.transaction():
         db.transaction_lock(conn, f"rollup:{model.name}:{start.isoformat()}:{end.isoformat()}")
-        # Consensus labels and reviewer reliability from every answer so far: the audited accuracy below
-        # and the reviewer alerts read them.
-        labels.refresh(conn, model)
+        # Consensus labels and reviewer reliability from every answer so far (when any came since the
+        # last refresh): the audited accuracy below and the reviewer alerts read them.
+        labels.refresh_if_changed(conn, model)
         rollups = compute(conn, model, settings, start, end)
         for rollup in rollups:
             conn.execute(
