@@ -9,7 +9,7 @@ import pytest
 
 from feedback_loop.core import config, store
 from feedback_loop.core.config import ReviewConfig
-from feedback_loop.labels import report
+from feedback_loop.labels import consensus, report
 from feedback_loop.labels import store as labels
 from feedback_loop.labels.consensus import Answer
 
@@ -86,7 +86,7 @@ def test_refresh_stores_one_consensus_per_trace_and_each_reviewers_estimate(conn
     assert people["cy"]["agreement"]["correct"] == 2 and people["cy"]["agreement"]["interval"][1] < 0.5
 
 
-def test_a_refresh_is_skipped_until_an_answer_comes_or_the_review_settings_change(conn, caplog):
+def test_a_refresh_is_skipped_until_an_answer_comes_or_the_review_settings_change(conn, caplog, monkeypatch):
     """Aggregation refreshes only then: the estimates would come out the same, at a cost that grows with
     every answer the model ever got."""
     caplog.set_level(logging.INFO, logger="feedback_loop")
@@ -118,3 +118,9 @@ def test_a_refresh_is_skipped_until_an_answer_comes_or_the_review_settings_chang
     labels.refresh(conn, stricter)  # a refresh by retraining or the CLI counts as the last one too
     conn.commit()
     assert labels.refresh_if_changed(conn, stricter) is None
+    monkeypatch.setattr(consensus, "RULES_VERSION", consensus.RULES_VERSION + 1)  # a deploy changed them
+    assert labels.refresh_if_changed(conn, stricter) is not None
+    conn.commit()
+    assert labels.refresh_if_changed(conn, stricter) is None
+    conn.execute("UPDATE consensus_refreshes SET refreshed_at = now() - interval '25 hours'")
+    assert labels.refresh_if_changed(conn, stricter) is not None  # a day old: refreshed all the same

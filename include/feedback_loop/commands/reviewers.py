@@ -29,7 +29,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     listing.add_argument(
         "--refresh",
         action="store_true",
-        help="re-estimate from every answer first (retraining and aggregation runs do it too)",
+        help="re-estimate from every answer first (retraining does too, and aggregation when answers came)",
     )
     listing.add_argument("--json", action="store_true", help="print the result as JSON")
     listing.set_defaults(handler=run_list)

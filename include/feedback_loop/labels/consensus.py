@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MODEL_DOUBT = 0.1
+# Part of what a refresh is made from (labels.store.refresh_if_changed): raise it with any change here or
+# in labels.store that alters what a refresh writes, so the first aggregation run after the deploy
+# refreshes even without new answers.
+RULES_VERSION = 1
 PRIOR_ALPHA = 8.5  # Beta(8.5, 1.5): mean 0.85, as much say as ten answers
 PRIOR_BETA = 1.5
 FLOOR = 1e-6

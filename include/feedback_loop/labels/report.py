@@ -2,7 +2,8 @@
 gold questions and agreed with the others, and how much the reviewers agree overall.
 
 Read by `feedback-loop reviewers list` and the dashboard; both show the stored estimates (refreshed by
-retraining and every aggregation run, or by `reviewers list --refresh`).
+retraining, by an aggregation run when answers came since the last refresh, or by `reviewers list
+--refresh`).
 """
 
 from __future__ import annotations

@@ -59,6 +59,7 @@ class TraceConsensus:
     needs_another_opinion: bool
 
 
+MAX_SKIPPED_HOURS = 24  # refresh_if_changed refreshes at least this often
 UNKNOWN_REVIEWER = "(unknown reviewer)"  # answers stored without a user id share one estimate
 
 
@@ -262,8 +263,17 @@ def refresh_if_changed(conn: psycopg.Connection, model: ModelConfig) -> Refreshe
     trace's consensus at once (`update_trace`), so nothing waits for the next refresh but the reviewers'
     estimates."""
     mark = _answers_mark(conn, model)
-    last = conn.execute(queries.sql("labels/refresh_mark"), {"model_name": model.name}).fetchone()
-    if last is not None and (last["answers"], last["last_answer"], last["settings"]) == mark:
+    last = conn.execute(
+        queries.sql("labels/refresh_mark"),
+        {"model_name": model.name, "max_age": f"{MAX_SKIPPED_HOURS} hours"},
+    ).fetchone()
+    # At least one refresh a day all the same: whatever the mark cannot see (rows removed by hand, a
+    # change of the rules without RULES_VERSION) is then stale for a day at most.
+    if (
+        last is not None
+        and last["recent"]
+        and (last["answers"], last["last_answer"], last["settings"]) == mark
+    ):
         log.info(
             "%s: consensus and reviewer estimates unchanged since %s (%d answer(s), none new)",
             model.name,
@@ -277,7 +287,8 @@ def refresh_if_changed(conn: psycopg.Connection, model: ModelConfig) -> Refreshe
 def _answers_mark(conn: psycopg.Connection, model: ModelConfig) -> tuple[int, int, str]:
     """(answers, highest feedback id among them, review settings): what a refresh is made from."""
     row = conn.execute(queries.sql("labels/answers_mark"), {"model_name": model.name}).fetchone()
-    return int(row["answers"]), int(row["last_answer"]), model.review.model_dump_json()
+    settings = f"rules {consensus.RULES_VERSION} {model.review.model_dump_json()}"
+    return int(row["answers"]), int(row["last_answer"]), settings
 
 
 def refresh(
