@@ -303,16 +303,10 @@ def _unreachable_pool() -> Iterator[ConnectionPool]:
 
 
 def test_a_pool_that_cannot_connect_names_the_server_and_the_reason():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]  # nothing listens once the socket is closed
-    pool = ConnectionPool(f"postgresql://postgres@127.0.0.1:{closed_port}/x", wait_seconds=1)
-    try:
+    with _unreachable_pool() as pool:
         with pytest.raises(DatabaseUnavailableError) as raised, pool.connection():
             pass
         assert str(raised.value).startswith("cannot connect to the feedback database at 127.0.0.1: ")
-    finally:
-        pool.close()
 
 
 def test_a_refused_batch_leaves_no_look_up_waiting(conn, monkeypatch):

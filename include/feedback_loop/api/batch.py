@@ -67,10 +67,6 @@ class BatchItems:
         given = self.given_keys()
         return len(set(given)) + len(self.keys) - len(given)
 
-    def _distinct_keys(self) -> bool:
-        given = self.given_keys()
-        return len(set(given)) == len(given)
-
     def prepare(self, i: int) -> None:
         """Mask the item's comment, triage it, pseudonymize its user id and write its trace id, once."""
         if self._prepared[i]:
@@ -122,7 +118,7 @@ class BatchItems:
         """Compare retries (keys stored before) and keys repeated inside the batch by body; the rows to
         write get their hash later, in `rows`. A key with another body is 409 (stored) or 422 (repeated)."""
         items, digest = self.items, self.digest
-        if not stored and self._distinct_keys():  # a new batch, nearly always: every item is written
+        if not stored and self.ids_needed() == len(items):  # no key repeats: every item is written
             return Plan(ids=[0] * len(items), to_write=list(range(len(items))), repeats={})
         plan = Plan(ids=[0] * len(items), to_write=[], repeats={})
         first_with_key: dict[str, int] = {}
