@@ -96,3 +96,27 @@ def test_a_reviewer_is_acted_on_only_when_credibly_below_the_floor():
     assert credibly_below({"accuracy": 0.53, "accuracy_upper": poor}, 0.7)
     # Not refreshed since the bound was added: the point estimate stands in.
     assert credibly_below({"accuracy": 0.6, "accuracy_upper": None}, 0.7)
+
+
+def test_a_confidently_wrong_model_never_makes_the_people_who_correct_it_look_unreliable():
+    """After a drift the model can be sure and wrong on most reviewed traces. Reliability is measured on
+    people only, so reviewers who correct it keep their standing and their single corrections win. (An
+    estimate that also judged single answers against the model's probabilities was tried: it caught a
+    weak reviewer sooner on calibrated simulations, but here it put every reviewer near 0.5 and kept the
+    model's wrong label on most traces; docs/benchmarks.md, "Loop quality".)"""
+    rng = random.Random(1)
+    noise = {"r1": 0.05, "r2": 0.05, "r3": 0.05}
+    items, answers, truth = [], [], {}
+    for i in range(220):
+        key = f"t{i}"
+        truth[key] = "b" if rng.random() < 0.6 else "a"  # the model says "a" at 0.9 on every trace
+        items.append(Item(key, {"a": 0.9, "b": 0.1}))
+        for n, reviewer in enumerate(rng.sample(sorted(noise), 2 if i >= 200 else 1)):
+            wrong = rng.random() < noise[reviewer]
+            label = ({"a", "b"} - {truth[key]}).pop() if wrong else truth[key]
+            answers.append(Answer(key, reviewer, label=label, sequence=i * 10 + n))
+    estimate = consensus.estimate(items, answers, known_labels=["a", "b"])
+    assert min(estimate.upper(r) for r in noise) > 0.9
+    assert not any(consensus.credibly_below({"accuracy_upper": estimate.upper(r)}, 0.7) for r in noise)
+    correct = sum(estimate.label(key)[0] == label for key, label in truth.items())
+    assert correct / len(truth) > 0.9
