@@ -40,7 +40,8 @@ models:
 )
 
 # History rows are generated in SQL. Feedback row i belongs to prediction i/2 (two feedback rows per
-# prediction), created within the prediction's hour; every 20th prediction was sent to review.
+# prediction), created within the prediction's hour; every 20th prediction was sent to review, and 1 in 20 of the
+# predictions reviewers answered was an audit question (the shipped audit share).
 PREDICTIONS_SQL = """
 INSERT INTO predictions (trace_id, model_name, model_version, input, output_label, confidence, slice, created_at)
 SELECT md5('p' || i)::uuid, %(model)s, 1 + (i %% 2),
@@ -67,12 +68,12 @@ CROSS JOIN LATERAL (SELECT (ARRAY['thumbs_up', 'thumbs_down', 'rating', 'correct
 """
 REVIEWS_SQL = """
 INSERT INTO review_items (trace_id, model_name, model_version, reason, status, created_at, answered_at)
-SELECT md5('p' || i)::uuid, %(model)s, 1 + (i %% 2), 'low_confidence',
+SELECT md5('p' || i)::uuid, %(model)s, 1 + (i %% 2), CASE WHEN i %% 20 = 0 THEN 'low_confidence' ELSE 'audit' END,
        CASE WHEN i %% 3 = 0 THEN 'queued' ELSE 'answered' END, t,
        CASE WHEN i %% 3 = 0 THEN NULL ELSE t + interval '40 minutes' END
 FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS i,
      LATERAL (SELECT %(end)s - make_interval(secs => (i + 1) * %(seconds_per_row)s::float8) AS t) AS x
-WHERE i %% 20 = 0
+WHERE i %% 20 = 0 OR i %% 100 = 3  -- reviewer answers fall on predictions 5m + 3: 1 in 20 of them audits
 """
 
 

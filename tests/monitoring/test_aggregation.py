@@ -119,6 +119,41 @@ def test_backlog_counts_items_open_at_the_interval_end(conn, settings, two_versi
     assert aggregate(conn, settings, T0 + 6 * HOUR, T0 + 7 * HOUR) == []
 
 
+def test_audited_accuracy_counts_the_audit_answers_on_the_intervals_predictions(conn, settings, two_versions):
+    # (trace, version, scored at, predicted, consensus label, audited)
+    rows = [
+        (1, 1, T0 + HOUR, "a", "a", True),  # in the interval, audited, right
+        (2, 1, T0 + HOUR, "a", "b", True),  # ... audited, wrong
+        (3, 1, T0 + HOUR, "a", "b", False),  # ... a review, not an audit: not counted
+        (4, 1, T0, "a", "a", True),  # audited, but scored in the hour before
+        (5, 2, T0 + HOUR, "b", "b", True),
+    ]
+    for n, version, at, predicted, label, audited in rows:
+        trace = f"00000000-0000-4000-8000-{n:012d}"
+        conn.execute(
+            """
+            INSERT INTO predictions (trace_id, model_name, model_version, input, output_label, confidence,
+                                     created_at)
+            VALUES (%(trace)s, 'toy', %(version)s, '{}', %(predicted)s, 0.5, %(at)s)
+            """,
+            {"trace": trace, "version": version, "predicted": predicted, "at": at + HOUR / 4},
+        )
+        conn.execute(
+            """
+            INSERT INTO consensus_labels (trace_id, model_name, model_version, label, probability, answers,
+                                          status, audited)
+            VALUES (%(trace)s, 'toy', %(version)s, %(label)s, 0.9, 1, 'single', %(audited)s)
+            """,
+            {"trace": trace, "version": version, "label": label, "audited": audited},
+        )
+    conn.commit()
+    rows_by_version = {r["model_version"]: r for r in aggregate(conn, settings, T0 + HOUR, T0 + 2 * HOUR)}
+    assert {v: (r["audited_n"], r["audited_correct"]) for v, r in rows_by_version.items()} == {
+        1: (2, 1),
+        2: (1, 1),
+    }
+
+
 def test_rerunning_an_interval_three_times_leaves_identical_rows(conn, settings, two_versions):
     Replayer(conn).until(event_stream(MODEL, [1, 2], hours=2, slice_column=SLICE), T0 + 2 * HOUR)
     snapshots = []

@@ -25,8 +25,18 @@ def history(conn):
     seconds = 3600 / INTERVAL_PREDICTIONS
     bench._register_version(conn)
     bench._load(conn, 0, INTERVAL_PREDICTIONS + HISTORY_PREDICTIONS - 1, bench.TARGET + bench.HOUR, seconds)
+    # A consensus label for every prediction, 1 in 20 of them from an audit question.
+    conn.execute(
+        """
+        INSERT INTO consensus_labels (trace_id, model_name, model_version, label, probability, answers,
+                                      status, audited)
+        SELECT trace_id, model_name, model_version, output_label, 0.9, 1, 'single',
+               hashtext(trace_id::text) % 20 = 0
+        FROM predictions
+        """
+    )
     conn.commit()
-    for table in ("predictions", "feedback", "review_items"):
+    for table in ("predictions", "feedback", "review_items", "consensus_labels"):
         conn.execute(f"ANALYZE {table}")  # noqa: S608
     conn.commit()
     return conn
@@ -55,3 +65,11 @@ def test_rollup_queries_never_scan_the_history(history, name):
         assert "feedback_time_idx" in text or "feedback_model_time_idx" in text, text
     if name == "version_metrics":
         assert "predictions_pkey" in text, text
+
+
+def test_audited_accuracy_reads_the_intervals_predictions_not_every_audit(history):
+    """Starting from the audited consensus labels made the query grow with every audit ever answered."""
+    text = plan(history, "audited_accuracy")
+    assert "Seq Scan on consensus_labels" not in text, text
+    assert "Seq Scan on predictions" not in text, text
+    assert "consensus_labels_pkey" in text, text
