@@ -337,6 +337,30 @@ def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
         return len(rows) / (time.perf_counter() - started)
 
 
+def _postmaster_pid(url: str) -> int | None:
+    """The PostgreSQL server's main process when it runs on this machine and /proc shows it (the parent of
+    this connection's backend); None otherwise."""
+    from feedback_loop.core import db
+
+    with db.connect(url) as conn:
+        backend = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+    try:
+        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # another host, or a container's own process ids
+        return None
+    return int(fields[1])
+
+
+def _postgres_cpu(postmaster: int | None) -> float | None:
+    return None if postmaster is None else _proc.cpu_seconds(postmaster)
+
+
+def _per_event(before: float | None, after: float | None, n: int) -> float | None:
+    """PostgreSQL's CPU seconds per event: its whole process tree, background writers included (the WAL
+    an event writes is part of its cost)."""
+    return None if before is None or after is None else (after - before) / n
+
+
 def _open_loop(
     port: int, prefix: str, token: str, traces: list[uuid.UUID], rates: list[int], seconds: float, tag: str
 ) -> list[_open_loop_client.Result]:
@@ -474,12 +498,18 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
                     json.dumps(_event(i, traces[i % len(traces)], "single")).encode() for i in range(n_single)
                 ]
                 _log(f"{n_single} single events with {clients} concurrent clients")
-                cpu_before = _proc.cpu_seconds(pid)
+                postmaster = _postmaster_pid(url)
+                cpu_before, pg_before = _proc.cpu_seconds(pid), _postgres_cpu(postmaster)
                 wall, latencies = _single_events(port, prefix, token, single, clients)
                 cpu_per_event = (_proc.cpu_seconds(pid) - cpu_before) / n_single
+                pg_per_event = _per_event(pg_before, _postgres_cpu(postmaster), n_single)
                 open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
                 insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
+                if pg_per_event is not None:
+                    _log(f"PostgreSQL's own CPU per single event: {pg_per_event * 1000:.2f} ms")
+                pg_before = _postgres_cpu(postmaster)
                 insert_rps = _single_row_inserts(url, insert_rows)
+                pg_per_insert = _per_event(pg_before, _postgres_cpu(postmaster), len(insert_rows))
                 _log(f"PostgreSQL alone: {insert_rps:,.0f} single-row autocommit INSERTs/s")
                 warm_batch = [_event(i, traces[i], "warmbatch") for i in range(min(1000, batch_size))]
                 _batches(port, prefix, token, [json.dumps({"items": warm_batch}).encode()], len(warm_batch))
@@ -507,6 +537,17 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
         {"metric": f"single_event_requests_per_s_{clients}_clients", "value": single_rps, "unit": "req/s"},
         {"metric": "single_event_latency_p50", "value": quantiles[49] * 1000, "unit": "ms"},
         {"metric": "single_event_server_cpu", "value": cpu_per_event * 1000, "unit": "ms per event"},
+        *(
+            []
+            if pg_per_event is None
+            else [
+                {
+                    "metric": "single_event_postgres_cpu",
+                    "value": pg_per_event * 1000,
+                    "unit": "ms per event (every process of the server: others' work on it counts too)",
+                }
+            ]
+        ),
         {"metric": "single_event_latency_p99", "value": quantiles[98] * 1000, "unit": "ms"},
         {
             "metric": f"batch_ingest_rows_per_s_{batch_size}_per_request_median",
@@ -523,6 +564,13 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
         {"metric": "ratio_batch_to_raw_copy_best_round", "value": pair_ratios[-1], "unit": "x"},
         {"metric": "ratio_batch_to_single_event", "value": batch_rps / single_rps, "unit": "x"},
         {"metric": "postgres_single_row_inserts_per_s", "value": insert_rps, "unit": "rows/s"},
+        *(
+            []
+            if pg_per_insert is None
+            else [
+                {"metric": "postgres_cpu_per_single_row_insert", "value": pg_per_insert * 1000, "unit": "ms"}
+            ]
+        ),
         {
             "metric": "ratio_single_events_to_postgres_inserts",
             "value": single_rps / insert_rps,
