@@ -58,10 +58,10 @@ def _stall(product: dict, bare: dict) -> tuple[int, int]:
     return rose, promoted
 
 
-def jobs() -> list[dict]:
+def jobs(folder: Path) -> list[dict]:
+    """Every simulation to run; the tabular data sets are written into `folder`."""
     seeds = range(int(os.environ.get("BENCH_LOOP_SEEDS", "5")))
     chosen = [d for d in os.environ.get("BENCH_LOOP_DATA", ",".join(DATA)).split(",") if d]
-    folder = Path(tempfile.mkdtemp(prefix="fl-loop-data-"))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _loop_data import write
 
@@ -83,10 +83,13 @@ def jobs() -> list[dict]:
 
 
 def run() -> list[dict]:
-    todo = jobs()
     workers = int(os.environ.get("BENCH_LOOP_JOBS", "2"))
     results = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="fl-loop-data-") as folder,
+        ProcessPoolExecutor(max_workers=workers) as pool,
+    ):
+        todo = jobs(Path(folder))
         futures = [
             pool.submit(_pair, {k: v for k, v in job.items() if not k.startswith("_")}) for job in todo
         ]
