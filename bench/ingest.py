@@ -344,11 +344,13 @@ def _postmaster_pid(url: str) -> int | None:
 
     with db.connect(url) as conn:
         backend = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
-    try:
-        fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # another host, or a container's own process ids
-        return None
-    return int(fields[1])
+        try:  # while the connection is open: its backend exits with it
+            fields = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+            command = Path(f"/proc/{fields[1]}/cmdline").read_bytes()
+        except OSError:  # another host, or a container's own process ids
+            return None
+    # In a container the same number on this host may be some other process.
+    return int(fields[1]) if b"postgres" in command else None
 
 
 def _postgres_cpu(postmaster: int | None) -> float | None:
