@@ -290,6 +290,47 @@ def test_a_large_bad_batch_is_refused_by_its_parse_while_the_database_is_gone(co
     assert refused.value.errors[0]["loc"] == ("items", 7, "kind")
 
 
+def test_threads_finding_one_outages_dead_connections_log_one_warning(db_url, caplog):
+    """Deliveries and requests check their pooled connections at the same moment; each found the outage
+    and logged it (a flaky line count in test_delivery_outage). One warning, the others at debug level."""
+    import logging
+
+    import psycopg
+
+    real = conninfo_to_dict(db_url)
+    proxy = TcpProxy(str(real.get("host") or "127.0.0.1"), int(real.get("port") or 5432))
+    url = make_conninfo(db_url, host="127.0.0.1", port=proxy.port)
+    pool = ConnectionPool(url)
+    dead = [psycopg.connect(url) for _ in range(4)]
+    proxy.cut()  # every connection ended by the far side, as in a restart
+    caplog.set_level(logging.DEBUG, logger="feedback_loop.api.pool")
+    start = threading.Barrier(len(dead))
+    failures: list[Exception] = []
+
+    def check(conn: psycopg.Connection) -> None:
+        start.wait()
+        try:
+            pool._check(conn)  # noqa: SLF001 - what psycopg_pool calls before handing a connection out
+        except psycopg.Error as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=check, args=(c,)) for c in dead]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for conn in dead:
+            conn.close()
+        proxy.close()
+        pool.close()
+    lines = [r for r in caplog.records if "dropping idle" in r.getMessage()]
+    assert len(failures) == len(dead)  # every dead connection is still refused to its caller
+    assert [r.levelname for r in lines].count("WARNING") == 1, [(r.levelname, r.getMessage()) for r in lines]
+    assert len(lines) == len(dead)
+
+
 @contextmanager
 def _unreachable_pool() -> Iterator[ConnectionPool]:
     with socket.socket() as s:

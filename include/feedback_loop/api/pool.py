@@ -42,6 +42,8 @@ PROBE_TIMEOUT_SECONDS = 2  # one connection attempt after a timed-out wait, to n
 PROBE_EVERY_SECONDS = 5.0  # a probe's finding stands for the timeouts that follow within this
 IDLE_CHECK_SECONDS = 30.0  # a connection idle this long is checked with a query even if its socket is quiet
 AT_HAND_SECONDS = 0.001  # psycopg_pool refuses a zero wait even with a connection idle
+# Threads that find dead connections within this of the first finding are the same outage: one warning.
+DRAIN_WARNING_SECONDS = 1.0
 # What the health endpoint shows of psycopg_pool's get_stats(): sizes now, counters since the pool opened.
 STATS = (
     "pool_min",
@@ -74,6 +76,7 @@ class ConnectionPool:
         self._closed = False
         self._probe: tuple[float, DatabaseUnavailableError | None] = (float("-inf"), None)
         self._returned_at: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
+        self._drained_at = float("-inf")
 
     def url(self) -> str:
         if callable(self._url):
@@ -172,7 +175,12 @@ class ConnectionPool:
         try:
             psycopg_pool.ConnectionPool.check_connection(conn)
         except psycopg.Error as exc:
-            log.warning("dropping idle feedback database connections: %s", str(exc).strip().splitlines()[0])
+            # Several threads can check dead connections of one outage at once; each used to log it.
+            with self._lock:
+                now = time.monotonic()
+                first, self._drained_at = now - self._drained_at > DRAIN_WARNING_SECONDS, now
+            reason = str(exc).strip().splitlines()[0]
+            (log.warning if first else log.debug)("dropping idle feedback database connections: %s", reason)
             pool = self._pool
             if pool is not None:
                 pool.drain()
