@@ -29,6 +29,14 @@ from ..support.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.integration
 
 
+def _all_at_once(threads: list[threading.Thread]) -> None:
+    """Start the threads (each waits on a shared barrier) and wait for all of them."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @pytest.mark.parametrize(
     "values",
     [
@@ -89,12 +97,8 @@ def test_concurrent_copies_of_one_batch_store_each_item_once(conn, head, monkeyp
         barrier.wait()
         outcomes.append(service.submit_batch(items))
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _all_at_once([threading.Thread(target=send) for _ in range(8)])
     finally:
         service.close()
     assert len(outcomes) == 8
@@ -314,12 +318,8 @@ def test_threads_finding_one_outages_dead_connections_log_one_warning(db_url, ca
         except psycopg.Error as exc:
             failures.append(exc)
 
-    threads = [threading.Thread(target=check, args=(c,)) for c in dead]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _all_at_once([threading.Thread(target=check, args=(c,)) for c in dead])
     finally:
         for conn in dead:
             conn.close()
