@@ -363,6 +363,11 @@ def _per_event(before: float | None, after: float | None, n: int) -> float | Non
     return None if before is None or after is None else (after - before) / n
 
 
+def _measured_ms(metric: str, seconds: float | None, unit: str) -> list[dict[str, Any]]:
+    """A row for a figure in milliseconds, none when it could not be measured here."""
+    return [] if seconds is None else [{"metric": metric, "value": seconds * 1000, "unit": unit}]
+
+
 def _open_loop(
     port: int, prefix: str, token: str, traces: list[uuid.UUID], rates: list[int], seconds: float, tag: str
 ) -> list[_open_loop_client.Result]:
@@ -505,10 +510,10 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
                 wall, latencies = _single_events(port, prefix, token, single, clients)
                 cpu_per_event = (_proc.cpu_seconds(pid) - cpu_before) / n_single
                 pg_per_event = _per_event(pg_before, _postgres_cpu(postmaster), n_single)
-                open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
-                insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
                 if pg_per_event is not None:
                     _log(f"PostgreSQL's own CPU per single event: {pg_per_event * 1000:.2f} ms")
+                open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
+                insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
                 pg_before = _postgres_cpu(postmaster)
                 insert_rps = _single_row_inserts(url, insert_rows)
                 pg_per_insert = _per_event(pg_before, _postgres_cpu(postmaster), len(insert_rows))
@@ -539,16 +544,10 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
         {"metric": f"single_event_requests_per_s_{clients}_clients", "value": single_rps, "unit": "req/s"},
         {"metric": "single_event_latency_p50", "value": quantiles[49] * 1000, "unit": "ms"},
         {"metric": "single_event_server_cpu", "value": cpu_per_event * 1000, "unit": "ms per event"},
-        *(
-            []
-            if pg_per_event is None
-            else [
-                {
-                    "metric": "single_event_postgres_cpu",
-                    "value": pg_per_event * 1000,
-                    "unit": "ms per event (every process of the server: others' work on it counts too)",
-                }
-            ]
+        *_measured_ms(
+            "single_event_postgres_cpu",
+            pg_per_event,
+            "ms per event (every process of the server: others' work on it counts too)",
         ),
         {"metric": "single_event_latency_p99", "value": quantiles[98] * 1000, "unit": "ms"},
         {
@@ -566,13 +565,7 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
         {"metric": "ratio_batch_to_raw_copy_best_round", "value": pair_ratios[-1], "unit": "x"},
         {"metric": "ratio_batch_to_single_event", "value": batch_rps / single_rps, "unit": "x"},
         {"metric": "postgres_single_row_inserts_per_s", "value": insert_rps, "unit": "rows/s"},
-        *(
-            []
-            if pg_per_insert is None
-            else [
-                {"metric": "postgres_cpu_per_single_row_insert", "value": pg_per_insert * 1000, "unit": "ms"}
-            ]
-        ),
+        *_measured_ms("postgres_cpu_per_single_row_insert", pg_per_insert, "ms"),
         {
             "metric": "ratio_single_events_to_postgres_inserts",
             "value": single_rps / insert_rps,

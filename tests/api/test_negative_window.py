@@ -7,6 +7,8 @@ import pytest
 
 from feedback_loop.core import queries
 
+from ..support.helpers import make_predictions, register_toy
+
 pytestmark = pytest.mark.integration
 
 ROWS = 3_001  # the newest second holds two rows, then three per second: the 10th is inside a tie
@@ -23,33 +25,24 @@ def _rows_read_from_feedback(plan: dict) -> float:
 
 
 def test_the_newest_items_come_from_the_index_even_before_the_version_is_analyzed(conn):
-    conn.execute(
-        "INSERT INTO model_versions (model_name, version, artifact_uri, sha256, created_by, metrics) "
-        "VALUES ('w', 1, 'file:///w', repeat('0', 64), 'test', '{}')"
-    )
-    conn.execute(
-        """
-        INSERT INTO predictions (trace_id, model_name, model_version, input, output_label, confidence, created_at)
-        SELECT md5('w' || i)::uuid, 'w', 1, '{}', 'a', 0.5, now() FROM generate_series(1, %(n)s) AS i
-        """,
-        {"n": ROWS},
-    )
+    register_toy(conn)
+    traces = make_predictions(conn, "toy", 1, ROWS)
     # Three rows per timestamp, so the window's edge falls inside a tie (broken by id, newest first); the
     # table is not analyzed, as for a version promoted since the last ANALYZE.
     conn.execute(
         """
         INSERT INTO feedback (trace_id, model_name, model_version, kind, source, created_at)
-        SELECT md5('w' || i)::uuid, 'w', 1, CASE WHEN i %% 4 = 0 THEN 'thumbs_down' ELSE 'thumbs_up' END,
+        SELECT t, 'toy', 1, CASE WHEN i %% 4 = 0 THEN 'thumbs_down' ELSE 'thumbs_up' END,
                'api', timestamptz '2026-12-01' + make_interval(secs => i / 3)
-        FROM generate_series(1, %(n)s) AS i
+        FROM unnest(%(traces)s::uuid[]) WITH ORDINALITY AS x (t, i)
         """,
-        {"n": ROWS},
+        {"traces": traces},
     )
-    params = {"model_name": "w", "model_version": 1, "window": WINDOW}
+    params = {"model_name": "toy", "model_version": 1, "window": WINDOW}
     sql = queries.sql("api/negative_window")
     got = [(r["id"], r["is_negative"]) for r in conn.execute(sql, params).fetchall()]
     everything = conn.execute(
-        "SELECT id, is_negative, created_at FROM feedback WHERE model_name = 'w' AND model_version = 1"
+        "SELECT id, is_negative, created_at FROM feedback WHERE model_name = 'toy' AND model_version = 1"
     ).fetchall()
     ordered = sorted(everything, key=lambda r: (r["created_at"], r["id"]), reverse=True)
     assert ordered[WINDOW - 1]["created_at"] == ordered[WINDOW]["created_at"]  # the edge is inside a tie
