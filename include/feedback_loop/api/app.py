@@ -30,7 +30,7 @@ from feedback_loop.api.problems import ApiProblem, UnsupportedMediaType
 from feedback_loop.api.routes import REVIEW_ANSWER_PATH, ROUTES
 from feedback_loop.api.schemas import UNICODE_REASON, ProblemOut
 from feedback_loop.api.service import FeedbackService
-from feedback_loop.core import config
+from feedback_loop.core import config, field_paths
 from feedback_loop.core.errors import ConfigError, DatabaseUnavailableError
 
 log = logging.getLogger(__name__)
@@ -136,13 +136,7 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header", "cookie") and len(parts) > 1:
         parts = parts[1:]
-    out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "body"
+    return field_paths.dotted(parts) or "body"
 
 
 def reason(error: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ import psycopg
 from feedback_loop.api.pool import ConnectionPool
 from feedback_loop.api.problems import Conflict, Invalid, NotFound
 from feedback_loop.api.schemas import RequestItem, RequestsBody
-from feedback_loop.core import config
+from feedback_loop.core import config, field_paths
 from feedback_loop.core import inference_requests as requests
 from feedback_loop.core.errors import NotFoundError
 from feedback_loop.registry import versions as registry
@@ -60,7 +60,10 @@ def _check_items(items: Sequence[RequestItem], features: Sequence[str], model_na
             break
         missing = [c for c in features if c not in item.input]
         found += [
-            {"field": f"items[{i}].input.{c}", "reason": f"is required: a feature column of {model_name}"}
+            {
+                "field": field_paths.dotted(["items", i, "input", c]),
+                "reason": f"is required: a feature column of {model_name}",
+            }
             for c in missing[:MAX_MISSING_PER_ITEM]
         ]
     if found:

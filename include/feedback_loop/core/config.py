@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from feedback_loop.core import paths, schedules
+from feedback_loop.core import field_paths, paths, schedules
 from feedback_loop.core.errors import ConfigError, NotFoundError
 
 ENV_CONFIG = paths.ENV_CONFIG
@@ -371,15 +371,8 @@ _UNION_TAGS = {"input_display": {"table", "image", "text"}}
 
 
 def _location(loc: tuple) -> str:
-    parts = []
-    for i, item in enumerate(loc):
-        if i and item in _UNION_TAGS.get(str(loc[i - 1]), ()):
-            continue
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts) or "(top level)"
+    kept = [item for i, item in enumerate(loc) if not (i and item in _UNION_TAGS.get(str(loc[i - 1]), ()))]
+    return field_paths.dotted(kept) or "(top level)"
 
 
 def parse(text: str, source: str = "<config>") -> Settings:
