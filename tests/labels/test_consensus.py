@@ -83,6 +83,28 @@ def test_three_answers_never_make_anyone_perfect():
     assert estimate.accuracy["new"] < 0.95
 
 
+def test_a_lone_answer_is_read_at_the_lower_end_of_what_its_reviewers_record_vouches_for():
+    """The point estimate of a reviewer with no compared answers is the prior's mode (0.94), and a weak
+    reviewer lucky on five compared answers is estimated higher still; the lower end of the credible
+    interval is what a lone answer is trusted at, and it rises only with a record."""
+    from feedback_loop.labels.consensus import credible_lower, credible_upper
+
+    newcomer = credible_lower(0, 0)
+    lucky = credible_lower(5, 5)
+    proven = credible_lower(95, 100)
+    assert 0.65 < newcomer < lucky < proven < 0.95
+    mode = (consensus.PRIOR_ALPHA - 1) / (consensus.PRIOR_ALPHA + consensus.PRIOR_BETA - 2)
+    assert newcomer < consensus.prior_accuracy() < mode < credible_upper(0, 0)
+    poor = credible_lower(30, 60)
+    assert poor < 0.5, "a reviewer right half the time is trusted at less than a coin's worth alone"
+    # What it does to a lone correction of a plausible prediction (model: a 0.6, b 0.4):
+    item = Item("t", {"a": 0.6, "b": 0.4})
+    lone = [Answer("t", "new", label="b")]
+    at_mode = consensus.posterior(item, lone, {"new": mode}, ["a", "b"])["b"]
+    at_lower = consensus.posterior(item, lone, {"new": newcomer}, ["a", "b"])["b"]
+    assert at_lower < 0.7 < 0.9 < at_mode
+
+
 def test_a_reviewer_is_acted_on_only_when_credibly_below_the_floor():
     """A dozen compared answers on the hardest traces can put a reliable reviewer's point estimate under the
     floor by chance; only a reviewer whose credible interval lies below it is acted on."""

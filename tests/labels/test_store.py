@@ -52,25 +52,35 @@ def _answer(conn, trace, reviewer: str, label: str) -> None:
     )
 
 
+def _toy(conn, n: int) -> list[uuid.UUID]:
+    """`n` predictions of "a" at 0.6 (b 0.4): plausible either way, as routed reviews are."""
+    traces = [uuid.uuid4() for _ in range(n)]
+    store.log_predictions(
+        conn,
+        [
+            store.Prediction(t, "toy", 1, {"f0": float(i)}, "a", 0.6, {"a": 0.6, "b": 0.4})
+            for i, t in enumerate(traces)
+        ],
+    )
+    return traces
+
+
+def _toy_model() -> config.ModelConfig:
+    return config.parse(
+        "models:\n  - {name: toy, label_column: y, training_data: {path: x.csv}}\n", "toy.yaml"
+    ).model("toy")
+
+
 def test_refresh_stores_one_consensus_per_trace_and_each_reviewers_estimate(conn):
     register_toy(conn, model_name="toy")
-    traces = []
-    for i in range(12):
-        trace = uuid.uuid4()
-        store.log_predictions(
-            conn,
-            [store.Prediction(trace, "toy", 1, {"f0": float(i)}, "a", 0.6, {"a": 0.6, "b": 0.4})],
-        )
-        traces.append(trace)
+    traces = _toy(conn, 12)
     # ann and bob agree on every trace; cy answers after them and is wrong on all but two.
     for i, trace in enumerate(traces):
         _answer(conn, trace, "ann", "b")
         _answer(conn, trace, "bob", "b")
         _answer(conn, trace, "cy", "b" if i < 2 else "a")
     conn.commit()
-    model = config.parse(
-        "models:\n  - {name: toy, label_column: y, training_data: {path: x.csv}}\n", "toy.yaml"
-    ).model("toy")
+    model = _toy_model()
 
     refreshed = labels.refresh(conn, model)
     conn.commit()
@@ -78,12 +88,59 @@ def test_refresh_stores_one_consensus_per_trace_and_each_reviewers_estimate(conn
     stored = labels.consensus_labels(conn, "toy")
     assert len(stored) == 12 and {row["label"] for row in stored.values()} == {"b"}
     assert {row["status"] for row in stored.values()} == {"corroborated"}
-    accuracy = labels.stored_accuracy(conn, "toy")
+    accuracy = labels.stored_reliability(conn, "toy", model.review.min_reviewer_accuracy).accuracy
     assert accuracy["cy"] < model.review.min_reviewer_accuracy < min(accuracy["ann"], accuracy["bob"])
     assert {s.reviewer: s.compared for s in refreshed.reviewers} == {"ann": 12, "bob": 12, "cy": 12}
     people = {p["reviewer"]: p for p in report.reviewers(conn, "toy", model.review)["reviewers"]}
     assert people["cy"]["below_threshold"] and not people["ann"]["below_threshold"]
     assert people["cy"]["agreement"]["correct"] == 2 and people["cy"]["agreement"]["interval"][1] < 0.5
+
+
+def test_a_lone_answer_weighs_what_its_reviewers_record_vouches_for(conn):
+    """A trace one person answered keeps, as its probability (its training weight), the consensus with that
+    person read at the lower end of their credible interval: a newcomer's lone correction weighs less than
+    one from a reviewer whose answers agreed with others' many times, and less than its point estimate
+    would give, yet it needs no second opinion for that (decided on the point estimate). The per-answer
+    update and the refresh agree."""
+    register_toy(conn, model_name="toy")
+    shared, (ann_alone, dee_alone, eve_alone) = _toy(conn, 20), _toy(conn, 3)
+    for i, trace in enumerate(shared):  # ann and bob agree on twenty traces: a record for both
+        for person in ("ann", "bob") if i % 2 else ("bob", "ann"):  # a first answer is not counted
+            _answer(conn, trace, person, "b")
+    _answer(conn, ann_alone, "ann", "b")
+    _answer(conn, dee_alone, "dee", "b")  # dee has answered nothing anyone else answered
+    conn.commit()
+    model = _toy_model()
+
+    refreshed = labels.refresh(conn, model)
+    conn.commit()
+    by_trace = {t.trace_id: t for t in refreshed.traces}
+    ann, dee = by_trace[str(ann_alone)], by_trace[str(dee_alone)]
+    assert ann.status == dee.status == labels.SINGLE and ann.label == dee.label == "b"
+    item = consensus.Item("x", {"a": 0.6, "b": 0.4})
+    point = consensus.posterior(
+        item, [Answer("x", "dee", label="b")], refreshed.estimate.accuracy, ["a", "b"]
+    )
+    newcomer = consensus.credible_lower(0, 0)
+    assert dee.probability == pytest.approx(
+        consensus.posterior(item, [Answer("x", "dee", label="b")], {"dee": newcomer}, ["a", "b"])["b"]
+    )
+    assert dee.probability < ann.probability < by_trace[str(shared[0])].probability
+    assert dee.probability < point["b"] - 0.2
+    assert not dee.needs_another_opinion, "the point estimate trusts dee enough to skip a second opinion"
+    stored = labels.stored_reliability(conn, "toy", model.review.min_reviewer_accuracy)
+    assert stored.cautious["dee"] == pytest.approx(newcomer)
+    assert stored.cautious["dee"] < stored.accuracy["dee"] and stored.cautious["ann"] > newcomer
+
+    again = labels.update_trace(conn, "toy", model.review, str(dee_alone))
+    assert again is not None and again.probability == pytest.approx(dee.probability)
+    _answer(conn, eve_alone, "eve", "b")  # a reviewer no refresh has seen yet
+    first = labels.update_trace(conn, "toy", model.review, str(eve_alone))
+    assert first is not None and first.probability == pytest.approx(dee.probability)
+    conn.commit()
+    people = {p["reviewer"]: p for p in report.reviewers(conn, "toy", model.review)["reviewers"]}
+    for person in people.values():
+        assert person["accuracy_lower"] <= person["estimated_accuracy"] <= person["accuracy_upper"]
 
 
 def test_a_refresh_is_skipped_until_an_answer_comes_or_the_review_settings_change(conn, caplog, monkeypatch):

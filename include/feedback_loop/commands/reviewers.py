@@ -42,6 +42,12 @@ def _interval(share: dict) -> str:
     return f"{share['correct']}/{share['of']} ({low:.0%}-{high:.0%})"
 
 
+def _estimate(person: dict) -> str:
+    low, high = person["accuracy_lower"], person["accuracy_upper"]
+    point = f"{person['estimated_accuracy']:.0%}"
+    return point if low is None or high is None else f"{point} ({low:.0%}-{high:.0%})"
+
+
 def run_list(args: argparse.Namespace) -> int:
     settings = config.load()
     models = [settings.model(args.model)] if args.model else list(settings.models)
@@ -69,7 +75,7 @@ def run_list(args: argparse.Namespace) -> int:
             {
                 "reviewer": r["reviewer"] + (" (below threshold)" if r["below_threshold"] else ""),
                 "answers": r["answers"],
-                "estimated_accuracy": r["estimated_accuracy"],
+                "estimated_accuracy": _estimate(r),
                 "gold": _interval(r["gold"]),
                 "agreement": _interval(r["agreement"]),
             }

@@ -138,9 +138,15 @@ def _reviewers(view: ModelView) -> str:
         low, high = s["interval"]
         return f'{s["share"]:.0%} of {s["of"]} <span class="muted">({low:.0%}–{high:.0%})</span>'
 
+    def estimate(r: dict) -> str:
+        low, high = r.get("accuracy_lower"), r.get("accuracy_upper")
+        if low is None or high is None:
+            return _pct(r["estimated_accuracy"])
+        return f'{_pct(r["estimated_accuracy"])} <span class="muted">({low:.0%}–{high:.0%})</span>'
+
     body = "".join(
         f'<tr><td class="text {"alert" if r["below_threshold"] else ""}">{escape(r["reviewer"])}</td>'
-        f"<td>{r['answers']}</td><td>{_pct(r['estimated_accuracy'])}</td>"
+        f"<td>{r['answers']}</td><td>{estimate(r)}</td>"
         f"<td>{share(r['gold'])}</td><td>{share(r['agreement'])}</td></tr>"
         for r in people
     )

@@ -13,6 +13,11 @@ make everyone look worse than they are; the later answers were not chosen by wha
 its answers, weighed by those accuracies, with the model's own probabilities when it scored the trace as
 the prior, mixed with MODEL_DOUBT of a uniform prior: a correction the model thought nearly impossible
 stays in doubt until someone agrees, and two reliable reviewers who agree always outweigh the model.
+A trace only one person answered reads that person cautiously: at the lower end of their credible
+interval (`credible_lower`), so a newcomer, whose estimate is the prior's mode until answers compared with
+others' say otherwise, or a weak reviewer who has been lucky on a few compared answers, does not carry a
+label alone at full weight. Whether such an answer needs a second opinion is still judged on the point
+estimate: asking for one on the cautious reading costs rows the loop needs (docs/benchmarks.md).
 
 Written here rather than taken from crowd-kit: its Dawid-Skene has neither item priors nor a prior on the
 reviewers' accuracy (both matter with two or three answers per trace), and it pulls in transformers.
@@ -29,7 +34,7 @@ MODEL_DOUBT = 0.1
 # Part of what a refresh is made from (labels.store.refresh_if_changed): raise it with any change here or
 # in labels.store that alters what a refresh writes, so the first aggregation run after the deploy
 # refreshes even without new answers.
-RULES_VERSION = 1
+RULES_VERSION = 2
 PRIOR_ALPHA = 8.5  # Beta(8.5, 1.5): mean 0.85, as much say as ten answers
 PRIOR_BETA = 1.5
 FLOOR = 1e-6
@@ -76,6 +81,11 @@ class Estimate:
         count, right = self.evidence.get(reviewer, (0.0, 0.0))
         return credible_upper(right, count)
 
+    def lower(self, reviewer: str) -> float:
+        """The lower end of the reviewer's one-sided CREDIBLE interval: how far a lone answer is trusted."""
+        count, right = self.evidence.get(reviewer, (0.0, 0.0))
+        return credible_lower(right, count)
+
     def label(self, item: str) -> tuple[str, float] | None:
         posterior = self.posteriors.get(item)
         if not posterior:
@@ -89,6 +99,13 @@ def credible_upper(right: float, count: float, level: float = CREDIBLE) -> float
     from scipy.stats import beta
 
     return float(beta.ppf(level, PRIOR_ALPHA + right, PRIOR_BETA + max(count - right, 0.0)))
+
+
+def credible_lower(right: float, count: float, level: float = CREDIBLE) -> float:
+    """P(accuracy >= this) = level under the Beta prior updated with `right` of `count` answers."""
+    from scipy.stats import beta
+
+    return float(beta.ppf(1.0 - level, PRIOR_ALPHA + right, PRIOR_BETA + max(count - right, 0.0)))
 
 
 def credibly_below(stored: Mapping[str, Any], floor: float) -> bool:

@@ -28,6 +28,10 @@ def _share(k: int, n: int) -> dict[str, Any]:
     }
 
 
+def _rounded(value: float | None) -> float | None:
+    return round(float(value), 6) if value is not None else None
+
+
 def reviewers(conn: psycopg.Connection, model_name: str, review: ReviewConfig) -> dict[str, Any]:
     rows = conn.execute(queries.sql("labels/reviewer_accuracy"), {"model_name": model_name}).fetchall()
     people = [
@@ -35,9 +39,10 @@ def reviewers(conn: psycopg.Connection, model_name: str, review: ReviewConfig) -
             "reviewer": row["reviewer"],
             "answers": int(row["answers"]),
             "estimated_accuracy": round(float(row["accuracy"]), 6),
-            "accuracy_upper": round(float(row["accuracy_upper"]), 6)
-            if row["accuracy_upper"] is not None
-            else None,
+            # The one-sided credible interval's ends (consensus.CREDIBLE); None before the first refresh
+            # after the migration that added them.
+            "accuracy_lower": _rounded(row["accuracy_lower"]),
+            "accuracy_upper": _rounded(row["accuracy_upper"]),
             # Acted on only when credibly below: the upper end of the credible interval is below the floor.
             "below_threshold": consensus.credibly_below(row, review.min_reviewer_accuracy),
             "gold": _share(int(row["gold_correct"]), int(row["gold_answers"])),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,15 +92,36 @@ def load(conn: psycopg.Connection, model_name: str, trace_id: str | None = None)
     return Reviewed(items, list(latest.values()), predicted, gold)
 
 
-def stored_accuracy(conn: psycopg.Connection, model_name: str) -> dict[str, float]:
+@dataclass(frozen=True)
+class Reliability:
+    """What the last refresh stored about a model's reviewers, as one trace's consensus uses it."""
+
+    accuracy: dict[str, float]  # the point estimate
+    cautious: dict[str, float]  # the lower end of the credible interval: how far a lone answer is trusted
+    unreliable: set[str]  # credibly below the accuracy floor
+
+    def cautious_of(self, reviewer: str) -> float:
+        """A reviewer no refresh has estimated yet gets the prior's lower end, as a refresh would give."""
+        return self.cautious.get(reviewer, consensus.credible_lower(0.0, 0.0))
+
+
+def stored_reliability(conn: psycopg.Connection, model_name: str, floor: float) -> Reliability:
     rows = conn.execute(queries.sql("labels/reviewer_accuracy"), {"model_name": model_name}).fetchall()
-    return {row["reviewer"]: float(row["accuracy"]) for row in rows}
+    accuracy = {row["reviewer"]: float(row["accuracy"]) for row in rows}
+    # Before the first refresh after migration 0014 the lower end is NULL: the point estimate stands in.
+    cautious = {
+        row["reviewer"]: float(
+            row["accuracy_lower"] if row["accuracy_lower"] is not None else row["accuracy"]
+        )
+        for row in rows
+    }
+    unreliable = {row["reviewer"] for row in rows if consensus.credibly_below(row, floor)}
+    return Reliability(accuracy, cautious, unreliable)
 
 
 def unreliable_reviewers(conn: psycopg.Connection, model_name: str, floor: float) -> set[str]:
     """Reviewers credibly below `floor`: even the upper end of their credible interval is below it."""
-    rows = conn.execute(queries.sql("labels/reviewer_accuracy"), {"model_name": model_name}).fetchall()
-    return {row["reviewer"] for row in rows if consensus.credibly_below(row, floor)}
+    return stored_reliability(conn, model_name, floor).unreliable
 
 
 def _status(
@@ -148,17 +169,25 @@ def _consensus_of(
     accuracy: dict[str, float],
     labels: list[str],
     review: ReviewConfig,
-    unreliable: Collection[str] = (),
+    unreliable: Collection[str],
+    cautious: Callable[[str], float],
 ) -> TraceConsensus:
-    """The consensus of one trace from `answers`, its answers in `reviewed`."""
+    """The consensus of one trace from `answers`, its answers in `reviewed`. A lone answer's label keeps
+    the probability it has with its reviewer read cautiously (`cautious`: the lower end of their credible
+    interval): that is the label's training weight. Whether it needs a second opinion is judged on the
+    point estimate."""
     posterior = consensus.posterior(reviewed.items[trace], answers, accuracy, labels)
     label = max(sorted(posterior), key=lambda candidate: posterior[candidate])
     probability = posterior[label]
     status, agreeing = _status(answers, label, probability, review)
+    stored = probability
+    if len(answers) == 1:
+        lone = {answers[0].reviewer: cautious(answers[0].reviewer)}
+        stored = consensus.posterior(reviewed.items[trace], answers, lone, labels)[label]
     return TraceConsensus(
         trace_id=trace,
         label=label,
-        probability=probability,
+        probability=stored,
         answers=len(answers),
         reviewers=sorted({a.reviewer for a in answers}),
         agreeing=agreeing,
@@ -196,14 +225,16 @@ def update_trace(
     if str(trace_id) not in reviewed.items:
         return None
     labels = consensus.labels_of(reviewed.items.values(), reviewed.answers)
+    stored = stored_reliability(conn, model_name, review.min_reviewer_accuracy)
     result = _consensus_of(
         str(trace_id),
         reviewed.answers,  # loaded for this trace alone
         reviewed,
-        stored_accuracy(conn, model_name),
+        stored.accuracy,
         labels,
         review,
-        unreliable_reviewers(conn, model_name, review.min_reviewer_accuracy),
+        stored.unreliable,
+        stored.cautious_of,
     )
     _write_consensus(conn, model_name, [result])
     return result
@@ -213,7 +244,8 @@ def update_trace(
 class ReviewerStats:
     reviewer: str
     accuracy: float
-    accuracy_upper: float  # the upper end of the one-sided credible interval (consensus.CREDIBLE)
+    accuracy_lower: float  # the lower end of the one-sided credible interval (consensus.CREDIBLE)
+    accuracy_upper: float  # ... and its upper end
     answers: int
     gold_answers: int
     gold_correct: int
@@ -244,7 +276,13 @@ def _reviewer_stats(
                 tally[1] += 1
                 tally[2] += int(agrees)
     return [
-        ReviewerStats(reviewer, estimate.accuracy[reviewer], estimate.upper(reviewer), *counts[reviewer])
+        ReviewerStats(
+            reviewer,
+            estimate.accuracy[reviewer],
+            estimate.lower(reviewer),
+            estimate.upper(reviewer),
+            *counts[reviewer],
+        )
         for reviewer in sorted(estimate.accuracy)
     ]
 
@@ -309,7 +347,16 @@ def refresh(
     unreliable = {r for r in estimate.accuracy if estimate.upper(r) < floor}
     by_trace = reviewed.by_trace()
     traces = [
-        _consensus_of(t, by_trace.get(t, []), reviewed, estimate.accuracy, labels, model.review, unreliable)
+        _consensus_of(
+            t,
+            by_trace.get(t, []),
+            reviewed,
+            estimate.accuracy,
+            labels,
+            model.review,
+            unreliable,
+            estimate.lower,
+        )
         for t in sorted(reviewed.items)
     ]
     stats = _reviewer_stats(reviewed, estimate, labels)
@@ -321,6 +368,7 @@ def refresh(
                 "model_name": model.name,
                 "reviewers": [s.reviewer for s in stats],
                 "accuracy": [s.accuracy for s in stats],
+                "accuracy_lower": [s.accuracy_lower for s in stats],
                 "accuracy_upper": [s.accuracy_upper for s in stats],
                 "answers": [s.answers for s in stats],
                 "gold_answers": [s.gold_answers for s in stats],
