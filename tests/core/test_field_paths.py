@@ -15,7 +15,9 @@ pytestmark = pytest.mark.unit
         (("extra", " "), 'extra[" "]'),
         (("models", "iris.v1", "threshold"), 'models["iris.v1"].threshold'),
         (("", 0), '[""][0]'),
-        (("caf\u00e9",), '["caf\\u00e9"]'),
+        (("items", 0, "input", "temp\u00e9rature"), "items[0].input.temp\u00e9rature"),
+        (("caf\u00e9 cr\u00e8me",), '["caf\u00e9 cr\u00e8me"]'),
+        (("a\u200bb",), '["a\\u200bb"]'),
         ((), ""),
     ],
 )

@@ -12,6 +12,7 @@ import pytest
 
 from feedback_loop import cli
 from feedback_loop.core import db
+from feedback_loop.lab import simulate
 
 pytestmark = pytest.mark.integration
 
@@ -65,9 +66,17 @@ def test_uncertainty_routing_on_digits_ends_with_a_more_accurate_champion(db_url
     assert report["holdout_rows"] == 540  # 30% of 1,797 rows, stratified
 
 
-def test_the_simulation_leaves_no_database_behind(db_url):
-    with db.connect(db_url) as conn:
-        before = {r["datname"] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+def test_the_simulation_leaves_no_database_behind(db_url, monkeypatch):
+    # The databases this run creates are the ones to look for: other simulations may run on the same server
+    # (a benchmark beside the tests), and theirs come and go meanwhile.
+    created: list[str] = []
+    ensure = simulate.db.ensure_database
+
+    def recorded(server: str, name: str) -> str:
+        created.append(name)
+        return ensure(server, name)
+
+    monkeypatch.setattr(simulate.db, "ensure_database", recorded)
     assert (
         cli.main(
             [
@@ -87,9 +96,10 @@ def test_the_simulation_leaves_no_database_behind(db_url):
         )
         == 0
     )
+    assert created and all(name.startswith("fl_simulate_") for name in created)
     with db.connect(db_url) as conn:
         after = {r["datname"] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
-    assert {d for d in after - before if d.startswith("fl_simulate_")} == set()
+    assert set(created) & after == set()
 
 
 def test_a_csv_with_categorical_features_and_missing_values(tmp_path, db_url, capsys):

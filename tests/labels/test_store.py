@@ -134,6 +134,8 @@ def test_a_lone_answer_weighs_what_its_reviewers_record_vouches_for(conn):
 
     again = labels.update_trace(conn, "toy", model.review, str(dee_alone))
     assert again is not None and again.probability == pytest.approx(dee.probability)
+    ann_again = labels.update_trace(conn, "toy", model.review, str(ann_alone))
+    assert ann_again is not None and ann_again.probability == pytest.approx(ann.probability)
     _answer(conn, eve_alone, "eve", "b")  # a reviewer no refresh has seen yet
     first = labels.update_trace(conn, "toy", model.review, str(eve_alone))
     assert first is not None and first.probability == pytest.approx(dee.probability)
@@ -141,6 +143,44 @@ def test_a_lone_answer_weighs_what_its_reviewers_record_vouches_for(conn):
     people = {p["reviewer"]: p for p in report.reviewers(conn, "toy", model.review)["reviewers"]}
     for person in people.values():
         assert person["accuracy_lower"] <= person["estimated_accuracy"] <= person["accuracy_upper"]
+
+
+def test_reading_a_lone_reviewer_cautiously_never_makes_a_label_they_argued_against_surer(conn):
+    """A prediction the model was sure of (a at 0.99) and one newcomer saying b: the consensus keeps a, and
+    its probability stays what the point estimate gives; reading the newcomer cautiously would raise it."""
+    register_toy(conn, model_name="toy")
+    (trace,) = [uuid.uuid4()]
+    store.log_predictions(
+        conn, [store.Prediction(trace, "toy", 1, {"f0": 0.0}, "a", 0.99, {"a": 0.99, "b": 0.01})]
+    )
+    _answer(conn, trace, "new", "b")
+    conn.commit()
+    result = labels.update_trace(conn, "toy", RULES, str(trace))
+    assert result is not None and result.label == "a"
+    item = consensus.Item("x", {"a": 0.99, "b": 0.01})
+    at = {
+        r: consensus.posterior(item, [Answer("x", "new", label="b")], {"new": r}, ["a", "b"])["a"]
+        for r in (consensus.prior_accuracy(), consensus.newcomer_lower())
+    }
+    assert at[consensus.newcomer_lower()] > at[consensus.prior_accuracy()], "the case this test is about"
+    assert result.probability == pytest.approx(result.point_probability)
+    assert result.probability == pytest.approx(at[consensus.prior_accuracy()])
+    assert result.needs_another_opinion, "a reviewer the model overrules is asked again"
+
+
+def test_before_the_first_refresh_with_the_lower_end_a_known_reviewer_is_trusted_alone_as_a_newcomer(conn):
+    """Rows written before migration 0014 have no lower end until the next refresh: a lone answer is then
+    not trusted beyond a newcomer's, nor beyond the reviewer's point estimate."""
+    for reviewer, accuracy in (("steady", 0.95), ("shaky", 0.6)):
+        conn.execute(
+            "INSERT INTO reviewer_accuracy (model_name, reviewer, accuracy, answers, gold_answers, gold_correct,"
+            " compared, agreed) VALUES ('toy', %s, %s, 10, 0, 0, 10, 8)",
+            (reviewer, accuracy),
+        )
+    stored = labels.stored_reliability(conn, "toy", 0.7)
+    assert stored.cautious["steady"] == pytest.approx(consensus.newcomer_lower())
+    assert stored.cautious["shaky"] == pytest.approx(0.6)
+    assert stored.cautious_of("nobody") == pytest.approx(consensus.newcomer_lower())
 
 
 def test_a_refresh_is_skipped_until_an_answer_comes_or_the_review_settings_change(conn, caplog, monkeypatch):

@@ -6,10 +6,17 @@ import json
 import re
 from collections.abc import Iterable
 
-# Keys that read as themselves after a dot. Anything else (blank, spaces, tabs, dots, quotes, control
-# characters) is shown JSON-quoted in brackets, so a field named "\t" is reported as ["\t"], not as an
-# invisible name the reader cannot find in their request.
-_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# Keys that read as themselves after a dot: a letter or _, then letters, digits, _ or - (any script, so a
+# column named température reads as itself). Anything else (blank, spaces, tabs, dots, quotes, invisible
+# characters) is shown JSON-quoted in brackets, so a field named "\t" is reported as ["\t"], not as a
+# name the reader cannot see or find in their request.
+_PLAIN_KEY = re.compile(r"[^\W\d][\w-]*")
+
+
+def _quoted(text: str) -> str:
+    """JSON-quoted, readable characters kept as they are and unprintable ones (a zero-width space, ...)
+    escaped, which json.dumps without ensure_ascii leaves as they are."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in json.dumps(text, ensure_ascii=False))
 
 
 def dotted(parts: Iterable[object]) -> str:
@@ -21,5 +28,5 @@ def dotted(parts: Iterable[object]) -> str:
         elif _PLAIN_KEY.fullmatch(text := str(part)):
             out += ("." if out else "") + text
         else:
-            out += f"[{json.dumps(text)}]"
+            out += f"[{_quoted(text)}]"
     return out

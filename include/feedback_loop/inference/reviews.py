@@ -280,7 +280,7 @@ def _follow_up(
         {
             "trace_id": trace_id,
             "reason": SECOND_OPINION,
-            "priority": 1.0 - result.probability,
+            "priority": 1.0 - result.point_probability,
             "excluded": result.reviewers,
         },
     )

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 MODEL_DOUBT = 0.1
@@ -106,6 +107,13 @@ def credible_lower(right: float, count: float, level: float = CREDIBLE) -> float
     from scipy.stats import beta
 
     return float(beta.ppf(1.0 - level, PRIOR_ALPHA + right, PRIOR_BETA + max(count - right, 0.0)))
+
+
+@cache
+def newcomer_lower() -> float:
+    """How far a lone answer of a reviewer with no compared answers is trusted (about 0.70); cached, and
+    computed on first use so that importing this module never loads scipy."""
+    return credible_lower(0.0, 0.0)
 
 
 def credibly_below(stored: Mapping[str, Any], floor: float) -> bool:

@@ -51,12 +51,13 @@ class Reviewed:
 class TraceConsensus:
     trace_id: str
     label: str
-    probability: float
+    probability: float  # stored, the training weight: a lone answer read cautiously (_consensus_of)
     answers: int
     reviewers: list[str]
     agreeing: int
     status: str
     needs_another_opinion: bool
+    point_probability: float  # with every reviewer at their point estimate: what second opinions go by
 
 
 MAX_SKIPPED_HOURS = 24  # refresh_if_changed refreshes at least this often
@@ -102,16 +103,20 @@ class Reliability:
 
     def cautious_of(self, reviewer: str) -> float:
         """A reviewer no refresh has estimated yet gets the prior's lower end, as a refresh would give."""
-        return self.cautious.get(reviewer, consensus.credible_lower(0.0, 0.0))
+        found = self.cautious.get(reviewer)
+        return found if found is not None else consensus.newcomer_lower()
 
 
 def stored_reliability(conn: psycopg.Connection, model_name: str, floor: float) -> Reliability:
     rows = conn.execute(queries.sql("labels/reviewer_accuracy"), {"model_name": model_name}).fetchall()
     accuracy = {row["reviewer"]: float(row["accuracy"]) for row in rows}
-    # Before the first refresh after migration 0014 the lower end is NULL: the point estimate stands in.
+    # Before the first refresh after migration 0014 the lower end is NULL: a known reviewer is then
+    # trusted alone no more than a newcomer, nor more than their point estimate.
     cautious = {
         row["reviewer"]: float(
-            row["accuracy_lower"] if row["accuracy_lower"] is not None else row["accuracy"]
+            row["accuracy_lower"]
+            if row["accuracy_lower"] is not None
+            else min(row["accuracy"], consensus.newcomer_lower())
         )
         for row in rows
     }
@@ -172,10 +177,12 @@ def _consensus_of(
     unreliable: Collection[str],
     cautious: Callable[[str], float],
 ) -> TraceConsensus:
-    """The consensus of one trace from `answers`, its answers in `reviewed`. A lone answer's label keeps
-    the probability it has with its reviewer read cautiously (`cautious`: the lower end of their credible
-    interval): that is the label's training weight. Whether it needs a second opinion is judged on the
-    point estimate."""
+    """The consensus of one trace from `answers`, its answers in `reviewed`. A lone answer's label is
+    stored with the probability it has with its reviewer read cautiously (`cautious`: the lower end of
+    their credible interval) when that is lower: that is the label's training weight. Read cautiously, a
+    reviewer the model overrules would make the model's label surer, so then the point estimate's
+    probability stays. Whether the trace needs a second opinion, and how urgently, is judged on the point
+    estimate."""
     posterior = consensus.posterior(reviewed.items[trace], answers, accuracy, labels)
     label = max(sorted(posterior), key=lambda candidate: posterior[candidate])
     probability = posterior[label]
@@ -183,11 +190,12 @@ def _consensus_of(
     stored = probability
     if len(answers) == 1:
         lone = {answers[0].reviewer: cautious(answers[0].reviewer)}
-        stored = consensus.posterior(reviewed.items[trace], answers, lone, labels)[label]
+        stored = min(probability, consensus.posterior(reviewed.items[trace], answers, lone, labels)[label])
     return TraceConsensus(
         trace_id=trace,
         label=label,
         probability=stored,
+        point_probability=probability,
         answers=len(answers),
         reviewers=sorted({a.reviewer for a in answers}),
         agreeing=agreeing,
