@@ -6,17 +6,24 @@ import json
 import re
 from collections.abc import Iterable
 
-# Keys that read as themselves after a dot: a letter or _, then letters, digits, _ or - (any script, so a
-# column named température reads as itself). Anything else (blank, spaces, tabs, dots, quotes, invisible
-# characters) is shown JSON-quoted in brackets, so a field named "\t" is reported as ["\t"], not as a
-# name the reader cannot see or find in their request.
-_PLAIN_KEY = re.compile(r"[^\W\d][\w-]*")
+# Keys that read as themselves after a dot: ASCII letters, digits, _ and -. Anything else is shown
+# JSON-quoted in brackets, so the quotes themselves tell the reader the name is unusual: a field named
+# "\t" is reported as ["\t"], not as a blank name, and a Cyrillic "а" in "nаme" never passes for Latin.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+# Letters that show as blank (Hangul fillers): escaped like spaces and control characters.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _shown(char: str) -> str:
+    """A character of a quoted name: as it is when it can be read, else its JSON escape (a surrogate pair
+    above U+FFFF)."""
+    if char.isascii() or (char.isprintable() and not char.isspace() and char not in _BLANK_LETTERS):
+        return char
+    return json.dumps(char)[1:-1]
 
 
 def _quoted(text: str) -> str:
-    """JSON-quoted, readable characters kept as they are and unprintable ones (a zero-width space, ...)
-    escaped, which json.dumps without ensure_ascii leaves as they are."""
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in json.dumps(text, ensure_ascii=False))
+    return "".join(_shown(c) for c in json.dumps(text, ensure_ascii=False))
 
 
 def dotted(parts: Iterable[object]) -> str:

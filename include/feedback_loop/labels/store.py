@@ -57,7 +57,9 @@ class TraceConsensus:
     agreeing: int
     status: str
     needs_another_opinion: bool
-    point_probability: float  # with every reviewer at their point estimate: what second opinions go by
+    # With every reviewer at their point estimate: what second opinions are decided and asked by, after an
+    # answer. (Traces a refresh unsettles are queued by the stored probability: inference/reviews.py.)
+    point_probability: float
 
 
 MAX_SKIPPED_HOURS = 24  # refresh_if_changed refreshes at least this often
