@@ -128,6 +128,11 @@ def test_a_lone_answer_weighs_what_its_reviewers_record_vouches_for(conn):
     assert dee.probability < ann.probability < by_trace[str(shared[0])].probability
     assert dee.probability < point["b"] - 0.2
     assert not dee.needs_another_opinion, "the point estimate trusts dee enough to skip a second opinion"
+    row = conn.execute(
+        "SELECT probability, point_probability FROM consensus_labels WHERE trace_id = %s", (dee_alone,)
+    ).fetchone()
+    assert row["probability"] == pytest.approx(dee.probability)
+    assert row["point_probability"] == pytest.approx(dee.point_probability) == pytest.approx(point["b"])
     stored = labels.stored_reliability(conn, "toy", model.review.min_reviewer_accuracy)
     assert stored.cautious["dee"] == pytest.approx(newcomer)
     assert stored.cautious["dee"] < stored.accuracy["dee"] and stored.cautious["ann"] > newcomer

@@ -144,7 +144,7 @@ def _queue_unsettled(conn: psycopg.Connection, model: ModelConfig, limit: int) -
             {
                 "trace_id": row["trace_id"],
                 "reason": SECOND_OPINION,
-                "priority": 1.0 - float(row["probability"]),
+                "priority": 1.0 - float(row["point_probability"]),
                 "excluded": list(row["reviewers"]),
             },
         )

@@ -57,9 +57,7 @@ class TraceConsensus:
     agreeing: int
     status: str
     needs_another_opinion: bool
-    # With every reviewer at their point estimate: what second opinions are decided and asked by, after an
-    # answer. (Traces a refresh unsettles are queued by the stored probability: inference/reviews.py.)
-    point_probability: float
+    point_probability: float  # every reviewer at their point estimate: what second opinions go by
 
 
 MAX_SKIPPED_HOURS = 24  # refresh_if_changed refreshes at least this often
@@ -218,6 +216,7 @@ def _write_consensus(conn: psycopg.Connection, model_name: str, rows: Sequence[T
             "trace_ids": [r.trace_id for r in rows],
             "labels": [r.label for r in rows],
             "probabilities": [r.probability for r in rows],
+            "point_probabilities": [r.point_probability for r in rows],
             "answers": [r.answers for r in rows],
             "reviewers": [json.dumps(r.reviewers) for r in rows],
             "agreeing": [r.agreeing for r in rows],
