@@ -13,7 +13,7 @@ from feedback_loop.labels import consensus, report
 from feedback_loop.labels import store as labels
 from feedback_loop.labels.consensus import Answer
 
-from ..support.helpers import register_toy
+from ..support.helpers import make_predictions, register_toy
 
 pytestmark = pytest.mark.integration
 
@@ -52,19 +52,6 @@ def _answer(conn, trace, reviewer: str, label: str) -> None:
     )
 
 
-def _toy(conn, n: int) -> list[uuid.UUID]:
-    """`n` predictions of "a" at 0.6 (b 0.4): plausible either way, as routed reviews are."""
-    traces = [uuid.uuid4() for _ in range(n)]
-    store.log_predictions(
-        conn,
-        [
-            store.Prediction(t, "toy", 1, {"f0": float(i)}, "a", 0.6, {"a": 0.6, "b": 0.4})
-            for i, t in enumerate(traces)
-        ],
-    )
-    return traces
-
-
 def _toy_model() -> config.ModelConfig:
     return config.parse(
         "models:\n  - {name: toy, label_column: y, training_data: {path: x.csv}}\n", "toy.yaml"
@@ -73,7 +60,7 @@ def _toy_model() -> config.ModelConfig:
 
 def test_refresh_stores_one_consensus_per_trace_and_each_reviewers_estimate(conn):
     register_toy(conn, model_name="toy")
-    traces = _toy(conn, 12)
+    traces = make_predictions(conn, "toy", 1, 12, confidence=0.6)  # plausible either way
     # ann and bob agree on every trace; cy answers after them and is wrong on all but two.
     for i, trace in enumerate(traces):
         _answer(conn, trace, "ann", "b")
@@ -103,7 +90,8 @@ def test_a_lone_answer_weighs_what_its_reviewers_record_vouches_for(conn):
     would give, yet it needs no second opinion for that (decided on the point estimate). The per-answer
     update and the refresh agree."""
     register_toy(conn, model_name="toy")
-    shared, (ann_alone, dee_alone, eve_alone) = _toy(conn, 20), _toy(conn, 3)
+    shared = make_predictions(conn, "toy", 1, 20, confidence=0.6)  # a at 0.6, b at 0.4
+    ann_alone, dee_alone, eve_alone = make_predictions(conn, "toy", 1, 3, confidence=0.6)
     for i, trace in enumerate(shared):  # ann and bob agree on twenty traces: a record for both
         for person in ("ann", "bob") if i % 2 else ("bob", "ann"):  # a first answer is not counted
             _answer(conn, trace, person, "b")
@@ -154,10 +142,7 @@ def test_reading_a_lone_reviewer_cautiously_never_makes_a_label_they_argued_agai
     """A prediction the model was sure of (a at 0.99) and one newcomer saying b: the consensus keeps a, and
     its probability stays what the point estimate gives; reading the newcomer cautiously would raise it."""
     register_toy(conn, model_name="toy")
-    (trace,) = [uuid.uuid4()]
-    store.log_predictions(
-        conn, [store.Prediction(trace, "toy", 1, {"f0": 0.0}, "a", 0.99, {"a": 0.99, "b": 0.01})]
-    )
+    (trace,) = make_predictions(conn, "toy", 1, 1, confidence=0.99)
     _answer(conn, trace, "new", "b")
     conn.commit()
     result = labels.update_trace(conn, "toy", RULES, str(trace))

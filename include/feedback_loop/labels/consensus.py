@@ -95,18 +95,21 @@ class Estimate:
         return best, posterior[best]
 
 
-def credible_upper(right: float, count: float, level: float = CREDIBLE) -> float:
-    """P(accuracy <= this) = level under the Beta prior updated with `right` of `count` answers."""
+def _quantile(q: float, right: float, count: float) -> float:
+    """The q-quantile of accuracy under the Beta prior updated with `right` of `count` answers."""
     from scipy.stats import beta
 
-    return float(beta.ppf(level, PRIOR_ALPHA + right, PRIOR_BETA + max(count - right, 0.0)))
+    return float(beta.ppf(q, PRIOR_ALPHA + right, PRIOR_BETA + max(count - right, 0.0)))
+
+
+def credible_upper(right: float, count: float, level: float = CREDIBLE) -> float:
+    """P(accuracy <= this) = level."""
+    return _quantile(level, right, count)
 
 
 def credible_lower(right: float, count: float, level: float = CREDIBLE) -> float:
-    """P(accuracy >= this) = level under the Beta prior updated with `right` of `count` answers."""
-    from scipy.stats import beta
-
-    return float(beta.ppf(1.0 - level, PRIOR_ALPHA + right, PRIOR_BETA + max(count - right, 0.0)))
+    """P(accuracy >= this) = level."""
+    return _quantile(1.0 - level, right, count)
 
 
 @cache

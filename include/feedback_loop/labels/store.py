@@ -263,7 +263,7 @@ class ReviewerStats:
 
 
 def _reviewer_stats(
-    reviewed: Reviewed, estimate: consensus.Estimate, labels: list[str]
+    reviewed: Reviewed, estimate: consensus.Estimate, labels: list[str], lower: dict[str, float]
 ) -> list[ReviewerStats]:
     by_item = reviewed.by_trace()
     counts: dict[str, list[int]] = {r: [0, 0, 0, 0, 0] for r in estimate.accuracy}
@@ -288,7 +288,7 @@ def _reviewer_stats(
         ReviewerStats(
             reviewer,
             estimate.accuracy[reviewer],
-            estimate.lower(reviewer),
+            lower[reviewer],
             estimate.upper(reviewer),
             *counts[reviewer],
         )
@@ -354,6 +354,7 @@ def refresh(
     estimate = consensus.estimate(list(reviewed.items.values()), reviewed.answers, known_labels=labels)
     floor = model.review.min_reviewer_accuracy
     unreliable = {r for r in estimate.accuracy if estimate.upper(r) < floor}
+    lower = {r: estimate.lower(r) for r in estimate.accuracy}  # a Beta quantile each: once per reviewer
     by_trace = reviewed.by_trace()
     traces = [
         _consensus_of(
@@ -364,11 +365,11 @@ def refresh(
             labels,
             model.review,
             unreliable,
-            estimate.lower,
+            lower.__getitem__,
         )
         for t in sorted(reviewed.items)
     ]
-    stats = _reviewer_stats(reviewed, estimate, labels)
+    stats = _reviewer_stats(reviewed, estimate, labels, lower)
     _write_consensus(conn, model.name, traces)
     if stats:
         conn.execute(
