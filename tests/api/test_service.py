@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from feedback_loop.api import batch_body
 from feedback_loop.api import service as service_module
 from feedback_loop.api.pool import ConnectionPool
-from feedback_loop.api.problems import Invalid
+from feedback_loop.api.problems import Invalid, NotFound
 from feedback_loop.api.schemas import FeedbackBody
 from feedback_loop.api.service import FeedbackService
 from feedback_loop.core import store
@@ -77,6 +77,123 @@ def test_a_single_event_retried_inside_a_batch_is_recognised(conn):
     finally:
         service.close()
     assert batch["items"] == [{"id": single.row["id"], "created": False}]
+
+
+def _concurrent_single_events(service: FeedbackService, bodies: list[FeedbackBody]) -> list[object]:
+    """Each body submitted from a thread of its own, all at once; each thread's outcome or exception."""
+    outcomes: list[object] = [None] * len(bodies)
+    barrier = threading.Barrier(len(bodies))
+
+    def send(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[n] = service.submit(bodies[n])
+        except Exception as exc:  # the test looks at what each request got
+            outcomes[n] = exc
+
+    _all_at_once([threading.Thread(target=send, args=(n,)) for n in range(len(bodies))])
+    return outcomes
+
+
+def test_concurrent_single_events_share_commits_and_each_gets_its_own_answer_and_effects(conn):
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, 40)
+    conn.commit()
+    bodies = [
+        FeedbackBody(trace_id=t, kind="rating", rating=4 + n % 2, comment=f"n{n}", client_event_id=f"e-{n}")
+        for n, t in enumerate(traces)
+    ]
+    bodies += [FeedbackBody(trace_id=traces[0], kind="thumbs_up")]  # no key
+    bodies += [FeedbackBody(trace_id=uuid.uuid4(), kind="thumbs_up", client_event_id="e-unknown")]
+    bodies += [bodies[5]]  # a retry racing its first attempt
+    bodies += [FeedbackBody(trace_id=traces[6], kind="thumbs_up", client_event_id="e-6")]  # e-6 reused
+    # Then negative ones, two of them urgent: more than 30 % of the last 10 are negative, a review opens.
+    negative_bodies = [
+        FeedbackBody(trace_id=t, kind="thumbs_down", client_event_id=f"n-{n}")
+        for n, t in enumerate(traces[:4])
+    ]
+    negative_bodies += [
+        FeedbackBody(trace_id=t, kind="thumbs_down", comment="it is wrong", client_event_id=f"u-{n}")
+        for n, t in enumerate(traces[4:6])
+    ]
+    service = FeedbackService(CONFIG)
+    try:
+        outcomes = _concurrent_single_events(service, bodies)
+        outcomes += _concurrent_single_events(service, negative_bodies)
+        grouped = service._single_events
+    finally:
+        service.close()
+    for n, body in enumerate(bodies[:41]):
+        if n == 6:  # its key is reused below: which of the two wins is a race
+            continue
+        outcome = outcomes[n]
+        assert isinstance(outcome, service_module.Submitted), (n, outcome)
+        assert outcome.row["idempotency_key"] == body.client_event_id
+        assert outcome.row["comment"] == body.comment and outcome.row["trace_id"] == body.trace_id
+    assert isinstance(outcomes[41], NotFound)
+    retry, reused = outcomes[42], outcomes[43]
+    first_of_5 = outcomes[5]
+    assert isinstance(retry, service_module.Submitted) and isinstance(first_of_5, service_module.Submitted)
+    assert retry.row["id"] == first_of_5.row["id"] and [retry.created, first_of_5.created].count(True) == 1
+    # e-6 went to whichever arrived first; the other body under it is refused as a reused key.
+    assert sorted(type(o).__name__ for o in (outcomes[6], reused)) == ["Conflict", "Submitted"]
+    negative = outcomes[44:]
+    assert all(
+        isinstance(o, service_module.Submitted) and o.created and o.row["is_negative"] for o in negative
+    )
+    assert [o.row["priority"] for o in negative[4:]] == ["urgent", "urgent"]
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 47
+    urgent = [
+        r["text"]
+        for r in conn.execute(
+            "SELECT payload::text AS text FROM notifications WHERE topic = 'urgent_feedback'"
+        )
+    ]
+    assert len(urgent) == 2, "one notification per urgent event"
+    for outcome in negative[4:]:
+        assert any(str(outcome.row["trace_id"]) in text for text in urgent)
+    opened = conn.execute(
+        "SELECT count(*) AS n FROM review_items WHERE reason = 'negative_feedback'"
+    ).fetchone()
+    assert opened["n"] >= 1
+    assert grouped.items >= 49 and grouped.groups < grouped.items, "some commits were shared"
+
+
+def test_a_group_the_database_refuses_is_written_one_by_one(conn):
+    register_toy(conn)
+    # A real refusal of the group's statement only: events written one by one pass.
+    conn.execute(
+        """CREATE FUNCTION refuse_groups() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF current_query() LIKE '%%jsonb_to_recordset%%' THEN
+               RAISE EXCEPTION 'groups refused by this test';
+             END IF;
+             RETURN NEW;
+           END $$"""
+    )
+    conn.execute(
+        "CREATE TRIGGER refuse_groups BEFORE INSERT ON feedback FOR EACH ROW EXECUTE FUNCTION refuse_groups()"
+    )
+    conn.commit()
+    try:
+        traces = make_predictions(conn, "toy", 1, 12)
+        conn.commit()
+        bodies = [
+            FeedbackBody(trace_id=t, kind="thumbs_up", client_event_id=f"e-{n}") for n, t in enumerate(traces)
+        ]
+        service = FeedbackService(CONFIG)
+        try:
+            outcomes = _concurrent_single_events(service, bodies)
+        finally:
+            service.close()
+        assert all(isinstance(o, service_module.Submitted) and o.created for o in outcomes), outcomes
+        assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 12
+    finally:
+        conn.rollback()
+        conn.execute("DROP TRIGGER refuse_groups ON feedback")
+        conn.execute("DROP FUNCTION refuse_groups()")
+        conn.commit()
 
 
 @pytest.mark.parametrize("head", [1000, 8], ids=["one model look-up", "two model look-ups"])

@@ -75,6 +75,60 @@ def test_a_keyed_event_can_commit_in_its_own_round_trip_and_a_key_naming_a_batch
     assert store.record_feedback(conn, answer, idempotency_key="k-batch").created
 
 
+def test_a_group_of_events_is_stored_in_one_commit_and_reports_what_it_did_not_store(conn, db_url, traces):
+    store.record_feedback(
+        conn, store.FeedbackIn(trace_id=traces[0], kind="thumbs_up"), idempotency_key="k-old"
+    )
+    store.record_batch(conn, "k-batch", "0" * 64, [])
+    conn.commit()
+    entries = [
+        (
+            store.FeedbackIn(trace_id=traces[1], kind="rating", rating=5, comment="fine", user_id="u1"),
+            "k-new",
+        ),
+        (store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"), "k-unknown-trace"),
+        (store.FeedbackIn(trace_id=traces[2], kind="thumbs_up"), None),
+        (store.FeedbackIn(trace_id=traces[3], kind="thumbs_up"), "k-old"),  # stored before
+        (store.FeedbackIn(trace_id=traces[4], kind="thumbs_up"), "k-batch"),  # a batch's key
+        (store.FeedbackIn(trace_id=traces[2], kind="implicit", signal="accepted", source="implicit"), None),
+    ]
+    rows = store.record_feedback_group(conn, entries)
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE, "committed in the round trip"
+    assert [row is not None for row in rows] == [True, False, True, False, False, True]
+    first = rows[0]
+    assert first is not None
+    assert (first["trace_id"], first["kind"], first["rating"], first["comment"]) == (
+        traces[1],
+        "rating",
+        5,
+        "fine",
+    )
+    assert (first["idempotency_key"], first["model_name"], first["model_version"]) == ("k-new", "toy", 1)
+    with psycopg.connect(db_url) as other:
+        stored = other.execute(
+            "SELECT id, trace_id, kind, request_hash FROM feedback WHERE id = ANY(%s) ORDER BY id",
+            [[row["id"] for row in rows if row is not None]],
+        ).fetchall()
+    assert [(r[1], r[2]) for r in stored] == [
+        (traces[1], "rating"),
+        (traces[2], "thumbs_up"),
+        (traces[2], "implicit"),
+    ]
+    assert stored[0][3] == entries[0][0].request_hash(), "a retry of it is recognised as one"
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 4
+    # The one-by-one path then says why the others were not stored, and stores nothing either.
+    with pytest.raises(NotFoundError):
+        store.record_keyed_feedback(conn, *entries[1], commit=True)
+    assert not store.record_keyed_feedback(conn, entries[0][0], "k-new", commit=True).created
+
+
+def test_a_group_refuses_two_events_under_one_key(conn, traces):
+    item = store.FeedbackIn(trace_id=traces[0], kind="thumbs_up")
+    with pytest.raises(ValueError, match="share an idempotency key"):
+        store.record_feedback_group(conn, [(item, "k"), (item, "k")])
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 0
+
+
 def test_feedback_for_unknown_trace_is_not_found(conn, traces):
     with pytest.raises(NotFoundError, match="unknown trace_id"):
         store.record_feedback(conn, store.FeedbackIn(trace_id=uuid.uuid4(), kind="thumbs_up"))

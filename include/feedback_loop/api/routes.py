@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from feedback_loop.api import batch_body, schemas
 from feedback_loop.api.problems import MAX_REPORTED_PROBLEMS, ApiProblem, Unavailable
-from feedback_loop.api.service import FeedbackService, ReviewDesk
+from feedback_loop.api.service import FeedbackService, PreparedEvent, ReviewDesk
 
 IdempotencyKey = Annotated[
     schemas.EventId | None,  # client_event_id's rule: 1-200 printable characters, no outer spaces
@@ -33,6 +34,9 @@ IdempotencyKey = Annotated[
 REPLAYED_HEADER = "Idempotent-Replayed"
 Body = TypeVar("Body", bound=BaseModel)
 UNDECODABLE = "could not be decoded: send UTF-8 encoded JSON with Content-Type: application/json"
+# A larger single event (a long comment) is read on a worker thread, not on the event loop, which other
+# requests share.
+LOOP_EVENT_MAX_BYTES = 16 * 1024
 BIGINT_MAX = 2**63 - 1  # ids are PostgreSQL bigints: a larger one is a 422, not a database error
 
 
@@ -48,20 +52,48 @@ def _ingest_one(feedback: FeedbackService, raw: bytes, idempotency_key: str | No
             raise ApiProblem("body", UNDECODABLE) from None
         body = _parsed_by_python(raw, exc.errors, schemas.FeedbackBody)
     result = feedback.submit(body, idempotency_key)
-    content = schemas.FeedbackOut.model_validate(result.row).model_dump_json()
+    return _feedback_response(result.row, result.created)
+
+
+def _feedback_response(row: dict[str, Any], created: bool) -> Response:
     return Response(
-        content,
-        status_code=201 if result.created else 200,
+        schemas.FeedbackOut.model_validate(row).model_dump_json(),
+        status_code=201 if created else 200,
         media_type="application/json",
-        headers=None if result.created else {REPLAYED_HEADER: "true"},
+        headers=None if created else {REPLAYED_HEADER: "true"},
     )
+
+
+def _prepared_event(
+    feedback: FeedbackService, raw: bytes, idempotency_key: str | None
+) -> PreparedEvent | None:
+    """The body as a valid event, read and prepared on the event loop; None for anything else, which the
+    worker-thread path then refuses with its reasons (or reads, when it is large)."""
+    if len(raw) > LOOP_EVENT_MAX_BYTES:
+        return None
+    try:
+        body = batch_body.parse_event(raw)
+    except (batch_body.InvalidItems, ApiProblem):
+        return None
+    return feedback.prepared_event(body, idempotency_key)
 
 
 async def post_feedback(request: Request, idempotency_key: IdempotencyKey = None) -> Response:
     """The body is parsed here, after batch_body's bound on its values, not by FastAPI: one object of a
-    million unknown fields (12 MB) became a dict and a million error objects first (issue 14)."""
+    million unknown fields (12 MB) became a dict and a million error objects first (issue 14).
+
+    A valid event is read and prepared on the event loop and awaits its group write there, with no worker
+    thread of its own: the hand-off to one and back was a large part of an event's cost
+    (docs/benchmarks.md, "Single events: group commit"). A refused one, a retry, and one the group write
+    did not store take a worker thread, which says why."""
     raw = await request.body()
-    return await run_in_threadpool(_ingest_one, service(request), raw, idempotency_key)
+    feedback = service(request)
+    prepared = _prepared_event(feedback, raw, idempotency_key)
+    if prepared is not None:
+        row = await asyncio.wrap_future(feedback.write_event(prepared))
+        if row is not None:
+            return _feedback_response(row, created=True)
+    return await run_in_threadpool(_ingest_one, feedback, raw, idempotency_key)
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -22,6 +22,7 @@ import psycopg
 
 from feedback_loop.api import batch_body, inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Plan, Written
+from feedback_loop.api.group_commit import GroupCommit
 from feedback_loop.api.pool import ConnectionPool, PoolBusyError
 from feedback_loop.api.problems import (
     MAX_REPORTED_PROBLEMS,
@@ -172,6 +173,9 @@ class _Models:
         return self.head_models if self.rest is None else self.head_models + self.rest.result()
 
 
+PreparedEvent = tuple[store.FeedbackIn, str | None]  # a valid event, masked and triaged, and its key
+
+
 @dataclass(frozen=True)
 class Submitted:
     row: dict[str, Any]
@@ -236,6 +240,11 @@ class FeedbackService:
         self._queued = 0
         self._queued_lock = threading.Lock()
         self._outage = _Outage()
+        # Single events of concurrent requests share a transaction.
+        self._single_events = self._group_commit()
+
+    def _group_commit(self) -> GroupCommit[PreparedEvent, dict[str, Any] | None]:
+        return GroupCommit(self._write_single_events, name="feedback-group-commit")
 
     def _executor(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self._delivery_workers, thread_name_prefix="feedback-notify")
@@ -276,14 +285,36 @@ class FeedbackService:
 
     # ---- writes -----------------------------------------------------------------------------------
 
+    def prepared_event(self, body: FeedbackBody, header_key: str | None = None) -> PreparedEvent | None:
+        """The event, masked and triaged, with its key, when it is valid: write_event can store it. None
+        otherwise; `submit` then says what is wrong."""
+        try:
+            key, _ = self._key(header_key, body)
+        except Invalid:
+            return None
+        if problems(body, self.settings.api):
+            return None
+        return self._prepared(body), key
+
+    def write_event(self, event: PreparedEvent) -> Future[dict[str, Any] | None]:
+        """A future of the stored row of a prepared_event, committed together with the events of concurrent
+        requests (api/group_commit.py), with its triage effects; of None when nothing was stored (a retry,
+        a used key, an unknown trace): `submit` then says which."""
+        return self._single_events.submit(event)
+
     def submit(self, body: FeedbackBody, header_key: str | None = None) -> Submitted:
+        prepared = self.prepared_event(body, header_key)
+        if prepared is not None:
+            row = self.write_event(prepared).result()
+            if row is not None:
+                return Submitted(row, True)
         key, key_field = self._key(header_key, body)
         found = problems(body, self.settings.api)
         if found:
             raise Invalid(**found[0], more=found[1:])
         item = self._prepared(body)
-        # Most events write nothing but their row: those commit in the insert's own round trip. A negative
-        # one may open a review item and an urgent one writes its notification, in the same transaction.
+        # Here when the group write stored nothing (this says why) or was refused. A negative event may open
+        # a review item and an urgent one writes its notification, in the same transaction.
         alone = item.priority != "urgent" and not triage.is_negative(body.kind, body.rating, body.signal)
         notifications: list[int] = []
         with self.pool.connection() as conn:
@@ -308,6 +339,62 @@ class FeedbackService:
                     notifications.append(self._enqueue_urgent(conn, [row]))
         self._schedule(notifications)
         return Submitted(row, result.created)
+
+    def _write_single_events(self, events: Sequence[PreparedEvent]) -> list[dict[str, Any] | None]:
+        """The group write of `_single_events`: each event's new row, None for one to write on its own.
+
+        One transaction: the rows, then the triage effects of those stored, as a batch has them (a negative
+        event's version gets one negative-rate check over the group's rows; an urgent event its own
+        notification); the COMMIT goes with the insert when there are none. An event whose key an earlier
+        one in the group holds (a client's retry racing its first attempt) is written on its own
+        afterwards, and so is every event of a group PostgreSQL refused (a deadlock, a check): its
+        transaction was rolled back, and alone each one gets its own answer. When the connection broke,
+        whether the COMMIT arrived is unknown, so the error reaches every request (503), as it would one
+        written alone."""
+        keys: set[str] = set()
+        entries: list[tuple[store.FeedbackIn, str | None]] = []
+        place: list[int | None] = []
+        for item, key in events:
+            if key is not None and key in keys:
+                place.append(None)
+                continue
+            if key is not None:
+                keys.add(key)
+            place.append(len(entries))
+            entries.append((item, key))
+        effects = any(
+            item.priority == "urgent" or triage.is_negative(item.kind, item.rating, item.signal)
+            for item, _ in entries
+        )
+        with self.pool.connection() as conn:
+            try:
+                rows = store.record_feedback_group(conn, entries, commit=not effects)
+                notifications = self._after_group_write(conn, [row for row in rows if row is not None])
+                conn.commit()
+            except psycopg.Error as exc:
+                if conn.broken:
+                    raise
+                # Rolled back here: left to the pool (a COMMIT of the failed transaction), psycopg's cache
+                # of prepared statements went on naming statements the server no longer had.
+                conn.rollback()
+                log.info(
+                    "a group of %d single events was refused (%s); writing them one by one",
+                    len(entries),
+                    type(exc).__name__,
+                )
+                return [None] * len(events)
+        self._schedule(notifications)
+        return [None if n is None else rows[n] for n in place]
+
+    def _after_group_write(self, conn: psycopg.Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """The triage effects of a group's stored rows, in its transaction; the notifications to deliver."""
+        notifications: list[int] = []
+        for model_name, version in sorted(
+            {(r["model_name"], r["model_version"]) for r in rows if r["is_negative"]}
+        ):
+            notifications += self._negative_rate_check(conn, model_name, version)
+        notifications += [self._enqueue_urgent(conn, [row]) for row in rows if row["priority"] == "urgent"]
+        return notifications
 
     def submit_batch(self, items: Sequence[FeedbackItem], header_key: str | None = None) -> dict[str, Any]:
         """Store all items in one transaction, or none.
@@ -786,6 +873,7 @@ class FeedbackService:
         if self._stopped:
             self._deliveries = self._executor()
             self._lookups = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feedback-lookup")
+            self._single_events = self._group_commit()
             self._stopped = False
         self.pool.reopen()
 
@@ -793,10 +881,11 @@ class FeedbackService:
         """Stops delivering (undelivered notifications stay in the outbox) and closes connections."""
         self._deliveries.shutdown(wait=False, cancel_futures=True)
         self._lookups.shutdown(wait=False, cancel_futures=True)
+        self._single_events.close()  # the events queued are written before the pool closes
         self._stopped = True
         with self._queued_lock:
             self._queued = 0
         self.pool.close()
 
 
-__all__ = ["ApiProblem", "FeedbackService", "Submitted"]
+__all__ = ["ApiProblem", "FeedbackService", "PreparedEvent", "Submitted"]

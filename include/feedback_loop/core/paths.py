@@ -27,7 +27,11 @@ def shipped_config_path() -> Path:
 
 def config_path() -> Path:
     """FEEDBACK_LOOP_CONFIG, else the shipped example (here so that reading it needs no pydantic)."""
-    configured = os.environ.get(ENV_CONFIG)
+    return _config_path(os.environ.get(ENV_CONFIG))
+
+
+@functools.lru_cache(maxsize=8)  # the API asks on every request: building the Path was ~3 % of an event
+def _config_path(configured: str | None) -> Path:
     return Path(configured) if configured else shipped_config_path()
 
 

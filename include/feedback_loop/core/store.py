@@ -192,6 +192,31 @@ def record_keyed_feedback(
     return _recorded(conn, inserted.fetchone(), item, params)
 
 
+def record_feedback_group(
+    conn: psycopg.Connection, entries: Sequence[tuple[FeedbackIn, str | None]], *, commit: bool = True
+) -> list[dict[str, Any] | None]:
+    """Store events (each with its idempotency key or None) in one round trip: the keys' locks, one insert
+    of all rows, and with `commit` the COMMIT (else the transaction stays open for more). Returns each entry's new row, or None
+    where nothing was stored (unknown trace, key stored before, key of a stored batch): record_feedback or
+    record_keyed_feedback then tells which. No two entries may share a key."""
+    params = [{**_feedback_params(item, key), "ord": n} for n, (item, key) in enumerate(entries)]
+    keys = [p["idempotency_key"] for p in params if p["idempotency_key"] is not None]
+    if len(set(keys)) != len(keys):
+        raise ValueError("record_feedback_group: two entries share an idempotency key")
+    with conn.pipeline():
+        if keys:
+            db.transaction_locks(conn, [_idempotency_lock(key) for key in keys])
+        inserted = conn.execute(
+            queries.sql("store/insert_feedback_group"), {"rows": pydantic_core.to_json(params).decode()}
+        )
+        if commit:
+            _commit_queued(conn)
+    rows: list[dict[str, Any] | None] = [None] * len(entries)
+    for row in inserted.fetchall():
+        rows[row.pop("ord")] = row
+    return rows
+
+
 def _commit_queued(conn: psycopg.Connection) -> None:
     """COMMIT as one more statement of the open pipeline, sent with the others when it syncs; not
     `conn.commit()`, which syncs the pipeline itself: a second round trip. psycopg follows the transaction
@@ -314,7 +339,11 @@ def stored_request_hashes(conn: psycopg.Connection, keys: Sequence[str]) -> dict
 def lock_idempotency_key(conn: psycopg.Connection, key: str) -> None:
     """Serialise requests naming the same idempotency key until this transaction ends, so a single event
     and a batch (or two batches) under one key cannot both be stored."""
-    db.transaction_lock(conn, f"idempotency:{key}")
+    db.transaction_lock(conn, _idempotency_lock(key))
+
+
+def _idempotency_lock(key: str) -> str:
+    return f"idempotency:{key}"
 
 
 def stored_batch(conn: psycopg.Connection, key: str) -> tuple[str, list[int]] | None:

@@ -1,0 +1,95 @@
+"""Group commit: single events that arrive while another write is in flight are written together next.
+
+Each single event in its own transaction costs PostgreSQL a transaction and a WAL flush, and the server a
+pooled connection, a pipeline and three statements; under load that was most of an event's cost
+(docs/benchmarks.md, "Single events: group commit"). Here one writer thread per process writes what is
+queued: an event that arrives while the writer is idle is written at once, in a group of its own; events
+that arrive while a write is in flight are written together next, in one transaction. Each request still
+returns only after its own event is committed. Requests wait on a future, so a request on the server's
+event loop awaits its write without a worker thread of its own.
+
+Written here rather than taken from a library: no maintained package does group commit for callers that
+share one psycopg pool, and the whole mechanism is a list, a condition and a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+
+
+class GroupCommit(Generic[Item, Outcome]):
+    """`submit(item)` returns a future of `write(group)`'s outcome for `item`, where `group` holds it and
+    whatever else was submitted while the previous write ran (at most `max_group` items; the rest go in
+    the next write).
+
+    `write` runs on the writer thread, gets the items in arrival order and returns one outcome per item,
+    in the same order; if it raises, every future of that group gets the exception."""
+
+    def __init__(
+        self,
+        write: Callable[[Sequence[Item]], Sequence[Outcome]],
+        max_group: int = 64,
+        name: str = "group-commit",
+    ) -> None:
+        if max_group < 1:
+            raise ValueError(f"max_group must be at least 1 (got {max_group})")
+        self._write = write
+        self._max_group = max_group
+        self._name = name
+        self._wakeup = threading.Condition()
+        self._queue: list[tuple[Item, Future[Outcome]]] = []
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self.groups = 0  # writes so far, and the items they held: group sizes for tests and logs
+        self.items = 0
+
+    def submit(self, item: Item) -> Future[Outcome]:
+        future: Future[Outcome] = Future()
+        with self._wakeup:
+            if self._closed:
+                raise RuntimeError(f"{self._name} is closed")
+            self._queue.append((item, future))
+            if self._writer is None:  # started on first use: a forked server process starts its own
+                self._writer = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._writer.start()
+            self._wakeup.notify()
+        return future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the writer."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._queue and not self._closed:
+                    self._wakeup.wait()
+                if not self._queue:
+                    return
+                group, self._queue = self._queue[: self._max_group], self._queue[self._max_group :]
+                self.groups += 1
+                self.items += len(group)
+            self._write_group(group)
+
+    def _write_group(self, group: list[tuple[Item, Future[Outcome]]]) -> None:
+        try:
+            outcomes = self._write([item for item, _ in group])
+            if len(outcomes) != len(group):
+                raise RuntimeError(f"group write returned {len(outcomes)} outcomes for {len(group)} items")
+        except Exception as exc:  # every submitter of the group hears of it; the writer goes on
+            for _, future in group:
+                future.set_exception(exc)
+        else:
+            for (_, future), outcome in zip(group, outcomes, strict=True):
+                future.set_result(outcome)
