@@ -216,6 +216,8 @@ def test_no_digit_of_a_phone_number_survives(case):
 @given(st.tuples(phone_numbers(), phone_numbers(), st.sampled_from([" ", " / ", "/", ", ", " or "])))
 @example(("+49 30 1234567", "0171 5550199", " / "))
 @example(("030 1234567", "0171 5550199", " "))
+@example(("1000000", "+1 (10.) 01.01.00", " "))  # after an international prefix, "01.01.00" is no date
+@example(("(030) 12.12.12", "0171 5550199", " or "))
 def test_two_phone_numbers_in_a_row_are_both_masked(case):
     first, second, between = case
     text = f"call {first}{between}{second} please"
@@ -268,6 +270,7 @@ def test_an_exploded_ipv6_address_is_masked():
     "text",
     [
         "on 2026-12-06 it broke",
+        "fixed (2026-12-06 10:00), thanks",
         "since v1.2.3 and version 3.11.7",
         "it read my 7 as a 1",
         "took 15 minutes",

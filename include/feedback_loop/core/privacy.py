@@ -14,7 +14,8 @@ Masked (each replaced by its placeholder; docs/reliability.md "What the masker p
   a phone number, as is a longer run that starts with "+" or "("; any other longer run (two phone numbers
   in a row, a long id) is `[number]`.
 
-Left readable: dates (2026-12-06, 06.12.2026, 12/06/2026, with a time), decimals (0.87234, 3.14159),
+Left readable: dates (2026-12-06, 06.12.2026, 12/06/2026, with a time; in a run that starts with "+" or
+"(", only at its start: "+1 (100) 01.01.00" is a phone number), decimals (0.87234, 3.14159),
 UUIDs (trace ids), and every number of fewer than 7 digits (versions 3.11.7, order #12345, 15 minutes).
 Not masked at all: names, postal addresses, passwords or other secrets typed as free text.
 
@@ -312,7 +313,10 @@ def _number(run: str, replace: Callable[[str], str]) -> str:
     groups = _GROUP.finditer(run) if "-" in run or "/" in run or "." in run else ()
     if not groups:  # no date and no address without "-", "/" or "."
         other = digits
-    for group in groups:
+    # After an international prefix ("+1 (100) 01.01.00", "(030) 12.12.12") only the first group can
+    # start a date: later ones are the rest of a phone number. "(2026-12-06)" stays a date.
+    prefixed = run[0] in "+\uff0b(\uff08"
+    for n, group in enumerate(groups):
         if group.start() < pos:
             continue
         start = group.start()
@@ -323,7 +327,7 @@ def _number(run: str, replace: Callable[[str], str]) -> str:
             date = _DATE.match(run, start)
             ip = _IPV4.match(run, start)
             for kind, match in (("date", date), ("ip", ip)):
-                if match is None:
+                if match is None or (kind == "date" and prefixed and n > 0):
                     continue
                 end = match.end()
                 if end < len(run) and not run[end].isspace() and not (kind == "ip" and run[end] == "/"):
