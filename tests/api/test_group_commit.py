@@ -104,3 +104,29 @@ def test_a_write_that_returns_the_wrong_number_of_outcomes_is_an_error():
         group.close()
     with pytest.raises(ValueError, match="max_group"):
         GroupCommit(lambda items: list(items), max_group=0)
+
+
+def test_an_item_cancelled_while_queued_is_left_out_and_one_being_written_cannot_be_cancelled():
+    writes = _HeldWrites()
+    group = GroupCommit(writes)
+    first = group.submit(1)
+    assert writes.started.acquire(timeout=WAIT)
+    assert not first.cancel(), "its write has begun: the request waits for it"
+    gone, kept = group.submit(2), group.submit(3)
+    assert gone.cancel()  # its request went away before the write took it
+    writes.release.release()
+    assert writes.started.acquire(timeout=WAIT)
+    writes.release.release()
+    assert (first.result(WAIT), kept.result(WAIT)) == (10, 30)
+    group.close()
+    assert writes.groups == [[1], [3]]
+
+
+def test_a_forked_process_starts_a_writer_of_its_own():
+    group = GroupCommit(lambda items: [item + 1 for item in items])
+    try:
+        assert group.submit(1).result(WAIT) == 2
+        group._pid = -1  # as a forked child sees it: its parent's writer thread does not exist there
+        assert group.submit(2).result(WAIT) == 3
+    finally:
+        group.close()

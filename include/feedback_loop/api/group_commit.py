@@ -14,6 +14,7 @@ share one psycopg pool, and the whole mechanism is a list, a condition and a thr
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -23,13 +24,19 @@ Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
 
 
+class GroupCommitClosed(RuntimeError):
+    """submit() after close()."""
+
+
 class GroupCommit(Generic[Item, Outcome]):
     """`submit(item)` returns a future of `write(group)`'s outcome for `item`, where `group` holds it and
     whatever else was submitted while the previous write ran (at most `max_group` items; the rest go in
     the next write).
 
     `write` runs on the writer thread, gets the items in arrival order and returns one outcome per item,
-    in the same order; if it raises, every future of that group gets the exception."""
+    in the same order; if it raises, every future of that group gets the exception. A future cancelled
+    before its group is taken (its request went away) is left out of the write; once taken, it cannot
+    be cancelled."""
 
     def __init__(
         self,
@@ -42,20 +49,28 @@ class GroupCommit(Generic[Item, Outcome]):
         self._write = write
         self._max_group = max_group
         self._name = name
-        self._wakeup = threading.Condition()
-        self._queue: list[tuple[Item, Future[Outcome]]] = []
-        self._writer: threading.Thread | None = None
         self._closed = False
+        self._start_afresh()
         self.groups = 0  # writes so far, and the items they held: group sizes for tests and logs
         self.items = 0
 
+    def _start_afresh(self) -> None:
+        self._pid = os.getpid()
+        self._wakeup = threading.Condition()
+        self._queue: list[tuple[Item, Future[Outcome]]] = []
+        self._writer: threading.Thread | None = None
+
     def submit(self, item: Item) -> Future[Outcome]:
+        if self._pid != os.getpid():
+            # A forked child (server workers are forked) has no writer thread, and may hold a copy of the
+            # lock taken: it starts with its own.
+            self._start_afresh()
         future: Future[Outcome] = Future()
         with self._wakeup:
             if self._closed:
-                raise RuntimeError(f"{self._name} is closed")
+                raise GroupCommitClosed(f"{self._name} is closed")
             self._queue.append((item, future))
-            if self._writer is None:  # started on first use: a forked server process starts its own
+            if self._writer is None or not self._writer.is_alive():  # started on first use
                 self._writer = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._writer.start()
             self._wakeup.notify()
@@ -77,19 +92,25 @@ class GroupCommit(Generic[Item, Outcome]):
                     self._wakeup.wait()
                 if not self._queue:
                     return
-                group, self._queue = self._queue[: self._max_group], self._queue[self._max_group :]
+                taken, self._queue = self._queue[: self._max_group], self._queue[self._max_group :]
+            group = [(item, future) for item, future in taken if future.set_running_or_notify_cancel()]
+            if group:
                 self.groups += 1
                 self.items += len(group)
-            self._write_group(group)
+                self._write_group(group)
 
     def _write_group(self, group: list[tuple[Item, Future[Outcome]]]) -> None:
+        failure: BaseException | None = None
+        outcomes: Sequence[Outcome] = ()
         try:
             outcomes = self._write([item for item, _ in group])
             if len(outcomes) != len(group):
                 raise RuntimeError(f"group write returned {len(outcomes)} outcomes for {len(group)} items")
-        except Exception as exc:  # every submitter of the group hears of it; the writer goes on
-            for _, future in group:
-                future.set_exception(exc)
-        else:
-            for (_, future), outcome in zip(group, outcomes, strict=True):
-                future.set_result(outcome)
+        except BaseException as exc:  # every submitter of the group hears of it; the writer goes on
+            failure = exc
+        finally:
+            for n, (_, future) in enumerate(group):
+                if failure is not None:
+                    future.set_exception(failure)
+                else:
+                    future.set_result(outcomes[n])

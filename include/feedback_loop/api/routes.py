@@ -44,14 +44,16 @@ def service(request: Request) -> FeedbackService:
     return request.app.state.feedback_service
 
 
-def _ingest_one(feedback: FeedbackService, raw: bytes, idempotency_key: str | None) -> Response:
+def _ingest_one(
+    feedback: FeedbackService, raw: bytes, idempotency_key: str | None, grouped: bool = True
+) -> Response:
     try:
         body = batch_body.parse_event(raw)
     except batch_body.InvalidItems as exc:
         if not _is_utf8(raw):  # 400, as FastAPI answered before this route parsed its own body
             raise ApiProblem("body", UNDECODABLE) from None
         body = _parsed_by_python(raw, exc.errors, schemas.FeedbackBody)
-    result = feedback.submit(body, idempotency_key)
+    result = feedback.submit(body, idempotency_key, grouped=grouped)
     return _feedback_response(result.row, result.created)
 
 
@@ -93,7 +95,8 @@ async def post_feedback(request: Request, idempotency_key: IdempotencyKey = None
         row = await asyncio.wrap_future(feedback.write_event(prepared))
         if row is not None:
             return _feedback_response(row, created=True)
-    return await run_in_threadpool(_ingest_one, feedback, raw, idempotency_key)
+    # Grouped already when prepared here: the worker thread writes it on its own, and says why.
+    return await run_in_threadpool(_ingest_one, feedback, raw, idempotency_key, prepared is None)
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -22,7 +22,7 @@ import psycopg
 
 from feedback_loop.api import batch_body, inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Plan, Written
-from feedback_loop.api.group_commit import GroupCommit
+from feedback_loop.api.group_commit import GroupCommit, GroupCommitClosed
 from feedback_loop.api.pool import ConnectionPool, PoolBusyError
 from feedback_loop.api.problems import (
     MAX_REPORTED_PROBLEMS,
@@ -300,10 +300,15 @@ class FeedbackService:
         """A future of the stored row of a prepared_event, committed together with the events of concurrent
         requests (api/group_commit.py), with its triage effects; of None when nothing was stored (a retry,
         a used key, an unknown trace): `submit` then says which."""
-        return self._single_events.submit(event)
+        try:
+            return self._single_events.submit(event)
+        except GroupCommitClosed:
+            raise DatabaseUnavailableError("the feedback API is shutting down") from None
 
-    def submit(self, body: FeedbackBody, header_key: str | None = None) -> Submitted:
-        prepared = self.prepared_event(body, header_key)
+    def submit(self, body: FeedbackBody, header_key: str | None = None, *, grouped: bool = True) -> Submitted:
+        """Store one event: in a group write (write_event), then, when that stored nothing or `grouped` is
+        False (the caller's group write stored nothing), on its own, which says why."""
+        prepared = self.prepared_event(body, header_key) if grouped else None
         if prepared is not None:
             row = self.write_event(prepared).result()
             if row is not None:
@@ -378,7 +383,7 @@ class FeedbackService:
                 # of prepared statements went on naming statements the server no longer had.
                 conn.rollback()
                 log.info(
-                    "a group of %d single events was refused (%s); writing them one by one",
+                    "a group write of %d single events was refused (%s); each is written on its own",
                     len(entries),
                     type(exc).__name__,
                 )

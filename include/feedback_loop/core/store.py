@@ -204,6 +204,10 @@ def record_feedback_group(
     if len(set(keys)) != len(keys):
         raise ValueError("record_feedback_group: two entries share an idempotency key")
     with conn.pipeline():
+        # Many requests wait for this one transaction: a lock held elsewhere for long (a batch under one
+        # of the keys, its COPY holding an item's key) fails the group at once instead, and its events
+        # are written one by one, each waiting alone.
+        conn.execute(queries.sql("store/group_lock_timeout"))
         if keys:
             db.transaction_locks(conn, [_idempotency_lock(key) for key in keys])
         inserted = conn.execute(
