@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from feedback_loop.api import group_commit
 from feedback_loop.api.group_commit import GroupCommit
 
 pytestmark = pytest.mark.unit
@@ -126,7 +127,22 @@ def test_a_forked_process_starts_a_writer_of_its_own():
     group = GroupCommit(lambda items: [item + 1 for item in items])
     try:
         assert group.submit(1).result(WAIT) == 2
-        group._pid = -1  # as a forked child sees it: its parent's writer thread does not exist there
+        parents_writer = group._writer
+        group_commit._after_fork_in_child()  # what os.fork runs in the child
+        assert group._writer is None, "the parent's writer thread does not exist in the child"
         assert group.submit(2).result(WAIT) == 3
+        assert group._writer is not parents_writer
+    finally:
+        group.close()
+
+
+def test_a_write_that_raises_stop_iteration_reaches_its_submitters_as_an_error():
+    def write(items: Sequence[int]) -> list[int]:
+        raise StopIteration
+
+    group: GroupCommit[int, int] = GroupCommit(write)
+    try:
+        with pytest.raises(RuntimeError, match="the group write failed"):
+            group.submit(1).result(WAIT)
     finally:
         group.close()

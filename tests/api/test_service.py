@@ -190,8 +190,61 @@ def test_an_event_whose_key_is_locked_elsewhere_waits_alone_and_never_holds_up_t
     finally:
         service.close()
     assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 3
-    with pytest.raises(DatabaseUnavailableError, match="shutting down"):
-        service.write_event(service.prepared_event(FeedbackBody(trace_id=traces[0], kind="thumbs_up")))
+    # At shutdown a request still running is written alone.
+    late = service.prepared_event(FeedbackBody(trace_id=traces[0], kind="thumbs_up"))
+    assert late is not None and service.write_event(late).result(0) is None
+
+
+def test_an_event_waiting_on_an_uncommitted_row_under_its_key_is_written_alone(conn, db_url):
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, 2)
+    conn.commit()
+    body = FeedbackBody(trace_id=traces[0], kind="thumbs_up", client_event_id="k-copying")
+    service = FeedbackService(CONFIG)
+    outcome: list[object] = []
+    try:
+        with psycopg.connect(db_url) as holder:  # a batch's COPY holds its items' rows like this, unlocked
+            store.record_feedback(holder, FeedbackService._prepared(body), idempotency_key="k-copying")
+            waiting = threading.Thread(target=lambda: outcome.append(service.submit(body)))
+            waiting.start()
+            other = FeedbackBody(trace_id=traces[1], kind="thumbs_up", client_event_id="k-other")
+            assert service.submit(other).created  # the waiting event's group gave up after 100 ms
+            assert waiting.is_alive()
+            holder.commit()
+            waiting.join(10)
+    finally:
+        service.close()
+    (retry,) = outcome
+    assert isinstance(retry, service_module.Submitted) and not retry.created, "the stored row is its answer"
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 2
+
+
+def test_a_group_whose_triage_fails_is_written_one_by_one(conn, monkeypatch):
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, 4)
+    conn.commit()
+    service = FeedbackService(CONFIG)
+    real, failures = service._after_group_write, []
+
+    def fails_once(connection, rows):
+        if not failures:
+            failures.append(len(rows))
+            raise RuntimeError("a fault in triage")
+        return real(connection, rows)
+
+    monkeypatch.setattr(service, "_after_group_write", fails_once)
+    bodies = [
+        FeedbackBody(trace_id=t, kind="thumbs_down", client_event_id=f"d-{n}") for n, t in enumerate(traces)
+    ]
+    try:
+        outcomes = _concurrent_single_events(service, bodies)
+    finally:
+        service.close()
+    assert failures, "a group write failed"
+    assert all(isinstance(o, service_module.Submitted) and o.created for o in outcomes), outcomes
+    assert conn.execute("SELECT count(*) AS n FROM feedback").fetchone()["n"] == 4
 
 
 def test_a_group_the_database_refuses_is_written_one_by_one(conn):

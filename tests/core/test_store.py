@@ -122,6 +122,26 @@ def test_a_group_of_events_is_stored_in_one_commit_and_reports_what_it_did_not_s
     assert not store.record_keyed_feedback(conn, entries[0][0], "k-new", commit=True).created
 
 
+def test_a_group_never_waits_for_a_key_locked_elsewhere_and_leaves_no_setting_behind(conn, db_url, traces):
+    with psycopg.connect(db_url) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtext('idempotency:k-busy'))")
+        rows = store.record_feedback_group(
+            conn,
+            [
+                (store.FeedbackIn(trace_id=traces[0], kind="thumbs_up"), "k-busy"),
+                (store.FeedbackIn(trace_id=traces[1], kind="thumbs_up"), "k-free"),
+                (store.FeedbackIn(trace_id=traces[2], kind="thumbs_up"), None),
+            ],
+        )
+        holder.rollback()
+    assert [row is not None for row in rows] == [False, True, True], "the busy key's event is left out"
+    # The group's lock timeout ended with its transaction: the pooled connection waits as before.
+    assert conn.execute("SHOW lock_timeout").fetchone()["lock_timeout"] == "0"
+    assert store.record_keyed_feedback(
+        conn, store.FeedbackIn(trace_id=traces[0], kind="thumbs_up"), "k-busy"
+    ).created
+
+
 def test_a_group_refuses_two_events_under_one_key(conn, traces):
     item = store.FeedbackIn(trace_id=traces[0], kind="thumbs_up")
     with pytest.raises(ValueError, match="share an idempotency key"):

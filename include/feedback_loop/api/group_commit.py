@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, TypeVar
@@ -26,6 +27,21 @@ Outcome = TypeVar("Outcome")
 
 class GroupCommitClosed(RuntimeError):
     """submit() after close()."""
+
+
+# Every GroupCommit of this process: a forked child (server workers are forked) has none of the parent's
+# threads, and may hold a copy of a lock a parent's thread had taken; each instance starts afresh there,
+# before any other thread of the child exists.
+_INSTANCES: weakref.WeakSet[GroupCommit] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for instance in list(_INSTANCES):
+        instance._start_afresh()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class GroupCommit(Generic[Item, Outcome]):
@@ -51,28 +67,25 @@ class GroupCommit(Generic[Item, Outcome]):
         self._name = name
         self._closed = False
         self._start_afresh()
+        _INSTANCES.add(self)
         self.groups = 0  # writes so far, and the items they held: group sizes for tests and logs
         self.items = 0
 
     def _start_afresh(self) -> None:
-        self._pid = os.getpid()
         self._wakeup = threading.Condition()
         self._queue: list[tuple[Item, Future[Outcome]]] = []
         self._writer: threading.Thread | None = None
 
     def submit(self, item: Item) -> Future[Outcome]:
-        if self._pid != os.getpid():
-            # A forked child (server workers are forked) has no writer thread, and may hold a copy of the
-            # lock taken: it starts with its own.
-            self._start_afresh()
         future: Future[Outcome] = Future()
         with self._wakeup:
             if self._closed:
                 raise GroupCommitClosed(f"{self._name} is closed")
-            self._queue.append((item, future))
             if self._writer is None or not self._writer.is_alive():  # started on first use
-                self._writer = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._writer.start()
+                writer = threading.Thread(target=self._run, name=self._name, daemon=True)
+                writer.start()  # before the item is queued: if it cannot start, nothing is left behind
+                self._writer = writer
+            self._queue.append((item, future))
             self._wakeup.notify()
         return future
 
@@ -107,7 +120,12 @@ class GroupCommit(Generic[Item, Outcome]):
             if len(outcomes) != len(group):
                 raise RuntimeError(f"group write returned {len(outcomes)} outcomes for {len(group)} items")
         except BaseException as exc:  # every submitter of the group hears of it; the writer goes on
-            failure = exc
+            # An awaiting request cannot be handed StopIteration (asyncio refuses it) or an interrupt.
+            failure = (
+                exc
+                if type(exc) is not StopIteration and isinstance(exc, Exception)
+                else (RuntimeError(f"the group write failed: {exc!r}"))
+            )
         finally:
             for n, (_, future) in enumerate(group):
                 if failure is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from feedback_loop.api import batch_body, inference_requests, triage
 from feedback_loop.api.batch import BatchItems, Plan, Written
@@ -51,6 +52,7 @@ from feedback_loop.registry import versions as registry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+INTRANS, INERROR = TransactionStatus.INTRANS, TransactionStatus.INERROR
 
 URGENT_TOPIC = "urgent_feedback"
 NEGATIVE_RATE_TOPIC = "negative_feedback_rate"
@@ -302,8 +304,10 @@ class FeedbackService:
         a used key, an unknown trace): `submit` then says which."""
         try:
             return self._single_events.submit(event)
-        except GroupCommitClosed:
-            raise DatabaseUnavailableError("the feedback API is shutting down") from None
+        except GroupCommitClosed:  # a request still running at shutdown: written alone, as it ends normally
+            alone: Future[dict[str, Any] | None] = Future()
+            alone.set_result(None)
+            return alone
 
     def submit(self, body: FeedbackBody, header_key: str | None = None, *, grouped: bool = True) -> Submitted:
         """Store one event: in a group write (write_event), then, when that stored nothing or `grouped` is
@@ -376,8 +380,10 @@ class FeedbackService:
                 rows = store.record_feedback_group(conn, entries, commit=not effects)
                 notifications = self._after_group_write(conn, [row for row in rows if row is not None])
                 conn.commit()
-            except psycopg.Error as exc:
-                if conn.broken:
+            except Exception as exc:
+                # Written alone only when nothing of the group can have been committed: a broken connection
+                # leaves the COMMIT in doubt, and a COMMIT already done must not be repeated.
+                if conn.broken or conn.info.transaction_status not in (INTRANS, INERROR):
                     raise
                 # Rolled back here: left to the pool (a COMMIT of the failed transaction), psycopg's cache
                 # of prepared statements went on naming statements the server no longer had.

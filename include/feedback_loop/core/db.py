@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -149,9 +149,3 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> Iterator[psy
 def transaction_lock(conn: psycopg.Connection, key: str) -> None:
     """Wait for, then hold, the lock named `key` until the current transaction ends."""
     conn.execute(queries.sql("locks/transaction_lock"), {"key": key})
-
-
-def transaction_locks(conn: psycopg.Connection, keys: Sequence[str]) -> None:
-    """transaction_lock for each key, in sorted order (so that transactions taking overlapping sets of
-    locks cannot deadlock over them), in one statement."""
-    conn.execute(queries.sql("locks/transaction_locks"), {"keys": sorted(set(keys))})

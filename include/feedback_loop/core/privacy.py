@@ -14,8 +14,8 @@ Masked (each replaced by its placeholder; docs/reliability.md "What the masker p
   a phone number, as is a longer run that starts with "+" or "("; any other longer run (two phone numbers
   in a row, a long id) is `[number]`.
 
-Left readable: dates (2026-12-06, 06.12.2026, 12/06/2026, with a time; in a run that starts with "+" or
-"(", only at its start: "+1 (100) 01.01.00" is a phone number), decimals (0.87234, 3.14159),
+Left readable: dates (2026-12-06, 06.12.2026, 12/06/2026, with a time; not after "+" or a bracketed area
+code: "+1 (100) 01.01.00" and "(030) 12.12.12" are phone numbers), decimals (0.87234, 3.14159),
 UUIDs (trace ids), and every number of fewer than 7 digits (versions 3.11.7, order #12345, 15 minutes).
 Not masked at all: names, postal addresses, passwords or other secrets typed as free text.
 
@@ -313,8 +313,9 @@ def _number(run: str, replace: Callable[[str], str]) -> str:
     groups = _GROUP.finditer(run) if "-" in run or "/" in run or "." in run else ()
     if not groups:  # no date and no address without "-", "/" or "."
         other = digits
-    # After an international prefix ("+1 (100) 01.01.00", "(030) 12.12.12") only the first group can
-    # start a date: later ones are the rest of a phone number. "(2026-12-06)" stays a date.
+    # After an international prefix or a bracketed area code ("+1 (100) 01.01.00", "(030) 12.12.12") a
+    # date-shaped group is the rest of a phone number. A run that opens with a date is no phone number:
+    # "(2026-12-06)" and "(2026-12-01 - 2026-12-06)" stay dates, and so does "(3.11.7 2026-12-06)".
     prefixed = run[0] in "+\uff0b(\uff08"
     for n, group in enumerate(groups):
         if group.start() < pos:
@@ -327,7 +328,7 @@ def _number(run: str, replace: Callable[[str], str]) -> str:
             date = _DATE.match(run, start)
             ip = _IPV4.match(run, start)
             for kind, match in (("date", date), ("ip", ip)):
-                if match is None or (kind == "date" and prefixed and n > 0):
+                if match is None or (kind == "date" and prefixed and n > 0 and _phone_prefix(run, start)):
                     continue
                 end = match.end()
                 if end < len(run) and not run[end].isspace() and not (kind == "ip" and run[end] == "/"):
@@ -344,6 +345,8 @@ def _number(run: str, replace: Callable[[str], str]) -> str:
         else:
             pieces.append(found)
             pos = found[1]
+            if n == 0:
+                prefixed = False
     ips = any(kind == "ip" for _start, _end, kind in pieces)
     if other >= MIN_DIGITS or (ips and other):  # "+1 10.00.00.00" is a phone number, not an address
         return replace(_classify(run))
@@ -354,6 +357,12 @@ def _number(run: str, replace: Callable[[str], str]) -> str:
             done = end
     out.append(run[done:])
     return "".join(out)
+
+
+def _phone_prefix(run: str, start: int) -> bool:
+    """Whether what comes before `start` in the run reads as a phone number's prefix: it opens with "+",
+    or with a bracket closed before `start` (an area code)."""
+    return run[0] in "+\uff0b" or ")" in run[1:start] or "\uff09" in run[1:start]
 
 
 def _luhn(digits: str) -> bool:

@@ -195,21 +195,25 @@ def record_keyed_feedback(
 def record_feedback_group(
     conn: psycopg.Connection, entries: Sequence[tuple[FeedbackIn, str | None]], *, commit: bool = True
 ) -> list[dict[str, Any] | None]:
-    """Store events (each with its idempotency key or None) in one round trip: the keys' locks, one insert
-    of all rows, and with `commit` the COMMIT (else the transaction stays open for more). Returns each entry's new row, or None
-    where nothing was stored (unknown trace, key stored before, key of a stored batch): record_feedback or
-    record_keyed_feedback then tells which. No two entries may share a key."""
+    """Store events (each with its idempotency key or None) in one round trip: the keys' locks (where free at
+    once), one insert of all rows, and with `commit` the COMMIT (else the transaction stays open for more).
+    Returns each entry's new row, or None where nothing was stored (unknown trace, key stored before, key of
+    a stored batch, key locked by another transaction): record_feedback or record_keyed_feedback then tells
+    which. No two entries may share a key."""
     params = [{**_feedback_params(item, key), "ord": n} for n, (item, key) in enumerate(entries)]
-    keys = [p["idempotency_key"] for p in params if p["idempotency_key"] is not None]
-    if len(set(keys)) != len(keys):
+    keyed = [p for p in params if p["idempotency_key"] is not None]
+    if len({p["idempotency_key"] for p in keyed}) != len(keyed):
         raise ValueError("record_feedback_group: two entries share an idempotency key")
     with conn.pipeline():
-        # Many requests wait for this one transaction: a lock held elsewhere for long (a batch under one
-        # of the keys, its COPY holding an item's key) fails the group at once instead, and its events
-        # are written one by one, each waiting alone.
+        # Many requests wait for this one transaction: it never waits for a key's lock (an entry whose key
+        # is busy is left out, and written alone), and any other lock wait (an uncommitted row under the
+        # same key, from a batch's COPY) fails it after a short while, and its events are written alone.
         conn.execute(queries.sql("store/group_lock_timeout"))
-        if keys:
-            db.transaction_locks(conn, [_idempotency_lock(key) for key in keys])
+        if keyed:
+            locks = [_idempotency_lock(p["idempotency_key"]) for p in keyed]
+            conn.execute(
+                queries.sql("store/try_key_locks"), {"keys": locks, "ords": [p["ord"] for p in keyed]}
+            )
         inserted = conn.execute(
             queries.sql("store/insert_feedback_group"), {"rows": pydantic_core.to_json(params).decode()}
         )
