@@ -30,6 +30,15 @@ from ..support.tcp_proxy import TcpProxy
 pytestmark = pytest.mark.integration
 
 
+def _toy_traces(conn, n: int) -> list[uuid.UUID]:
+    """`n` logged predictions of a registered toy model v1, committed."""
+    register_toy(conn)
+    conn.commit()
+    traces = make_predictions(conn, "toy", 1, n)
+    conn.commit()
+    return traces
+
+
 def _all_at_once(threads: list[threading.Thread]) -> None:
     """Start the threads (each waits on a shared barrier) and wait for all of them."""
     for thread in threads:
@@ -64,10 +73,7 @@ def test_batch_hash_equals_the_store_request_hash(values):
 
 
 def test_a_single_event_retried_inside_a_batch_is_recognised(conn):
-    register_toy(conn)
-    conn.commit()
-    trace = make_predictions(conn, "toy", 1, 1)[0]
-    conn.commit()
+    trace = _toy_traces(conn, 1)[0]
     service = FeedbackService(CONFIG)
     try:
         body = FeedbackBody(
@@ -97,10 +103,7 @@ def _concurrent_single_events(service: FeedbackService, bodies: list[FeedbackBod
 
 
 def test_concurrent_single_events_share_commits_and_each_gets_its_own_answer_and_effects(conn):
-    register_toy(conn)
-    conn.commit()
-    traces = make_predictions(conn, "toy", 1, 40)
-    conn.commit()
+    traces = _toy_traces(conn, 40)
     bodies = [
         FeedbackBody(trace_id=t, kind="rating", rating=4 + n % 2, comment=f"n{n}", client_event_id=f"e-{n}")
         for n, t in enumerate(traces)
@@ -162,10 +165,7 @@ def test_concurrent_single_events_share_commits_and_each_gets_its_own_answer_and
 
 
 def test_an_event_whose_key_is_locked_elsewhere_waits_alone_and_never_holds_up_the_others(conn, db_url):
-    register_toy(conn)
-    conn.commit()
-    traces = make_predictions(conn, "toy", 1, 3)
-    conn.commit()
+    traces = _toy_traces(conn, 3)
     service = FeedbackService(CONFIG)
     outcome: list[object] = []
     try:
@@ -196,10 +196,7 @@ def test_an_event_whose_key_is_locked_elsewhere_waits_alone_and_never_holds_up_t
 
 
 def test_an_event_waiting_on_an_uncommitted_row_under_its_key_is_written_alone(conn, db_url):
-    register_toy(conn)
-    conn.commit()
-    traces = make_predictions(conn, "toy", 1, 2)
-    conn.commit()
+    traces = _toy_traces(conn, 2)
     body = FeedbackBody(trace_id=traces[0], kind="thumbs_up", client_event_id="k-copying")
     service = FeedbackService(CONFIG)
     outcome: list[object] = []
@@ -221,10 +218,7 @@ def test_an_event_waiting_on_an_uncommitted_row_under_its_key_is_written_alone(c
 
 
 def test_a_group_whose_triage_fails_is_written_one_by_one(conn, monkeypatch):
-    register_toy(conn)
-    conn.commit()
-    traces = make_predictions(conn, "toy", 1, 4)
-    conn.commit()
+    traces = _toy_traces(conn, 4)
     service = FeedbackService(CONFIG)
     real, failures = service._after_group_write, []
 
@@ -248,7 +242,7 @@ def test_a_group_whose_triage_fails_is_written_one_by_one(conn, monkeypatch):
 
 
 def test_a_group_the_database_refuses_is_written_one_by_one(conn):
-    register_toy(conn)
+    traces = _toy_traces(conn, 12)
     # A real refusal of the group's statement only: events written one by one pass.
     conn.execute(
         """CREATE FUNCTION refuse_groups() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -264,8 +258,6 @@ def test_a_group_the_database_refuses_is_written_one_by_one(conn):
     )
     conn.commit()
     try:
-        traces = make_predictions(conn, "toy", 1, 12)
-        conn.commit()
         bodies = [
             FeedbackBody(trace_id=t, kind="thumbs_up", client_event_id=f"e-{n}") for n, t in enumerate(traces)
         ]
@@ -286,10 +278,7 @@ def test_a_group_the_database_refuses_is_written_one_by_one(conn):
 @pytest.mark.parametrize("head", [1000, 8], ids=["one model look-up", "two model look-ups"])
 def test_concurrent_copies_of_one_batch_store_each_item_once(conn, head, monkeypatch):
     monkeypatch.setattr(service_module, "MODEL_LOOKUP_HEAD", head)  # 50 items: more than twice 8
-    register_toy(conn)
-    conn.commit()
-    traces = make_predictions(conn, "toy", 1, 50)
-    conn.commit()
+    traces = _toy_traces(conn, 50)
     items = [
         FeedbackBody(trace_id=t, kind="thumbs_up", client_event_id=f"c-{i}") for i, t in enumerate(traces)
     ]
@@ -558,10 +547,7 @@ def test_a_refused_batch_leaves_no_look_up_waiting(conn, monkeypatch):
     """The rest's ids are reserved after the head's; a batch refused before that must still let the
     helper that looks up the rest finish (else it would hold a look-up thread for good)."""
     monkeypatch.setattr(service_module, "MODEL_LOOKUP_HEAD", 4)
-    register_toy(conn)
-    conn.commit()
-    traces = make_predictions(conn, "toy", 1, 12)
-    conn.commit()
+    traces = _toy_traces(conn, 12)
     items = [FeedbackBody(trace_id=t, kind="thumbs_up") for t in traces]
     items[5] = FeedbackBody(trace_id=traces[5], kind="correction")  # no label: 422 before any look-up ends
     service = FeedbackService(CONFIG)

@@ -121,11 +121,8 @@ class GroupCommit(Generic[Item, Outcome]):
                 raise RuntimeError(f"group write returned {len(outcomes)} outcomes for {len(group)} items")
         except BaseException as exc:  # every submitter of the group hears of it; the writer goes on
             # An awaiting request cannot be handed StopIteration (asyncio refuses it) or an interrupt.
-            failure = (
-                exc
-                if type(exc) is not StopIteration and isinstance(exc, Exception)
-                else (RuntimeError(f"the group write failed: {exc!r}"))
-            )
+            plain = isinstance(exc, Exception) and type(exc) is not StopIteration
+            failure = exc if plain else RuntimeError(f"the group write failed: {exc!r}")
         finally:
             for n, (_, future) in enumerate(group):
                 if failure is not None:

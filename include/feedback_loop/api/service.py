@@ -356,15 +356,15 @@ class FeedbackService:
         event's version gets one negative-rate check over the group's rows; an urgent event its own
         notification); the COMMIT goes with the insert when there are none. An event whose key an earlier
         one in the group holds (a client's retry racing its first attempt) is written on its own
-        afterwards, and so is every event of a group PostgreSQL refused (a deadlock, a check): its
-        transaction was rolled back, and alone each one gets its own answer. When the connection broke,
-        whether the COMMIT arrived is unknown, so the error reaches every request (503), as it would one
-        written alone."""
+        afterwards, and so is every event of a group that failed before its COMMIT (a refusal, a lock
+        timeout, an error in triage): its transaction was rolled back, and alone each one gets its own
+        answer. When the connection broke, whether the COMMIT arrived is unknown, so the error reaches
+        every request (503), as it would one written alone."""
         keys: set[str] = set()
-        entries: list[tuple[store.FeedbackIn, str | None]] = []
-        place: list[int | None] = []
+        entries: list[PreparedEvent] = []
+        place: list[int | None] = []  # each event's place among the entries written; None: written alone
         for item, key in events:
-            if key is not None and key in keys:
+            if key in keys:
                 place.append(None)
                 continue
             if key is not None:
