@@ -1,12 +1,13 @@
 """Feedback ingest: the real API server against raw COPY, in one run.
 
-- single events: N concurrent clients POST /feedback (each with its own client_event_id) to a real
-  `feedback-loop api serve` process on 127.0.0.1; requests/s and p50/p99 latency;
+- single events: N concurrent clients (keep-alive connections of one lean asyncio client,
+  bench/_http_load.py) POST /feedback (each with its own client_event_id) to a real server on 127.0.0.1;
+  requests/s, p50/p99 latency, and the CPU per event of the server, of PostgreSQL and of the client;
 - batch: POST /feedback/batch with B items per request (one transaction, COPY straight into `feedback`);
   rows/s;
 - ceiling: raw COPY of the same rows straight into the feedback table; rows/s;
 - open loop: single events sent at fixed rates (BENCH_INGEST_RATES, 100 to 1,000/s, BENCH_INGEST_OPEN_SECONDS
-  each), latency counted from each request's due time (bench/_open_loop.py), and the rate where p99 passes
+  each), latency counted from each request's due time (bench/_http_load.py), and the rate where p99 passes
   20 ms; beside it PostgreSQL's own rate of single-row autocommit INSERTs on one connection, same run;
 - Airflow's ceiling (plugin mode): the same single events, closed and open loop, against a no-op plugin
   route on the same api-server (the same token check, the body parsed, 201, no database), so what Airflow's
@@ -34,18 +35,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from bench import _open_loop as _open_loop_client
-from bench import _proc
+from bench import _http_load, _proc
 
 
 def _setting(name: str, default: int) -> int:
@@ -241,28 +239,12 @@ def _single_events(
 ) -> tuple[float, list[float]]:
     """(wall seconds, per-request latencies) for all bodies sent by `clients` keep-alive connections."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    local = threading.local()
-    failures: list[str] = []
-
-    def send(body: bytes) -> float:
-        if not hasattr(local, "connection"):
-            local.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        started = time.perf_counter()
-        local.connection.request("POST", f"{prefix}/feedback", body=body, headers=headers)
-        response = local.connection.getresponse()
-        response.read()
-        elapsed = time.perf_counter() - started
-        if response.status != 201:
-            failures.append(f"HTTP {response.status}")
-        return elapsed
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        latencies = list(pool.map(send, bodies))
-    wall = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"{len(failures)} single-event requests failed, e.g. {failures[0]}")
-    return wall, latencies
+    path = f"{prefix}/feedback"
+    requests = [_http_load.request_bytes("127.0.0.1", port, path, headers, body) for body in bodies]
+    result = _http_load.closed("127.0.0.1", port, requests, clients)
+    if result.failures:
+        raise RuntimeError(f"{result.failures} single-event requests failed, e.g. {result.first_failure}")
+    return result.wall, result.latencies
 
 
 def _batches(port: int, prefix: str, token: str, payloads: list[bytes], expected: int) -> float:
@@ -337,6 +319,11 @@ def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
         return len(rows) / (time.perf_counter() - started)
 
 
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def _postmaster_pid(url: str) -> int | None:
     """The PostgreSQL server's main process when it runs on this machine and /proc shows it (the parent of
     this connection's backend); None otherwise."""
@@ -370,7 +357,7 @@ def _measured_ms(metric: str, seconds: float | None, unit: str) -> list[dict[str
 
 def _open_loop(
     port: int, prefix: str, token: str, traces: list[uuid.UUID], rates: list[int], seconds: float, tag: str
-) -> list[_open_loop_client.Result]:
+) -> list[_http_load.Result]:
     """Single events at each offered rate in turn (`seconds` each); stops raising the rate once the server
     is saturated (it answers at less than 80 % of the offered rate, or p99 passes 2 s)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -378,13 +365,13 @@ def _open_loop(
     for rate in rates:
         count = max(50, int(rate * seconds))
         requests = [
-            _open_loop_client.request_bytes(
+            _http_load.request_bytes(
                 "127.0.0.1", port, f"{prefix}/feedback", headers,
                 json.dumps(_event(i, traces[i % len(traces)], f"{tag}-open{rate}")).encode(),
             )
             for i in range(count)
         ]  # fmt: skip
-        result = _open_loop_client.run("127.0.0.1", port, requests, rate)
+        result = _http_load.run("127.0.0.1", port, requests, rate)
         if result.failures:
             raise RuntimeError(f"{result.failures} open-loop requests failed, e.g. {result.first_failure}")
         _log(
@@ -432,7 +419,7 @@ def _probe(port: int, path: str) -> bool:
         return False
 
 
-def _open_loop_rows(results: list[_open_loop_client.Result], tag: str = "") -> list[dict[str, Any]]:
+def _open_loop_rows(results: list[_http_load.Result], tag: str = "") -> list[dict[str, Any]]:
     rows = []
     for result in results:
         rate = int(result.rate)
@@ -441,7 +428,7 @@ def _open_loop_rows(results: list[_open_loop_client.Result], tag: str = "") -> l
         )
         rows.append({"metric": f"{tag}open_loop_{rate}_per_s_p50", "value": result.p50_ms, "unit": "ms"})
         rows.append({"metric": f"{tag}open_loop_{rate}_per_s_p99", "value": result.p99_ms, "unit": "ms"})
-    crossing = _open_loop_client.crossing(results, 20.0)
+    crossing = _http_load.crossing(results, 20.0)
     if crossing is None:
         unit = f"req/s (p99 stayed under 20 ms up to {int(results[-1].rate)}/s)"
     elif results[0].p99_ms > 20.0:
@@ -507,8 +494,10 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
                 _log(f"{n_single} single events with {clients} concurrent clients")
                 postmaster = _postmaster_pid(url)
                 cpu_before, pg_before = _proc.cpu_seconds(pid), _postgres_cpu(postmaster)
+                client_before = _own_cpu()
                 wall, latencies = _single_events(port, prefix, token, single, clients)
                 cpu_per_event = (_proc.cpu_seconds(pid) - cpu_before) / n_single
+                client_per_event = (_own_cpu() - client_before) / n_single
                 pg_per_event = _per_event(pg_before, _postgres_cpu(postmaster), n_single)
                 if pg_per_event is not None:
                     _log(f"PostgreSQL's own CPU per single event: {pg_per_event * 1000:.2f} ms")
@@ -544,6 +533,11 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
         {"metric": f"single_event_requests_per_s_{clients}_clients", "value": single_rps, "unit": "req/s"},
         {"metric": "single_event_latency_p50", "value": quantiles[49] * 1000, "unit": "ms"},
         {"metric": "single_event_server_cpu", "value": cpu_per_event * 1000, "unit": "ms per event"},
+        {
+            "metric": "single_event_client_cpu",
+            "value": client_per_event * 1000,
+            "unit": "ms per event (the load generator's own, on the same cores)",
+        },
         *_measured_ms(
             "single_event_postgres_cpu",
             pg_per_event,

@@ -1,4 +1,5 @@
-"""The open-loop load generator of bench/ingest.py: latency counts queueing from each request's due time."""
+"""The load generators of bench/ingest.py: open loop (latency counts queueing from each request's due
+time) and closed loop."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ import threading
 
 import pytest
 
-from bench import _open_loop as open_loop
+from bench import _http_load as load
 
 pytestmark = pytest.mark.unit
 
 
-def result(rate: float, p99: float) -> open_loop.Result:
-    return open_loop.Result(rate, 100, rate, p99 / 2, p99, 0, None)
+def result(rate: float, p99: float) -> load.Result:
+    return load.Result(rate, 100, rate, p99 / 2, p99, 0, None)
 
 
 def test_crossing_interpolates_between_the_last_rate_under_the_limit_and_the_first_over_it():
     results = [result(100, 10), result(200, 15), result(300, 35)]
-    assert open_loop.crossing(results, 20) == pytest.approx(225)
-    assert open_loop.crossing(results, 50) is None
-    assert open_loop.crossing([result(100, 30)], 20) == 100
+    assert load.crossing(results, 20) == pytest.approx(225)
+    assert load.crossing(results, 50) is None
+    assert load.crossing([result(100, 30)], 20) == 100
 
 
 class SlowServer:
@@ -65,12 +66,29 @@ def test_a_server_slower_than_the_offered_rate_shows_growing_queueing_in_the_lat
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     assert server.ready.wait(5)
-    requests = [open_loop.request_bytes("127.0.0.1", server.port, "/x", {}, b"{}") for _ in range(40)]
-    slow = open_loop.run("127.0.0.1", server.port, requests, rate=200, connections=8)
+    requests = [load.request_bytes("127.0.0.1", server.port, "/x", {}, b"{}") for _ in range(40)]
+    slow = load.run("127.0.0.1", server.port, requests, rate=200, connections=8)
     # 40 requests due within 0.2 s, served one per 20 ms: the last waits ~0.8 s from its due time.
     assert slow.failures == 0
     assert slow.achieved < 60
     assert slow.p99_ms > 500
-    easy = open_loop.run("127.0.0.1", server.port, requests[:10], rate=20, connections=8)
+    easy = load.run("127.0.0.1", server.port, requests[:10], rate=20, connections=8)
     assert easy.p99_ms < 200
     assert easy.achieved == pytest.approx(20, rel=0.35)
+
+
+def test_the_closed_loop_sends_each_request_once_and_waits_for_each_answer():
+    server = SlowServer(delay=0.02)  # one request at a time: 10 requests take 0.2 s, however many clients
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    assert server.ready.wait(5)
+    requests = [load.request_bytes("127.0.0.1", server.port, "/x", {}, b"{}") for _ in range(10)]
+    result = load.closed("127.0.0.1", server.port, requests, connections=4)
+    assert result.failures == 0
+    assert len(result.latencies) == 10
+    assert result.wall >= 0.18
+    # Four clients queue behind one another at the server: the later answers waited for the earlier ones.
+    assert max(result.latencies) >= 0.05
+    refused = load.closed("127.0.0.1", server.port, requests[:3], connections=2, expect=200)
+    assert refused.failures == 3
+    assert refused.first_failure == "HTTP 201"
