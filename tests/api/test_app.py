@@ -862,6 +862,25 @@ def test_urgent_feedback_is_delivered_to_the_webhook_after_the_commit(api, conn,
     assert row == {"topic": "urgent_feedback", "status": "delivered", "attempts": 1}
 
 
+def test_urgent_feedback_without_a_webhook_waits_in_the_outbox_and_no_delivery_reads_it(
+    api, conn, traces, monkeypatch
+):
+    """With no webhook configured a delivery would only read the row to leave it pending: none is queued,
+    and deliver-pending posts it once a webhook is set (test_deliver_pending_command_retries_the_outbox)."""
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    service = plugin_service(api)
+    attempted: list[int] = []
+    monkeypatch.setattr(service, "_deliver", attempted.append)
+    response = post(
+        api, {"trace_id": str(traces[3]), "kind": "rating", "rating": 1, "comment": "totally wrong digit"}
+    )
+    assert response.status_code == 201
+    assert service.wait_for_deliveries(5)
+    assert attempted == []
+    row = conn.execute("SELECT topic, status, attempts FROM notifications").fetchone()
+    assert row == {"topic": "urgent_feedback", "status": "pending", "attempts": 0}
+
+
 # ---- reads -------------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from feedback_loop.adapters import airflow_connection, airflow_users
 from feedback_loop.adapters.airflow_fab import FEEDBACK_RESOURCE
@@ -44,8 +45,7 @@ def feedback_access(method: str) -> Callable[..., Any]:
     """A FastAPI dependency: 403 unless the auth manager lets the request's user `method` the feedback API."""
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
-
-    known_user = airflow_users.known_user_dependency()
+    from airflow.api_fastapi.core_api.security import bearer_scheme, oauth2_scheme
 
     def check(user: Any) -> None:
         manager = get_auth_manager()
@@ -61,15 +61,24 @@ def feedback_access(method: str) -> Callable[..., Any]:
         # FAB reads a user's permissions through SQLAlchemy, which may query the metadata DB; other auth
         # managers may ask a remote service. That must not block the event loop: FastAPI runs a plain
         # function in a worker thread.
+        known_user = airflow_users.known_user_dependency()
+
         def access(user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
             check(user)
 
         return access
 
+    known_user = airflow_users.known_user_resolver()
+
     # The simple auth manager answers from the token's claims: a plain check, run on the event loop
-    # without a thread hand-off per request (docs/benchmarks.md, "Single events").
-    async def access_without_io(user: Any = Depends(known_user)) -> None:  # noqa: B008 - FastAPI's idiom
-        check(user)
+    # without a thread hand-off per request, in the same dependency that resolves the user (FastAPI
+    # solves each nested level on every request; docs/benchmarks.md, "Single events").
+    async def access_without_io(
+        request: Request,
+        oauth_token: str | None = Depends(oauth2_scheme),  # noqa: B008 - FastAPI's idiom
+        bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
+    ) -> None:
+        check(await known_user(request, oauth_token, bearer))
 
     return access_without_io
 

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Depends, Request
@@ -71,23 +71,21 @@ def _expiry(token: str) -> float:
     return float(claims["exp"])
 
 
-def user_dependency(tokens: RecentTokens | None = None) -> Callable[..., Any]:
-    """A FastAPI dependency doing what Airflow's `get_user` does (same 401/403 on missing, invalid,
-    expired or revoked tokens), remembering each bearer token's user as the module docstring says."""
-    from airflow.api_fastapi.core_api.security import (
-        bearer_scheme,
-        get_user,
-        oauth2_scheme,
-        resolve_user_from_token,
-    )
+UserResolver = Callable[[Request, str | None, HTTPAuthorizationCredentials | None], Awaitable[Any]]
+
+
+def user_resolver(tokens: RecentTokens | None = None) -> UserResolver:
+    """What Airflow's `get_user` does (same 401/403 on missing, invalid, expired or revoked tokens), as a
+    plain coroutine function of the request and its two security schemes' credentials, remembering each
+    bearer token's user as the module docstring says. Plain, not a FastAPI dependency, so an access check
+    can call it inside its own dependency: FastAPI solves each level of nested dependencies on every
+    request (docs/benchmarks.md, "Single events")."""
+    from airflow.api_fastapi.core_api.security import get_user, resolve_user_from_token
 
     recent = tokens or RecentTokens()
 
-    # The same two security dependencies as Airflow's get_user, so the OpenAPI document stays the same.
     async def user(
-        request: Request,
-        oauth_token: str | None = Depends(oauth2_scheme),  # noqa: B008 - FastAPI's idiom
-        bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
+        request: Request, oauth_token: str | None, bearer: HTTPAuthorizationCredentials | None
     ) -> Any:
         if bearer is None or bearer.scheme.lower() != "bearer":
             return await get_user(request, oauth_token, bearer)
@@ -101,3 +99,23 @@ def user_dependency(tokens: RecentTokens | None = None) -> Callable[..., Any]:
         return resolved
 
     return user
+
+
+def with_credentials(resolve: UserResolver) -> Callable[..., Awaitable[Any]]:
+    """A FastAPI dependency calling `resolve` with the credentials of Airflow's two security schemes (the
+    same ones as Airflow's get_user, so the OpenAPI document names the same schemes)."""
+    from airflow.api_fastapi.core_api.security import bearer_scheme, oauth2_scheme
+
+    async def user(
+        request: Request,
+        oauth_token: str | None = Depends(oauth2_scheme),  # noqa: B008 - FastAPI's idiom
+        bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
+    ) -> Any:
+        return await resolve(request, oauth_token, bearer)
+
+    return user
+
+
+def user_dependency(tokens: RecentTokens | None = None) -> Callable[..., Awaitable[Any]]:
+    """A FastAPI dependency: the request's Airflow user (`user_resolver`)."""
+    return with_credentials(user_resolver(tokens))

@@ -14,7 +14,10 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import Depends, HTTPException
+from fastapi import HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from feedback_loop.adapters.airflow_tokens import UserResolver
 
 
 def unknown_role(user: Any) -> str | None:
@@ -33,22 +36,21 @@ def unknown_role(user: Any) -> str | None:
     return str(role)
 
 
-def known_user_dependency() -> Callable[..., Any]:
-    """A FastAPI dependency: Airflow's `get_user` (401/403 for missing, invalid or expired tokens; each
-    bearer token's user remembered for a few seconds, adapters.airflow_tokens), and 403 for a user whose
-    role Airflow does not know."""
+def known_user_resolver() -> UserResolver:
+    """Airflow's `get_user` (401/403 for missing, invalid or expired tokens; each bearer token's user
+    remembered for a few seconds, adapters.airflow_tokens), and 403 for a user whose role Airflow does not
+    know; a plain coroutine function, for access checks that resolve the user inside their own dependency."""
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManagerRole
 
-    from feedback_loop.adapters.airflow_tokens import user_dependency
+    from feedback_loop.adapters.airflow_tokens import user_resolver
 
-    get_user = user_dependency()
+    get_user = user_resolver()
     roles = ", ".join(sorted(r.lower() for r in SimpleAuthManagerRole.__members__))
 
-    # Depends() as a default, not the GetUserDep annotation: annotations are strings in this module and
-    # FastAPI resolves them in module globals, where Airflow's names are not imported. Async: it only
-    # looks at the user, and FastAPI would hand a plain function to a worker thread and back, on every
-    # request (docs/benchmarks.md, "Single events").
-    async def known_user(user: Any = Depends(get_user)) -> Any:  # noqa: B008 - FastAPI's idiom
+    async def known_user(
+        request: Request, oauth_token: str | None, bearer: HTTPAuthorizationCredentials | None
+    ) -> Any:
+        user = await get_user(request, oauth_token, bearer)
         role = unknown_role(user)
         if role is not None:
             reason = f"the token's role {role!r} is not a role of Airflow's auth manager ({roles})"
@@ -56,6 +58,15 @@ def known_user_dependency() -> Callable[..., Any]:
         return user
 
     return known_user
+
+
+def known_user_dependency() -> Callable[..., Any]:
+    """A FastAPI dependency: the request's user (`known_user_resolver`). Async: it only looks at the
+    token's user, and FastAPI would hand a plain function to a worker thread and back, on every request
+    (docs/benchmarks.md, "Single events")."""
+    from feedback_loop.adapters.airflow_tokens import with_credentials
+
+    return with_credentials(known_user_resolver())
 
 
 # FAB's auth manager and the package's (adapters.airflow_fab_manager), by the path `[core] auth_manager` names.

@@ -730,6 +730,10 @@ class FeedbackService:
     # ---- delivery (after commit, off the request path) --------------------------------------------
 
     def _schedule(self, notification_ids: Iterable[int]) -> None:
+        if notify.webhook_url(self.settings.notify) is None:
+            # Nothing to post to: each delivery would read its row only to leave it pending. They wait in
+            # the outbox, which `feedback-loop api deliver-pending` empties once a webhook is set.
+            return
         for notification_id in notification_ids:
             with self._queued_lock:
                 if self._queued >= MAX_QUEUED_DELIVERIES:
