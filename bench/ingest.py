@@ -301,9 +301,13 @@ def _copy_rows(events: list[dict[str, Any]], prefix: str) -> list[tuple[Any, ...
     return rows
 
 
-def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
+def _single_row_inserts(
+    url: str, rows: list[tuple[Any, ...]], postmaster: int | None
+) -> tuple[float, float | None]:
     """PostgreSQL's own single-row rate: one autocommit INSERT per row on one connection, rows per second
-    (the figure issue 18 compares single events with; no HTTP, no checks, no look-up of the prediction)."""
+    (the figure issue 18 compares single events with; no HTTP, no checks, no look-up of the prediction),
+    and PostgreSQL's CPU seconds per row. The CPU is read while the connection is open: its backend exits
+    with it, and until the postmaster has reaped it its CPU is counted nowhere (a run read 0)."""
     from feedback_loop.core import db
 
     statement = (
@@ -313,10 +317,12 @@ def _single_row_inserts(url: str, rows: list[tuple[Any, ...]]) -> float:
     )
     with db.connect(url) as conn:
         conn.autocommit = True
+        pg_before = _postgres_cpu(postmaster)
         started = time.perf_counter()
         for row in rows:
             conn.execute(statement, row, prepare=True)
-        return len(rows) / (time.perf_counter() - started)
+        rate = len(rows) / (time.perf_counter() - started)
+        return rate, _per_event(pg_before, _postgres_cpu(postmaster), len(rows))
 
 
 def _own_cpu() -> float:
@@ -503,9 +509,7 @@ def _run_mode(mode: str) -> list[dict[str, Any]]:
                     _log(f"PostgreSQL's own CPU per single event: {pg_per_event * 1000:.2f} ms")
                 open_loop = _open_loop(port, prefix, token, traces, rates, seconds, mode)
                 insert_rows = _copy_rows([_event(i, traces[i], "x") for i in range(n_single)], "insert")
-                pg_before = _postgres_cpu(postmaster)
-                insert_rps = _single_row_inserts(url, insert_rows)
-                pg_per_insert = _per_event(pg_before, _postgres_cpu(postmaster), len(insert_rows))
+                insert_rps, pg_per_insert = _single_row_inserts(url, insert_rows, postmaster)
                 _log(f"PostgreSQL alone: {insert_rps:,.0f} single-row autocommit INSERTs/s")
                 warm_batch = [_event(i, traces[i], "warmbatch") for i in range(min(1000, batch_size))]
                 _batches(port, prefix, token, [json.dumps({"items": warm_batch}).encode()], len(warm_batch))
