@@ -867,16 +867,23 @@ def test_urgent_feedback_without_a_webhook_waits_in_the_outbox_and_no_delivery_r
 ):
     """With no webhook configured a delivery would only read the row to leave it pending: none is queued,
     and deliver-pending posts it once a webhook is set (test_deliver_pending_command_retries_the_outbox)."""
+    from feedback_loop.core import notify
+
     monkeypatch.delenv(WEBHOOK_ENV, raising=False)
-    service = plugin_service(api)
-    attempted: list[int] = []
-    monkeypatch.setattr(service, "_deliver", attempted.append)
+    read: list[int] = []
+    real_stored = notify.stored
+
+    def stored(connection, notification_id):
+        read.append(notification_id)
+        return real_stored(connection, notification_id)
+
+    monkeypatch.setattr(notify, "stored", stored)
     response = post(
         api, {"trace_id": str(traces[3]), "kind": "rating", "rating": 1, "comment": "totally wrong digit"}
     )
     assert response.status_code == 201
-    assert service.wait_for_deliveries(5)
-    assert attempted == []
+    assert plugin_service(api).wait_for_deliveries(5)
+    assert read == []
     row = conn.execute("SELECT topic, status, attempts FROM notifications").fetchone()
     assert row == {"topic": "urgent_feedback", "status": "pending", "attempts": 0}
 

@@ -68,7 +68,7 @@ def feedback_access(method: str) -> Callable[..., Any]:
 
         return access
 
-    known_user = airflow_users.known_user_resolver()
+    resolve_known_user = airflow_users.known_user_resolver()
 
     # The simple auth manager answers from the token's claims: a plain check, run on the event loop
     # without a thread hand-off per request, in the same dependency that resolves the user (FastAPI
@@ -78,7 +78,7 @@ def feedback_access(method: str) -> Callable[..., Any]:
         oauth_token: str | None = Depends(oauth2_scheme),  # noqa: B008 - FastAPI's idiom
         bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # noqa: B008
     ) -> None:
-        check(await known_user(request, oauth_token, bearer))
+        check(await resolve_known_user(request, oauth_token, bearer))
 
     return access_without_io
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -71,7 +71,7 @@ def _expiry(token: str) -> float:
     return float(claims["exp"])
 
 
-UserResolver = Callable[[Request, str | None, HTTPAuthorizationCredentials | None], Awaitable[Any]]
+UserResolver: TypeAlias = Callable[[Request, str | None, HTTPAuthorizationCredentials | None], Awaitable[Any]]
 
 
 def user_resolver(tokens: RecentTokens | None = None) -> UserResolver:
@@ -106,6 +106,8 @@ def with_credentials(resolve: UserResolver) -> Callable[..., Awaitable[Any]]:
     same ones as Airflow's get_user, so the OpenAPI document names the same schemes)."""
     from airflow.api_fastapi.core_api.security import bearer_scheme, oauth2_scheme
 
+    # Depends() as a default, not Airflow's annotated aliases: annotations are strings in this module and
+    # FastAPI resolves them in module globals, where Airflow's names are not imported.
     async def user(
         request: Request,
         oauth_token: str | None = Depends(oauth2_scheme),  # noqa: B008 - FastAPI's idiom

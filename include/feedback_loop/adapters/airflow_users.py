@@ -11,13 +11,13 @@ Also: who answered a review, as the package names reviewers under any auth manag
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
-from feedback_loop.adapters.airflow_tokens import UserResolver
+from feedback_loop.adapters.airflow_tokens import UserResolver, user_resolver, with_credentials
 
 
 def unknown_role(user: Any) -> str | None:
@@ -42,8 +42,6 @@ def known_user_resolver() -> UserResolver:
     know; a plain coroutine function, for access checks that resolve the user inside their own dependency."""
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManagerRole
 
-    from feedback_loop.adapters.airflow_tokens import user_resolver
-
     get_user = user_resolver()
     roles = ", ".join(sorted(r.lower() for r in SimpleAuthManagerRole.__members__))
 
@@ -60,12 +58,10 @@ def known_user_resolver() -> UserResolver:
     return known_user
 
 
-def known_user_dependency() -> Callable[..., Any]:
+def known_user_dependency() -> Callable[..., Awaitable[Any]]:
     """A FastAPI dependency: the request's user (`known_user_resolver`). Async: it only looks at the
     token's user, and FastAPI would hand a plain function to a worker thread and back, on every request
     (docs/benchmarks.md, "Single events")."""
-    from feedback_loop.adapters.airflow_tokens import with_credentials
-
     return with_credentials(known_user_resolver())
 
 
