@@ -193,10 +193,36 @@ def webhook(monkeypatch):
     server.shutdown()
 
 
+# The params a run leaves to the configuration, sent as None: Airflow resolves a run's conf into the Param
+# objects of the DAG its in-process tasks run (Param.resolve sets .value), so an earlier test's
+# `confidence_threshold: 1.0` (tests/e2e) would otherwise become this process's default. Both guards
+# below keep these tests independent of the order they run in (`make test` runs them before tests/e2e).
+CONFIGURED = {"confidence_threshold": None, "review_budget": None}
+
+
+def end_reviews_other_tests_left() -> None:
+    """Review tasks of this DAG that an earlier test left waiting in the session's Airflow DB would be
+    counted and answered by this test's Reviewer: they are failed first, so a test sees only its own
+    run's reviews whatever ran before it."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import update
+
+    waiting = (TaskInstanceState.DEFERRED, TaskInstanceState.AWAITING_INPUT)
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == DAG_ID, TaskInstance.state.in_(waiting))
+            .values(state=TaskInstanceState.FAILED)
+        )
+
+
 def run_dag(dagbag, reviewer: Reviewer, **conf):
+    end_reviews_other_tests_left()
     reviewer.start()
     try:
-        return dagbag.dags[DAG_ID].test(run_conf={"model_name": "digits", **conf})
+        return dagbag.dags[DAG_ID].test(run_conf={"model_name": "digits", **CONFIGURED, **conf})
     finally:
         reviewer.stop.set()
         reviewer.join(timeout=30)
@@ -398,7 +424,9 @@ def test_confident_batch_runs_the_skip_branch_and_creates_no_review_task(airflow
     assert min(expected_confidences(conn, batch)) >= 0.8
     enqueue(conn, batch)
     reviewer = Reviewer(expected=0)
-    dag_run = run_dag(dagbag, reviewer)
+    # A budget under 20 asks no audit question (audit_share 0.05 of it, rounded down): with the
+    # configured 20, one confident prediction of the run would be audited, as designed.
+    dag_run = run_dag(dagbag, reviewer, review_budget=3)
     assert reviewer.error is None, reviewer.error
     assert reviewer.unexpected == 0
     assert dag_run.state == "success"
@@ -416,7 +444,7 @@ def test_confident_batch_runs_the_skip_branch_and_creates_no_review_task(airflow
 def test_unanswered_review_expires_through_the_scheduler_timeout(airflow_db, dagbag, conn, champion):
     enqueue(conn, [0.02, 3.0])
     reviewer = Reviewer(expected=1, timeout_instead=True)
-    dag_run = run_dag(dagbag, reviewer)
+    dag_run = run_dag(dagbag, reviewer, review_budget=3)  # no audit question (the test above)
     assert reviewer.error is None, reviewer.error
     assert reviewer.unexpected == 0
     assert dag_run.state == "success"
@@ -437,7 +465,9 @@ def test_tampered_champion_fails_the_run_and_logs_nothing(airflow_db, dagbag, co
     with champion.artifact_path.open("ab") as handle:
         handle.write(b"tampered")
     reviewer = Reviewer(expected=0)
-    dag_run = run_dag(dagbag, reviewer)
+    # A budget under 20 asks no audit question (audit_share 0.05 of it, rounded down): with the
+    # configured 20, one confident prediction of the run would be audited, as designed.
+    dag_run = run_dag(dagbag, reviewer, review_budget=3)
     assert reviewer.unexpected == 0
     assert dag_run.state == "failed"
     states = task_states(dag_run)

@@ -17,10 +17,12 @@ from feedback_loop.adapters import airflow_reviews
 from feedback_loop.inference import review
 
 from .test_feedback_inference import (
+    CONFIGURED,
     PENDING,
     Reviewer,
     api_client,
     bearer,
+    end_reviews_other_tests_left,
     enqueue,
     hitl_details,
     run_dag,
@@ -218,10 +220,11 @@ def test_answers_through_the_feedback_api_are_recorded_first_and_finish_their_ta
 ):
     enqueue(conn, LOW)
     reviewer = RouteReviewer(conn, expected=4)
+    end_reviews_other_tests_left()
     reviewer.start()
     try:
         dag_run = dagbag.dags["feedback_inference"].test(
-            run_conf={"model_name": "digits", "review_budget": 4}
+            run_conf={"model_name": "digits", **CONFIGURED, "review_budget": 4}
         )
     finally:
         reviewer.stop.set()
