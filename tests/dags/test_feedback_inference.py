@@ -198,6 +198,10 @@ def webhook(monkeypatch):
 # `confidence_threshold: 1.0` (tests/e2e) would otherwise become this process's default. Both guards
 # below keep these tests independent of the order they run in (`make test` runs them before tests/e2e).
 CONFIGURED = {"confidence_threshold": None, "review_budget": None}
+# A review budget under 20 asks no audit question (audit_share 0.05 of it, rounded down). With the
+# configured 20, one prediction of the run, confident or not, is audited as designed; a test that counts
+# its low-confidence tasks asks for this budget.
+NO_AUDIT = 3
 
 
 def end_reviews_other_tests_left() -> None:
@@ -405,7 +409,7 @@ def test_only_the_configured_reviewers_may_answer(airflow_db, dagbag, conn, cham
         return "alice", detail["options"][0], {"corrected_label": None, "comment": None}
 
     reviewer = Reviewer(expected=1, decide=decide, intruder="mallory", as_user="admin")
-    dag_run = run_dag(dagbag, reviewer)
+    dag_run = run_dag(dagbag, reviewer, review_budget=NO_AUDIT)
     assert reviewer.error is None, reviewer.error
     assert dag_run.state == "success"
     assert reviewer.pending[0]["assigned_users"] == [{"id": "alice", "name": "alice"}]
@@ -424,9 +428,7 @@ def test_confident_batch_runs_the_skip_branch_and_creates_no_review_task(airflow
     assert min(expected_confidences(conn, batch)) >= 0.8
     enqueue(conn, batch)
     reviewer = Reviewer(expected=0)
-    # A budget under 20 asks no audit question (audit_share 0.05 of it, rounded down): with the
-    # configured 20, one confident prediction of the run would be audited, as designed.
-    dag_run = run_dag(dagbag, reviewer, review_budget=3)
+    dag_run = run_dag(dagbag, reviewer, review_budget=NO_AUDIT)
     assert reviewer.error is None, reviewer.error
     assert reviewer.unexpected == 0
     assert dag_run.state == "success"
@@ -444,7 +446,7 @@ def test_confident_batch_runs_the_skip_branch_and_creates_no_review_task(airflow
 def test_unanswered_review_expires_through_the_scheduler_timeout(airflow_db, dagbag, conn, champion):
     enqueue(conn, [0.02, 3.0])
     reviewer = Reviewer(expected=1, timeout_instead=True)
-    dag_run = run_dag(dagbag, reviewer, review_budget=3)  # no audit question (the test above)
+    dag_run = run_dag(dagbag, reviewer, review_budget=NO_AUDIT)
     assert reviewer.error is None, reviewer.error
     assert reviewer.unexpected == 0
     assert dag_run.state == "success"
@@ -465,9 +467,7 @@ def test_tampered_champion_fails_the_run_and_logs_nothing(airflow_db, dagbag, co
     with champion.artifact_path.open("ab") as handle:
         handle.write(b"tampered")
     reviewer = Reviewer(expected=0)
-    # A budget under 20 asks no audit question (audit_share 0.05 of it, rounded down): with the
-    # configured 20, one confident prediction of the run would be audited, as designed.
-    dag_run = run_dag(dagbag, reviewer, review_budget=3)
+    dag_run = run_dag(dagbag, reviewer, review_budget=NO_AUDIT)
     assert reviewer.unexpected == 0
     assert dag_run.state == "failed"
     states = task_states(dag_run)

@@ -18,6 +18,7 @@ from feedback_loop.inference import review
 
 from .test_feedback_inference import (
     CONFIGURED,
+    NO_AUDIT,
     PENDING,
     Reviewer,
     api_client,
@@ -298,7 +299,7 @@ def test_the_answer_route_refuses_who_may_not_answer_and_what_is_not_an_answer(
         return "alice", label, {}
 
     reviewer = Reviewer(expected=1, decide=probe, as_user="admin")
-    dag_run = run_dag(dagbag, reviewer)
+    dag_run = run_dag(dagbag, reviewer, review_budget=NO_AUDIT)
     assert reviewer.error is None, reviewer.error
     assert dag_run.state == "success"
     assert outcomes["no token"] == 401
@@ -351,7 +352,7 @@ def test_an_answer_airflow_accepted_survives_a_review_task_that_runs_again(
                 conn.commit()
 
     reviewer = Watching(expected=1, decide=fail_then_answer)
-    dag_run = run_dag(dagbag, reviewer)
+    dag_run = run_dag(dagbag, reviewer, review_budget=NO_AUDIT)
     assert reviewer.error is None, reviewer.error
     assert [status for status, _ in reviewer.responses] == [200]
     assert recorded_before_200 == [1], "the answer must be recorded when Airflow answers 200"
