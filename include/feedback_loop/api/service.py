@@ -730,9 +730,11 @@ class FeedbackService:
     # ---- delivery (after commit, off the request path) --------------------------------------------
 
     def _schedule(self, notification_ids: Iterable[int]) -> None:
-        if notify.webhook_url(self.settings.notify) is None:
-            # Nothing to post to: each delivery would read its row only to leave it pending. They wait in
-            # the outbox, which `feedback-loop api deliver-pending` empties once a webhook is set.
+        notification_ids = list(notification_ids)
+        # The settings only when there is something to deliver: most writes have nothing, and each read of
+        # them stats the config file. With no webhook a delivery would only read its row to leave it
+        # pending: they wait in the outbox, which `feedback-loop api deliver-pending` empties once one is set.
+        if not notification_ids or notify.webhook_url(self.settings.notify) is None:
             return
         for notification_id in notification_ids:
             with self._queued_lock:
